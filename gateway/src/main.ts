@@ -1,1 +1,33 @@
-console.log("hello from main", process.argv.slice(2))
+import { Command, CommanderError } from 'commander';
+import { ConfigError, AdminError } from './errors.ts';
+import { registerDevicesCommand } from './cli/devices-command.ts';
+import { registerKeysCommand } from './cli/keys-command.ts';
+import { processIo } from './cli/io.ts';
+import { registerServeCommand } from './cli/serve-command.ts';
+
+/** Process wiring only: parse argv, run the command, turn known errors into exit code 2. */
+const program = new Command('gateway')
+  .description('CoAP gateway for constrained IoT devices: CBOR login, JWT access tokens, HTTP bridge')
+  .showHelpAfterError()
+  .exitOverride();
+registerServeCommand(program, processIo);
+registerDevicesCommand(program, processIo);
+registerKeysCommand(program, processIo);
+for (const command of program.commands) {
+  command.exitOverride();
+  for (const sub of command.commands) sub.exitOverride();
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? 0 : 2;
+  } else if (err instanceof ConfigError || err instanceof AdminError) {
+    processIo.err(`gateway: ${err.message}`);
+    process.exitCode = 2;
+  } else {
+    processIo.err(`gateway: unexpected error: ${(err as Error).stack ?? String(err)}`);
+    process.exitCode = 1;
+  }
+}

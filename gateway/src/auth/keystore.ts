@@ -1,0 +1,180 @@
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { chmod, mkdir, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import type { SigningAlg } from '../config/index.ts';
+import { AdminError } from '../errors.ts';
+import { readJsonIfExists, writeFileAtomic } from '../store/index.ts';
+
+export type KeyState = 'active' | 'verifying' | 'retired';
+
+/** What `keys.json` records of each key; private parts live in `<kid>.private.json`, mode 0600. */
+export interface KeyMetadata {
+  kid: string;
+  alg: SigningAlg;
+  state: KeyState;
+  createdAt: string;
+  /** Set when a key stops signing: its last token expires (plus leeway) by then. */
+  verifyUntil?: string;
+  retiredAt?: string;
+  publicJwk: JWK;
+}
+
+export interface SigningKey {
+  kid: string;
+  alg: SigningAlg;
+  privateKey: KeyObject;
+}
+
+export interface VerificationKey {
+  alg: SigningAlg;
+  publicKey: KeyObject;
+}
+
+export interface KeystoreOptions {
+  dir: string;
+  signingAlg: SigningAlg;
+  /** The longest a token signed now can live (access or refresh) plus the leeway. */
+  maxTokenLifetimeSec: number;
+  nowMs: () => number;
+}
+
+const INDEX_FILE = 'keys.json';
+
+/**
+ * The gateway's signing keys in the state directory. One key is active (signs); keys that
+ * signed before a rotation keep verifying until their last token has expired, then retire.
+ * Public keys are served as a JWKS; private keys never leave their 0600 files.
+ */
+export class Keystore {
+  readonly #options: KeystoreOptions;
+  #keys: KeyMetadata[] = [];
+  #verification = new Map<string, VerificationKey>();
+  #signing: SigningKey | undefined;
+
+  private constructor(options: KeystoreOptions) {
+    this.#options = options;
+  }
+
+  /** Opens the keystore; creates the first key when `createIfEmpty` and none exists yet. */
+  static async open(options: KeystoreOptions, createIfEmpty: boolean): Promise<Keystore> {
+    await mkdir(options.dir, { recursive: true, mode: 0o700 });
+    await chmod(options.dir, 0o700);
+    const keystore = new Keystore(options);
+    await keystore.reload();
+    if (createIfEmpty && keystore.#signing === undefined) await keystore.rotate(options.signingAlg);
+    return keystore;
+  }
+
+  get dir(): string {
+    return this.#options.dir;
+  }
+
+  /** Re-reads the keystore from disk (after a CLI change) and retires keys whose time is up. */
+  async reload(): Promise<void> {
+    const keys = ((await readJsonIfExists(join(this.#options.dir, INDEX_FILE))) as KeyMetadata[] | undefined) ?? [];
+    const verification = new Map<string, VerificationKey>();
+    let signing: SigningKey | undefined;
+    for (const key of keys) {
+      if (key.state === 'retired') continue;
+      verification.set(key.kid, { alg: key.alg, publicKey: createPublicKey({ key: key.publicJwk, format: 'jwk' }) });
+      if (key.state === 'active') {
+        const privateJwk = JSON.parse(await readFile(this.#privateFile(key.kid), 'utf8')) as JWK;
+        signing = { kid: key.kid, alg: key.alg, privateKey: createPrivateKey({ key: privateJwk as never, format: 'jwk' }) };
+      }
+    }
+    this.#keys = keys;
+    this.#verification = verification;
+    this.#signing = signing;
+  }
+
+  signingKey(): SigningKey {
+    if (this.#signing === undefined) throw new AdminError('GW_ERR_ADMIN_STATE', 'the keystore has no active key');
+    return this.#signing;
+  }
+
+  /** The key for `kid` if it may still verify at this moment. */
+  verificationKey(kid: string | undefined): VerificationKey | undefined {
+    if (kid === undefined) return undefined;
+    const key = this.#verification.get(kid);
+    if (key === undefined) return undefined;
+    const meta = this.#keys.find((k) => k.kid === kid);
+    if (meta?.verifyUntil !== undefined && Date.parse(meta.verifyUntil) <= this.#options.nowMs()) return undefined;
+    return key;
+  }
+
+  /** The verifier's algorithm allow-list: exactly the algorithms of keys that may verify. */
+  algorithms(): SigningAlg[] {
+    return [...new Set([...this.#verification.values()].map((k) => k.alg))];
+  }
+
+  list(): readonly KeyMetadata[] {
+    return this.#keys;
+  }
+
+  jwks(): { keys: JWK[] } {
+    return {
+      keys: this.#keys
+        .filter((k) => k.state !== 'retired')
+        .map((k) => ({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })),
+    };
+  }
+
+  /** Makes a new active key; the previous active key keeps verifying what it signed. */
+  async rotate(alg: SigningAlg): Promise<KeyMetadata> {
+    await this.reload();
+    const now = this.#options.nowMs();
+    const { publicKey, privateKey } = alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : generateKeyPairSync('ed25519');
+    const publicJwk = publicKey.export({ format: 'jwk' }) as JWK;
+    const kid = (await calculateJwkThumbprint(publicJwk)).slice(0, 16);
+    await writeFileAtomic(this.#privateFile(kid), JSON.stringify(privateKey.export({ format: 'jwk' })), 0o600);
+    const verifyUntil = new Date(now + this.#options.maxTokenLifetimeSec * 1000).toISOString();
+    const keys = this.#keys.map((k) => (k.state === 'active' ? { ...k, state: 'verifying' as const, verifyUntil } : k));
+    const created: KeyMetadata = { kid, alg, state: 'active', createdAt: new Date(now).toISOString(), publicJwk };
+    keys.push(created);
+    await this.#save(keys);
+    return created;
+  }
+
+  /** Retires a verifying key now (e.g. it leaked): its tokens are refused from then on. */
+  async retire(kid: string): Promise<void> {
+    await this.reload();
+    const key = this.#keys.find((k) => k.kid === kid);
+    if (key === undefined || key.state === 'retired') {
+      throw new AdminError('GW_ERR_ADMIN_UNKNOWN_KEY', `no key with kid "${kid}" that is active or verifying`);
+    }
+    if (key.state === 'active') {
+      throw new AdminError('GW_ERR_ADMIN_ONLY_ACTIVE_KEY',
+        `"${kid}" is the active signing key; rotate first (gateway keys rotate), then retire it`);
+    }
+    await this.#save(this.#keys.map((k) => (k.kid === kid ? this.#retired(k) : k)));
+  }
+
+  /** Retires verifying keys whose last token has expired. Returns the kids retired. */
+  async retireExpired(): Promise<string[]> {
+    const now = this.#options.nowMs();
+    const due = this.#keys.filter((k) => k.state === 'verifying' && k.verifyUntil !== undefined && Date.parse(k.verifyUntil) <= now);
+    if (due.length === 0) return [];
+    await this.reload();
+    await this.#save(this.#keys.map((k) => (due.some((d) => d.kid === k.kid) ? this.#retired(k) : k)));
+    return due.map((k) => k.kid);
+  }
+
+  #retired(key: KeyMetadata): KeyMetadata {
+    return { ...key, state: 'retired', retiredAt: new Date(this.#options.nowMs()).toISOString() };
+  }
+
+  async #save(keys: KeyMetadata[]): Promise<void> {
+    await writeFileAtomic(join(this.#options.dir, INDEX_FILE), JSON.stringify(keys, null, 2), 0o600);
+    for (const key of keys) {
+      if (key.state === 'retired') await unlink(this.#privateFile(key.kid)).catch(() => undefined);
+    }
+    await this.reload();
+  }
+
+  #privateFile(kid: string): string {
+    return join(this.#options.dir, `${kid}.private.json`);
+  }
+}

@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { DEFAULTS, loadConfig, readConfigFile, type ConfigInput } from '../config/index.ts';
+import { buildGateway } from '../gateway.ts';
+import type { CliIo } from './io.ts';
+
+interface ServeOptions {
+  config?: string; coapHost?: string; coapPort?: string; backend?: string; backendCa?: string;
+  backendTimeout?: string; state?: string; tokenTtl?: string; leeway?: string; logLevel?: string;
+}
+
+export function registerServeCommand(program: Command, io: CliIo): void {
+  program.command('serve')
+    .description('run the gateway: CoAP on UDP, bridged to the HTTP(S) backend')
+    .option('--config <file>', 'JSON config file (flags override it); see README for its keys')
+    .option('--coap-host <addr>', `address to listen on, IPv4 or IPv6 (default ${DEFAULTS.coapHost})`)
+    .option('--coap-port <port>', `UDP port (default ${DEFAULTS.coapPort}; 0 picks a free one)`)
+    .option('--backend <url>', 'backend base URL, http:// or https:// (required)')
+    .option('--backend-ca <file>', 'PEM CA certificate that signed the backend\'s TLS certificate')
+    .option('--backend-timeout <ms>', `backend answer timeout in ms (default ${DEFAULTS.backendTimeoutMs})`)
+    .option('--state <dir>', `state directory: devices, keys (default ${DEFAULTS.stateDir})`)
+    .option('--token-ttl <sec>', `access token lifetime in seconds (default ${DEFAULTS.tokenTtlSec})`)
+    .option('--leeway <sec>', `clock-skew leeway in seconds (default ${DEFAULTS.leewaySec})`)
+    .option('--log-level <level>', `fatal|error|warn|info|debug|trace|silent (default ${DEFAULTS.logLevel})`)
+    .action(async (options: ServeOptions) => {
+      const file = options.config !== undefined ? readConfigFile(options.config) : {};
+      const flags: ConfigInput = {
+        coapHost: options.coapHost, coapPort: options.coapPort, backend: options.backend,
+        backendCa: options.backendCa, backendTimeoutMs: options.backendTimeout, state: options.state,
+        tokenTtl: options.tokenTtl, leeway: options.leeway, logLevel: options.logLevel,
+      };
+      const gateway = await buildGateway(loadConfig(file, flags));
+      await gateway.start();
+      const { address, port } = gateway.address();
+      io.err(`gateway: CoAP on ${address}:${port}, Ctrl-C to stop`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      io.err('gateway: stopping (finishing requests in flight)');
+      await gateway.close();
+    });
+}

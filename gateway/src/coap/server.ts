@@ -1,0 +1,117 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { randomUUID } from 'node:crypto';
+import { isIPv6 } from 'node:net';
+import { createServer, type IncomingMessage, type OutgoingMessage } from 'coap';
+import type { Logger } from '../log/index.ts';
+import { ExchangeTable } from './exchange-table.ts';
+import { parseRequest } from './parse-request.ts';
+import { renderError } from './render-error.ts';
+import type { CoapResponse, RequestContext, RequestHandler } from './types.ts';
+
+export interface CoapServerOptions {
+  host: string;
+  port: number;
+  piggybackReplyMs: number;
+  exchangeLifetimeSec: number;
+  maxExchanges: number;
+  handler: RequestHandler;
+  logger: Logger;
+  nowMs: () => number;
+  /** Called once per answered request (metrics). */
+  onResponse?: (context: RequestContext, code: string, latencyMs: number) => void;
+}
+
+export interface CoapServer {
+  address(): { address: string; port: number; family: string };
+  close(): Promise<void>;
+  /** Requests handed to the handler and not answered yet (graceful shutdown waits for them). */
+  inFlight(): number;
+}
+
+/**
+ * The transport layer: node-coap parses and answers datagrams (piggybacked or separate, RFC 7252
+ * section 5.2), the exchange table keeps retransmissions away from the handler, and each request
+ * gets one log line.
+ */
+export async function buildCoapServer(options: CoapServerOptions): Promise<CoapServer> {
+  const { handler, logger, nowMs } = options;
+  const socket: Socket = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(options.port, options.host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  const exchanges = new ExchangeTable({
+    lifetimeMs: options.exchangeLifetimeSec * 1000,
+    maxEntries: options.maxExchanges,
+    nowMs,
+  });
+  const server = createServer({ piggybackReplyMs: options.piggybackReplyMs });
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+
+  const onRequest = (message: IncomingMessage, res: OutgoingMessage): void => {
+    const key = `${message.rsinfo.address}:${message.rsinfo.port}/${message._packet.messageId}`;
+    const existing = exchanges.begin(key);
+    if (existing?.state === 'done') {
+      writeResponse(res, existing.response);
+      return;
+    }
+    // In flight: leave `res` unanswered. node-coap acknowledges it with an empty ACK after
+    // piggybackReplyMs, which stops the retransmissions; the separate response follows.
+    if (existing?.state === 'pending') return;
+
+    const startedMs = performance.now();
+    const context: RequestContext = { requestId: randomUUID() };
+    inFlight += 1;
+    void answer(message, context).then((response) => {
+      exchanges.complete(key, response);
+      writeResponse(res, response);
+      const latencyMs = Math.round((performance.now() - startedMs) * 100) / 100;
+      options.onResponse?.(context, response.code, latencyMs);
+      logger.info({
+        reqId: context.requestId, deviceId: context.deviceId, route: context.route, method: message.method,
+        path: message.url, peer: `${message.rsinfo.address}:${message.rsinfo.port}`, code: response.code,
+        backendStatus: context.backendStatus, err: context.errorCode, reason: context.errorReason, latencyMs,
+      }, 'coap request');
+    }).finally(() => {
+      inFlight -= 1;
+      if (inFlight === 0) idle?.();
+    });
+  };
+
+  const answer = async (message: IncomingMessage, context: RequestContext): Promise<CoapResponse> => {
+    let sizeBytes = message.payload?.length ?? 0;
+    try {
+      const request = parseRequest(message);
+      sizeBytes = request.sizeBytes;
+      return await handler(request, context);
+    } catch (err) {
+      return renderError(err, context, sizeBytes, Math.floor(nowMs() / 1000), logger);
+    }
+  };
+
+  server.on('request', onRequest);
+  server.on('error', (err: Error) => logger.error({ err }, 'coap socket error'));
+  await new Promise<void>((resolve) => server.listen(socket, () => resolve()));
+
+  return {
+    address: () => socket.address(),
+    inFlight: () => inFlight,
+    close: async () => {
+      if (inFlight > 0) await new Promise<void>((resolve) => { idle = resolve; });
+      server.close();
+      exchanges.clear();
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+function writeResponse(res: OutgoingMessage, response: CoapResponse): void {
+  res.code = response.code;
+  if (response.contentFormat !== undefined) res.setOption('Content-Format', response.contentFormat as never);
+  if (response.maxAgeSec !== undefined) res.setOption('Max-Age', response.maxAgeSec as never);
+  res.end(response.payload);
+}

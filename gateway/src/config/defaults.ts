@@ -1,0 +1,41 @@
+import type { RouteConfig } from './schema.ts';
+
+/** Every default, with its unit in its name. The CLI's --help and README quote these. */
+export const DEFAULTS = {
+  coapHost: '0.0.0.0',
+  coapPort: 5683,
+  stateDir: './var',
+  tokenTtlSec: 3600,
+  refreshTtlSec: 7 * 24 * 3600,
+  leewaySec: 30,
+  issuer: 'coap-gateway',
+  audience: 'coap-gateway',
+  signingAlg: 'ES256',
+  logLevel: 'info',
+  backendTimeoutMs: 5000,
+  backendConnections: 64,
+  /** RFC 7252 section 5.2.2: answer later than this becomes a separate response. */
+  piggybackReplyMs: 50,
+  /** RFC 7252 section 4.8.2 EXCHANGE_LIFETIME. */
+  exchangeLifetimeSec: 247,
+  maxExchanges: 100_000,
+  maxPayloadBytes: 16 * 1024,
+  loginFailuresPerMinute: 10,
+} as const;
+
+export const DEFAULT_ROUTES: readonly RouteConfig[] = [
+  {
+    path: '/telemetry/{name}',
+    methods: ['POST', 'PUT'],
+    scope: 'telemetry:write',
+    backendPath: '/devices/{sub}/telemetry/{name}',
+    body: 'cbor-json',
+  },
+  {
+    path: '/config',
+    methods: ['GET'],
+    scope: 'config:read',
+    backendPath: '/devices/{sub}/config',
+    body: 'cbor-json',
+  },
+];

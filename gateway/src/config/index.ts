@@ -1,0 +1,3 @@
+export { loadConfig, readConfigFile } from './load-config.ts';
+export { DEFAULTS, DEFAULT_ROUTES } from './defaults.ts';
+export * from './schema.ts';

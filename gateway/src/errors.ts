@@ -1,0 +1,101 @@
+import { WireError, type WireErrorCode } from './wire/index.ts';
+
+/**
+ * Every failure the gateway can report, with the CoAP code a device sees, the HTTP status an
+ * admin client sees, and the wire error code of the tiny CBOR error body. One table, so the
+ * mapping is data (tested against README), and codes are never renamed or reused.
+ */
+export const ERROR_TABLE = {
+  GW_ERR_BAD_REQUEST: { coap: '4.00', http: 400, wire: WireError.badRequest },
+  GW_ERR_BAD_OPTION: { coap: '4.02', http: 400, wire: WireError.badOption },
+  GW_ERR_AUTH_BAD_CREDENTIALS: { coap: '4.01', http: 401, wire: WireError.badCredentials },
+  GW_ERR_AUTH_TOKEN_MISSING: { coap: '4.01', http: 401, wire: WireError.tokenMissing },
+  GW_ERR_AUTH_TOKEN_EXPIRED: { coap: '4.01', http: 401, wire: WireError.tokenExpired },
+  GW_ERR_AUTH_TOKEN_INVALID: { coap: '4.01', http: 401, wire: WireError.tokenInvalid },
+  GW_ERR_AUTH_FORBIDDEN: { coap: '4.03', http: 403, wire: WireError.forbidden },
+  GW_ERR_NOT_FOUND: { coap: '4.04', http: 404, wire: WireError.notFound },
+  GW_ERR_METHOD_NOT_ALLOWED: { coap: '4.05', http: 405, wire: WireError.methodNotAllowed },
+  GW_ERR_NOT_ACCEPTABLE: { coap: '4.06', http: 406, wire: WireError.notAcceptable },
+  GW_ERR_PAYLOAD_TOO_LARGE: { coap: '4.13', http: 413, wire: WireError.payloadTooLarge },
+  GW_ERR_UNSUPPORTED_CONTENT_FORMAT: { coap: '4.15', http: 415, wire: WireError.unsupportedContentFormat },
+  GW_ERR_TOO_MANY_REQUESTS: { coap: '4.29', http: 429, wire: WireError.tooManyRequests },
+  GW_ERR_INTERNAL: { coap: '5.00', http: 500, wire: WireError.internal },
+  GW_ERR_BACKEND_UNREACHABLE: { coap: '5.02', http: 502, wire: WireError.badGateway },
+  GW_ERR_BACKEND_BAD_RESPONSE: { coap: '5.02', http: 502, wire: WireError.badGateway },
+  GW_ERR_BACKEND_UNAVAILABLE: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
+  GW_ERR_BACKEND_TIMEOUT: { coap: '5.04', http: 504, wire: WireError.gatewayTimeout },
+} as const satisfies Record<string, { coap: string; http: number; wire: WireErrorCode }>;
+
+export type GatewayErrorCode = keyof typeof ERROR_TABLE;
+
+export interface GatewayErrorOptions {
+  cause?: unknown;
+  /** RFC 7252 section 5.10.5: how long the device should wait before trying again. */
+  maxAgeSec?: number;
+}
+
+/** A failure a device or admin may cause. `message` is for the log, never sent to the device. */
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode;
+  readonly maxAgeSec: number | undefined;
+
+  constructor(code: GatewayErrorCode, message: string, options: GatewayErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.maxAgeSec = options.maxAgeSec;
+  }
+
+  get coapCode(): string {
+    return ERROR_TABLE[this.code].coap;
+  }
+
+  get httpStatus(): number {
+    return ERROR_TABLE[this.code].http;
+  }
+
+  get wireCode(): WireErrorCode {
+    return ERROR_TABLE[this.code].wire;
+  }
+}
+
+/** Malformed or ill-shaped request from a device. */
+export class RequestError extends GatewayError {}
+
+/** Who is this, and may they? Credentials, tokens and scopes. */
+export class AuthError extends GatewayError {}
+
+/** Forwarding to the backend failed. */
+export class BridgeError extends GatewayError {}
+
+/** Bad configuration or CLI usage: all problems at once, exit code 2. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** An admin command that cannot be carried out (duplicate device, unknown kid...): exit code 2. */
+export class AdminError extends Error {
+  readonly code: AdminErrorCode;
+
+  constructor(code: AdminErrorCode, message: string) {
+    super(message);
+    this.name = 'AdminError';
+    this.code = code;
+  }
+}
+
+export type AdminErrorCode =
+  | 'GW_ERR_ADMIN_BAD_DEVICE_ID'
+  | 'GW_ERR_ADMIN_DUPLICATE_DEVICE'
+  | 'GW_ERR_ADMIN_UNKNOWN_DEVICE'
+  | 'GW_ERR_ADMIN_BAD_SCOPE'
+  | 'GW_ERR_ADMIN_UNKNOWN_KEY'
+  | 'GW_ERR_ADMIN_ONLY_ACTIVE_KEY'
+  | 'GW_ERR_ADMIN_BAD_ALG'
+  | 'GW_ERR_ADMIN_STATE';

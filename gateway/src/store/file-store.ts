@@ -1,0 +1,100 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AdminError } from '../errors.ts';
+import { readJsonIfExists, writeFileAtomic } from './atomic-file.ts';
+import type { DeviceRecord, Store } from './store.ts';
+
+const DEVICES_FILE = 'devices.json';
+const SPENT_FILE = 'spent-tokens.json';
+
+interface DevicesFile {
+  version: 1;
+  devices: DeviceRecord[];
+}
+
+/**
+ * The embedded default store: JSON files in the state directory, shared by the gateway and the
+ * CLI. The gateway reads the registry into memory (lookups on the hot path are synchronous map
+ * reads) and re-reads it when the state-directory watcher sees the CLI change it.
+ */
+export async function buildFileStore(stateDir: string, nowMs: () => number = Date.now): Promise<Store> {
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const devicesFile = join(stateDir, DEVICES_FILE);
+  const spentFile = join(stateDir, SPENT_FILE);
+  let devices = await readDevices(devicesFile);
+  const spent = new Map<string, number>(Object.entries((await readJsonIfExists(spentFile)) ?? {}) as [string, number][]);
+  const listeners: (() => void)[] = [];
+  // Writers queue behind each other so two admin calls in one process never interleave.
+  let writes: Promise<unknown> = Promise.resolve();
+  const serialized = <T>(task: () => Promise<T>): Promise<T> => {
+    const next = writes.then(task, task);
+    writes = next.catch(() => undefined);
+    return next;
+  };
+
+  const saveDevices = (next: Map<string, DeviceRecord>) =>
+    writeFileAtomic(devicesFile, JSON.stringify({ version: 1, devices: [...next.values()] } satisfies DevicesFile));
+
+  return {
+    getDevice: (id) => devices.get(id),
+    listDevices: () => [...devices.values()],
+    deviceCount: () => devices.size,
+    addDevices: (records) => serialized(async () => {
+      const next = await readDevices(devicesFile);
+      for (const record of records) {
+        if (next.has(record.id)) {
+          throw new AdminError('GW_ERR_ADMIN_DUPLICATE_DEVICE', `device "${record.id}" already exists`);
+        }
+        next.set(record.id, record);
+      }
+      await saveDevices(next);
+      devices = next;
+    }),
+    removeDevice: (id) => serialized(async () => {
+      const next = await readDevices(devicesFile);
+      if (!next.delete(id)) return false;
+      await saveDevices(next);
+      devices = next;
+      return true;
+    }),
+    consumeOnce: (id, expiresAtSec) => serialized(async () => {
+      const nowSec = Math.floor(nowMs() / 1000);
+      for (const [key, exp] of spent) if (exp < nowSec) spent.delete(key);
+      if (spent.has(id)) return false;
+      spent.set(id, expiresAtSec);
+      await writeFileAtomic(spentFile, JSON.stringify(Object.fromEntries(spent)));
+      return true;
+    }),
+    reload: async () => {
+      const next = await readDevices(devicesFile);
+      if (!sameRegistry(devices, next)) {
+        devices = next;
+        for (const listener of listeners) listener();
+      }
+    },
+    onChange: (listener) => {
+      listeners.push(listener);
+    },
+    close: async () => {
+      await writes;
+    },
+  };
+}
+
+async function readDevices(file: string): Promise<Map<string, DeviceRecord>> {
+  const raw = (await readJsonIfExists(file)) as DevicesFile | undefined;
+  const map = new Map<string, DeviceRecord>();
+  for (const record of raw?.devices ?? []) map.set(record.id, record);
+  return map;
+}
+
+function sameRegistry(a: Map<string, DeviceRecord>, b: Map<string, DeviceRecord>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [id, record] of a) {
+    const other = b.get(id);
+    if (other === undefined || other.secretHash !== record.secretHash || other.scopes.join(' ') !== record.scopes.join(' ')) {
+      return false;
+    }
+  }
+  return true;
+}

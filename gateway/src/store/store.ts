@@ -1,0 +1,34 @@
+/** A provisioned device. Only a hash of its secret is ever stored. */
+export interface DeviceRecord {
+  id: string;
+  /** base64url SHA-256 of the device's 32-byte secret. */
+  secretHash: string;
+  scopes: string[];
+  /** ISO 8601. */
+  createdAt: string;
+}
+
+/**
+ * The small shared state of one or many gateways. The file-backed store serves one gateway and
+ * the CLI on the same state directory; a fleet implementation (Redis) keeps the same contract,
+ * checked by the same contract test suite.
+ */
+export interface Store {
+  getDevice(id: string): DeviceRecord | undefined;
+  listDevices(): DeviceRecord[];
+  deviceCount(): number;
+  /** Adds all or none; throws AdminError on a duplicate id. */
+  addDevices(records: readonly DeviceRecord[]): Promise<void>;
+  /** Returns false when there was no such device. */
+  removeDevice(id: string): Promise<boolean>;
+  /**
+   * Marks a one-use token id as spent. Returns false when it was spent already. Entries may be
+   * forgotten after `expiresAtSec`, when the token itself no longer verifies.
+   */
+  consumeOnce(id: string, expiresAtSec: number): Promise<boolean>;
+  /** Re-reads what another process (the CLI) changed; called by the watcher. */
+  reload(): Promise<void>;
+  /** Calls `listener` after a reload that changed the device registry. */
+  onChange(listener: () => void): void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,69 @@
+// The device <-> gateway wire contract. Firmware and the device simulator may import this module;
+// it has no dependencies on gateway internals. README's wire contract table mirrors it.
+
+/** CoAP option carrying the JWS access token. RFC 7252 section 5.4.6: odd = critical, bit 1 = unsafe. */
+export const ACCESS_TOKEN_OPTION = 65003;
+
+/** RFC 7252 section 12.3 / IANA CoAP Content-Formats. */
+export const ContentFormat = {
+  textPlain: 0,
+  linkFormat: 40,
+  octetStream: 42,
+  json: 50,
+  cbor: 60,
+} as const;
+
+/** Integer map keys of `POST /auth` and `POST /auth/refresh` request bodies. */
+export const AuthRequestKey = {
+  deviceId: 1,
+  secret: 2,
+  assertion: 3,
+  refreshToken: 5,
+} as const;
+
+/** Integer map keys of the 2.01 body of `/auth` and `/auth/refresh`. */
+export const AuthResponseKey = {
+  accessToken: 1,
+  expiresInSec: 2,
+  refreshToken: 3,
+  serverTimeSec: 4,
+} as const;
+
+/** Integer map keys of every error body: `{0: wire error code, 4: server time s}`. */
+export const ErrorKey = {
+  code: 0,
+  serverTimeSec: 4,
+} as const;
+
+/**
+ * Wire error codes, sent as key 0 of an error body. Stable: never renumbered or reused.
+ * They tell a device what to do next (log in again, back off, fix the request); they never say
+ * which half of a credential was wrong.
+ */
+export const WireError = {
+  badRequest: 1,
+  badCredentials: 2,
+  tokenMissing: 3,
+  tokenExpired: 4,
+  tokenInvalid: 5,
+  forbidden: 6,
+  notFound: 7,
+  methodNotAllowed: 8,
+  payloadTooLarge: 9,
+  unsupportedContentFormat: 10,
+  tooManyRequests: 11,
+  badGateway: 12,
+  serviceUnavailable: 13,
+  gatewayTimeout: 14,
+  internal: 15,
+  badOption: 16,
+  notAcceptable: 17,
+} as const;
+
+export type WireErrorCode = (typeof WireError)[keyof typeof WireError];
+
+export const Paths = {
+  auth: '/auth',
+  refresh: '/auth/refresh',
+  wellKnownCore: '/.well-known/core',
+} as const;
