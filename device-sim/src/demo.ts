@@ -1,0 +1,156 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
+import { buildDemoBackend } from './demo-backend.ts';
+import { DeviceClient, type Tokens } from './device-client.ts';
+import { gatewayCli, spawnGateway } from './spawn-gateway.ts';
+
+export interface DemoOptions {
+  devices: number;
+  readings: number;
+  /** Where `make certs` put the dev PKI; the backend runs HTTPS when it is there. */
+  certsDir: string;
+  log: (line: string) => void;
+}
+
+export const DEFAULT_CERTS_DIR = fileURLToPath(new URL('../../certs/out', import.meta.url));
+const TOKEN_TTL_SEC = 4;
+const LEEWAY_SEC = 1;
+
+/**
+ * The demo: provisions devices with the CLI, starts a demo backend (HTTPS with the dev CA,
+ * verifying forwarded tokens against the gateway's JWKS) and a real `gateway serve` process,
+ * then drives simulated devices over UDP. Returns the number of failed expectations.
+ */
+export async function runDemo(options: DemoOptions): Promise<number> {
+  const { log } = options;
+  const state = await mkdtemp(join(tmpdir(), 'coap-gateway-demo-'));
+  const failures: string[] = [];
+  const expect = (ok: boolean, what: string) => {
+    log(`${ok ? '  ok  ' : '  FAIL'} ${what}`);
+    if (!ok) failures.push(what);
+  };
+
+  log(`1. provisioning ${options.devices} devices with \`gateway devices add\``);
+  const fleet: { id: string; secret: Buffer }[] = [];
+  for (let i = 1; i <= options.devices; i += 1) {
+    const id = `demo-sensor-${String(i).padStart(2, '0')}`;
+    const secret = (await gatewayCli(['devices', 'add', id, '--scope', 'telemetry:write', 'config:read', '--state', state])).trim();
+    fleet.push({ id, secret: Buffer.from(secret, 'hex') });
+  }
+
+  const tlsDir = options.certsDir;
+  const https = existsSync(join(tlsDir, 'backend.cert.pem'));
+  let jwks: { keys: object[] } | undefined;
+  const backend = await buildDemoBackend({
+    tls: https ? { key: readFileSync(join(tlsDir, 'backend.key.pem')), cert: readFileSync(join(tlsDir, 'backend.cert.pem')) } : undefined,
+    jwks: async () => (jwks ??= JSON.parse(await gatewayCli(['keys', 'jwks', '--state', state])) as { keys: object[] }),
+    issuer: 'coap-gateway',
+    audience: 'coap-gateway',
+  });
+  log(`2. demo backend on ${backend.url}${https ? ' (TLS, dev CA)' : ' (plain HTTP: run `make certs` for TLS)'}, verifying tokens with the gateway's JWKS`);
+
+  const logFile = join(state, 'gateway.log');
+  const gateway = await spawnGateway([
+    '--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', backend.url, '--state', state,
+    '--token-ttl', String(TOKEN_TTL_SEC), '--leeway', String(LEEWAY_SEC),
+    ...(https ? ['--backend-ca', join(tlsDir, 'ca.cert.pem')] : []),
+  ], logFile);
+  log(`3. gateway listening on coap://127.0.0.1:${gateway.port} (token TTL ${TOKEN_TTL_SEC} s, leeway ${LEEWAY_SEC} s, log ${logFile})`);
+
+  const clients: DeviceClient[] = [];
+  try {
+    log('4. devices log in (POST /auth, CBOR) and send readings (POST /telemetry/temperature)');
+    const sessions = await Promise.all(fleet.map(async ({ id, secret }) => {
+      const client = await DeviceClient.open('127.0.0.1', gateway.port);
+      clients.push(client);
+      const { answer, tokens } = await client.login(id, secret);
+      expect(answer.code === '2.01' && tokens !== undefined, `${id} logged in: ${answer.code}, token of ${tokens?.accessToken.length ?? 0} bytes`);
+      return { id, secret, client, tokens: tokens! };
+    }));
+    let sent = 0;
+    let created = 0;
+    for (let r = 0; r < options.readings; r += 1) {
+      await Promise.all(sessions.map(async (s, i) => {
+        const celsius = Math.round((20 + i + Math.sin(r) * 2) * 10) / 10;
+        const answer = await s.client.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius, seq: r }, token: s.tokens.accessToken });
+        sent += 1;
+        if (answer.code === '2.01') created += 1;
+      }));
+    }
+    expect(created === sent, `${created}/${sent} readings answered 2.01 Created`);
+    const telemetry = backend.received.filter((q) => q.path.includes('/telemetry/'));
+    expect(telemetry.length === sent, `backend received ${telemetry.length} readings as JSON, e.g. ${telemetry[0]?.method} ${telemetry[0]?.path} ${JSON.stringify(telemetry[0]?.body)}`);
+    const config = await sessions[0]!.client.send({ path: '/config', token: sessions[0]!.tokens.accessToken });
+    expect(config.code === '2.05', `GET /config -> ${config.code} ${JSON.stringify(Object.fromEntries(config.body as Map<string, unknown>))} (Max-Age ${config.maxAgeSec})`);
+
+    log('5. a tampered token (one signature byte flipped) is refused');
+    const tamperedToken = flipLastSignatureChar(sessions[0]!.tokens.accessToken);
+    const beforeTampered = backend.received.length;
+    const tampered = await sessions[0]!.client.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius: 99 }, token: tamperedToken });
+    expect(tampered.code === '4.01' && errorCode(tampered.body) === WireError.tokenInvalid && backend.received.length === beforeTampered,
+      `tampered token -> ${tampered.code} (wire error ${errorCode(tampered.body)}), backend untouched`);
+
+    log(`6. an expired token is refused (waiting out TTL + leeway, ${TOKEN_TTL_SEC + LEEWAY_SEC} s), then the device refreshes`);
+    const late = sessions[1 % sessions.length]!;
+    await waitUntilExpired(late.tokens);
+    const expired = await late.client.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius: 21 }, token: late.tokens.accessToken });
+    expect(expired.code === '4.01' && errorCode(expired.body) === WireError.tokenExpired,
+      `expired token -> ${expired.code} (wire error ${errorCode(expired.body)}: token expired)`);
+    const refreshed = await late.client.refresh(late.tokens.refreshToken);
+    const again = await late.client.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius: 21 }, token: refreshed.tokens?.accessToken ?? null });
+    expect(refreshed.answer.code === '2.01' && again.code === '2.01', `refresh -> ${refreshed.answer.code}, next reading -> ${again.code}`);
+
+    log('7. a forged token sent straight to the backend is refused by the backend itself');
+    expect(await backendRefusesForgery(backend.url, https ? readFileSync(join(tlsDir, 'ca.cert.pem')) : undefined),
+      `backend refused a self-signed token (refused so far: ${backend.refusedCount()})`);
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    const code = await gateway.stop();
+    await backend.close();
+    log(`8. gateway stopped (exit ${code})`);
+  }
+  log('');
+  log(failures.length === 0
+    ? `demo passed: ${options.devices} devices, ${options.devices * options.readings} readings bridged, expired and tampered tokens refused`
+    : `demo FAILED: ${failures.length} expectation(s) not met: ${failures.join('; ')}`);
+  return failures.length;
+}
+
+function errorCode(body: unknown): unknown {
+  return body instanceof Map ? body.get(ErrorKey.code) : undefined;
+}
+
+function flipLastSignatureChar(token: string): string {
+  // Change the first signature character: the last one may carry padding bits that decode alike.
+  const dot = token.lastIndexOf('.') + 1;
+  const c = token[dot] === 'A' ? 'B' : 'A';
+  return token.slice(0, dot) + c + token.slice(dot + 1);
+}
+
+async function waitUntilExpired(tokens: Tokens): Promise<void> {
+  const expiresAtMs = (tokens.serverTimeSec + tokens.expiresInSec + LEEWAY_SEC + 1) * 1000;
+  await delay(Math.max(0, expiresAtMs - Date.now()));
+}
+
+async function backendRefusesForgery(url: string, ca: Buffer | undefined): Promise<boolean> {
+  const { generateKeyPair, SignJWT } = await import('jose');
+  const { privateKey } = await generateKeyPair('ES256');
+  const forged = await new SignJWT({ scope: 'telemetry:write' })
+    .setProtectedHeader({ alg: 'ES256', kid: 'forged' }).setIssuer('coap-gateway').setAudience('coap-gateway')
+    .setSubject('demo-sensor-01').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+  const { request } = await import('undici');
+  const { Agent } = await import('undici');
+  const res = await request(`${url}/devices/demo-sensor-01/telemetry/temperature`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${forged}`, 'x-device-id': 'demo-sensor-01', 'content-type': 'application/json' },
+    body: '{"celsius":-40}',
+    dispatcher: ca !== undefined ? new Agent({ connect: { ca } }) : undefined,
+  });
+  await res.body.dump();
+  return res.statusCode === 401;
+}
