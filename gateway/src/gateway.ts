@@ -1,15 +1,12 @@
 import { join } from 'node:path';
-import {
-  ACCESS_TOKEN_TYP, Keystore, createAuthResource, createLoginLimiter, createTokenIssuer, createTokenVerifier,
-} from './auth/index.ts';
+import { buildAdminServer, createMetrics, type AdminServer } from './admin/index.ts';
+import { Keystore, createAuthResource, createLoginLimiter, createTokenIssuer, createTokenVerifier } from './auth/index.ts';
 import { buildBridge, createRouter } from './bridge/index.ts';
-import { buildCoapServer, type CoapServer, type RequestHandler } from './coap/index.ts';
+import { buildCoapServer, type CoapServer } from './coap/index.ts';
 import type { GatewayConfig } from './config/index.ts';
-import { AuthError, RequestError } from './errors.ts';
 import { createLogger, type Logger } from './log/index.ts';
+import { createPipeline } from './pipeline.ts';
 import { buildFileStore, watchStateDir, type Store } from './store/index.ts';
-import { ContentFormat, Paths } from './wire/index.ts';
-import { linkFormat } from './well-known-core.ts';
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -23,11 +20,17 @@ export interface Gateway {
   close(): Promise<void>;
   /** The bound CoAP address (port 0 in config becomes the real port after start). */
   address(): { address: string; port: number; family: string };
+  adminAddress(): { port: number; jwksPort: number | undefined } | undefined;
+  /** Retires verifying keys whose tokens have all expired; also runs every second by itself. */
+  retireExpiredKeys(): Promise<string[]>;
   readonly keystore: Keystore;
   readonly store: Store;
+  readonly metrics: ReturnType<typeof createMetrics>;
 }
 
-/** Builds every part from config: store, keystore, auth, bridge, CoAP transport. */
+const KEY_MAINTENANCE_INTERVAL_MS = 1000;
+
+/** Builds every part from config: store, keystore, auth, bridge, CoAP transport, admin API. */
 export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
   const nowMs = deps.nowMs ?? Date.now;
   const logger = deps.logger ?? createLogger(config.logLevel);
@@ -39,70 +42,69 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     maxTokenLifetimeSec: Math.max(tokens.ttlSec, tokens.refreshTtlSec) + tokens.leewaySec,
     nowMs,
   }, true);
+  const metrics = createMetrics(() => keystore);
+  keystore.onUnknownKidReload = () => metrics.keyReloads.inc({ cause: 'unknown_kid' });
   const issuer = createTokenIssuer({ keystore, issuer: tokens.issuer, audience: tokens.audience,
     ttlSec: tokens.ttlSec, refreshTtlSec: tokens.refreshTtlSec, nowMs });
   const verifyToken = createTokenVerifier({ keystore, store, issuer: tokens.issuer, audience: tokens.audience,
-    leewaySec: tokens.leewaySec, nowMs });
+    leewaySec: tokens.leewaySec, nowMs, onOutcome: (outcome) => metrics.verifications.inc({ outcome }) });
   const auth = createAuthResource({
     store, issuer, verifyToken, limiter: createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs),
+    onLogin: (outcome) => metrics.logins.inc({ outcome }),
   });
-  const router = createRouter(config.routes);
   const bridge = buildBridge({ ...config.backend, nowMs });
-  const wellKnown = { code: '2.05', contentFormat: ContentFormat.linkFormat, payload: Buffer.from(linkFormat(config.routes)) };
-
-  const handler: RequestHandler = async (request, context) => {
-    switch (request.path) {
-      case Paths.auth:
-      case Paths.refresh:
-        context.route = request.path;
-        if (request.method !== 'POST') throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${request.path}`);
-        return request.path === Paths.auth ? auth.login(request, context) : auth.refresh(request, context);
-      case Paths.wellKnownCore:
-        context.route = request.path;
-        if (request.method !== 'GET') throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${request.path}`);
-        return wellKnown;
-      default:
-        break;
-    }
-    if (request.accessToken === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option');
-    const token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP);
-    context.deviceId = token.sub;
-    const match = router.match(request.path);
-    if (match === undefined) throw new RequestError('GW_ERR_NOT_FOUND', `no route for ${request.path}`);
-    context.route = match.route.path;
-    if (!match.route.methods.includes(request.method as never)) {
-      throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} not allowed on ${match.route.path}`);
-    }
-    if (!token.scopes.has(match.route.scope)) {
-      throw new AuthError('GW_ERR_AUTH_FORBIDDEN', `token lacks scope ${match.route.scope}`);
-    }
-    if (request.payload.length > config.coap.maxPayloadBytes) {
-      throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `${request.payload.length} bytes > ${config.coap.maxPayloadBytes}`);
-    }
-    return bridge.forward({ request, match, deviceId: token.sub, accessToken: request.accessToken, context });
-  };
+  const handler = createPipeline({
+    auth, verifyToken, bridge, metrics, router: createRouter(config.routes), routes: config.routes,
+    maxPayloadBytes: config.coap.maxPayloadBytes,
+  });
 
   let server: CoapServer | undefined;
-  let watcher: { close(): void } | undefined;
+  let admin: AdminServer | undefined;
+  const stoppers: (() => void)[] = [];
   const reloadFailed = (what: string) => (err: unknown) => logger.error({ err }, `reloading ${what} failed`);
+  const retireExpiredKeys = async () => {
+    const retired = await keystore.retireExpired();
+    if (retired.length > 0) logger.info({ kids: retired }, 'keys retired: every token they signed has expired');
+    return retired;
+  };
 
   return {
     keystore,
     store,
+    metrics,
+    retireExpiredKeys,
     async start() {
-      server = await buildCoapServer({ ...config.coap, handler, logger, nowMs });
+      server = await buildCoapServer({
+        ...config.coap, handler, logger, nowMs,
+        onResponse: (context, code) => metrics.requests.inc({ route: context.route ?? 'unmatched', code }),
+      });
       // The state directory is the source of truth: the CLI's changes reach us through inotify.
-      const keysWatcher = watchStateDir(keystore.dir, () => keystore.reload().catch(reloadFailed('keys')));
+      const keysWatcher = watchStateDir(keystore.dir, (file) => {
+        if (file !== 'keys.json') return;
+        metrics.keyReloads.inc({ cause: 'watch' });
+        keystore.reload().then(() => logger.info({ kid: keystore.signingKey().kid }, 'keys reloaded'), reloadFailed('keys'));
+      });
       const stateWatcher = watchStateDir(config.stateDir, (file) => {
         if (file === 'devices.json') store.reload().catch(reloadFailed('devices'));
       });
-      watcher = { close: () => { keysWatcher.close(); stateWatcher.close(); } };
+      const maintenance = setInterval(() => void retireExpiredKeys().catch(reloadFailed('keys')), KEY_MAINTENANCE_INTERVAL_MS);
+      maintenance.unref();
+      stoppers.push(() => keysWatcher.close(), () => stateWatcher.close(), () => clearInterval(maintenance));
+      if (config.admin.port !== undefined) {
+        admin = await buildAdminServer({
+          ...config.admin, port: config.admin.port, keystore, store, metrics, logger,
+          health: () => ({ ok: server !== undefined, activeKid: keystore.signingKey().kid, devices: store.deviceCount(),
+            inFlight: server?.inFlight() ?? 0 }),
+        });
+      }
       const address = server.address();
       logger.info({ coap: `${address.address}:${address.port}`, backend: config.backend.url,
+        admin: admin?.address().port, jwks: admin?.jwksAddress()?.port,
         kid: keystore.signingKey().kid, devices: store.deviceCount() }, 'gateway listening');
     },
     async close() {
-      watcher?.close();
+      for (const stop of stoppers) stop();
+      await admin?.close();
       await server?.close();
       await bridge.close();
       await store.close();
@@ -111,6 +113,9 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     address() {
       if (server === undefined) throw new TypeError('gateway not started');
       return server.address();
+    },
+    adminAddress() {
+      return admin === undefined ? undefined : { port: admin.address().port, jwksPort: admin.jwksAddress()?.port };
     },
   };
 }

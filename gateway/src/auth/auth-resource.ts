@@ -70,7 +70,7 @@ export function createAuthResource(options: AuthResourceOptions) {
       }
       let claims;
       try {
-        claims = await verifyToken(refreshToken, REFRESH_TOKEN_TYP);
+        claims = await verifyToken(refreshToken, REFRESH_TOKEN_TYP, false);
       } catch (err) {
         count('refresh_rejected');
         throw err;

@@ -34,12 +34,19 @@ export interface VerificationKey {
 export interface KeystoreOptions {
   dir: string;
   signingAlg: SigningAlg;
-  /** The longest a token signed now can live (access or refresh) plus the leeway. */
-  maxTokenLifetimeSec: number;
+  /**
+   * The longest a token signed now can live (access or refresh) plus the leeway. The gateway
+   * records it in the keystore; the CLI, which does not know the gateway's flags, reads it back.
+   */
+  maxTokenLifetimeSec: number | undefined;
   nowMs: () => number;
 }
 
 const INDEX_FILE = 'keys.json';
+const POLICY_FILE = 'policy.json';
+const UNKNOWN_KID_RELOAD_COOLDOWN_MS = 1000;
+// Used only before any gateway has recorded its policy: the default refresh TTL plus leeway.
+const DEFAULT_MAX_TOKEN_LIFETIME_SEC = 7 * 24 * 3600 + 30;
 
 /**
  * The gateway's signing keys in the state directory. One key is active (signs); keys that
@@ -51,6 +58,10 @@ export class Keystore {
   #keys: KeyMetadata[] = [];
   #verification = new Map<string, VerificationKey>();
   #signing: SigningKey | undefined;
+  #unknownKidReload: Promise<void> | undefined;
+  #lastUnknownKidReloadMs = -Infinity;
+  /** Called when a token's unknown kid made the keystore re-read its files (metrics). */
+  onUnknownKidReload: (() => void) | undefined;
 
   private constructor(options: KeystoreOptions) {
     this.#options = options;
@@ -60,7 +71,15 @@ export class Keystore {
   static async open(options: KeystoreOptions, createIfEmpty: boolean): Promise<Keystore> {
     await mkdir(options.dir, { recursive: true, mode: 0o700 });
     await chmod(options.dir, 0o700);
-    const keystore = new Keystore(options);
+    const policyFile = join(options.dir, POLICY_FILE);
+    const policy = (await readJsonIfExists(policyFile)) as { maxTokenLifetimeSec?: number } | undefined;
+    if (options.maxTokenLifetimeSec !== undefined && policy?.maxTokenLifetimeSec !== options.maxTokenLifetimeSec) {
+      await writeFileAtomic(policyFile, JSON.stringify({ maxTokenLifetimeSec: options.maxTokenLifetimeSec }), 0o600);
+    }
+    const keystore = new Keystore({
+      ...options,
+      maxTokenLifetimeSec: options.maxTokenLifetimeSec ?? policy?.maxTokenLifetimeSec ?? DEFAULT_MAX_TOKEN_LIFETIME_SEC,
+    });
     await keystore.reload();
     if (createIfEmpty && keystore.#signing === undefined) await keystore.rotate(options.signingAlg);
     return keystore;
@@ -86,6 +105,23 @@ export class Keystore {
     this.#keys = keys;
     this.#verification = verification;
     this.#signing = signing;
+  }
+
+  /**
+   * A token names a kid we do not know: perhaps a key rotated by another process that the
+   * watcher has not reported yet. Re-read the keystore, single-flight and at most once per
+   * second, so a flood of unknown kids cannot turn into a reload storm.
+   */
+  async reloadForUnknownKid(kid: string | undefined): Promise<VerificationKey | undefined> {
+    if (kid === undefined) return undefined;
+    if (this.#unknownKidReload === undefined) {
+      if (this.#options.nowMs() - this.#lastUnknownKidReloadMs < UNKNOWN_KID_RELOAD_COOLDOWN_MS) return undefined;
+      this.#lastUnknownKidReloadMs = this.#options.nowMs();
+      this.onUnknownKidReload?.();
+      this.#unknownKidReload = this.reload().finally(() => { this.#unknownKidReload = undefined; });
+    }
+    await this.#unknownKidReload.catch(() => undefined);
+    return this.verificationKey(kid);
   }
 
   signingKey(): SigningKey {
@@ -130,7 +166,7 @@ export class Keystore {
     const publicJwk = publicKey.export({ format: 'jwk' }) as JWK;
     const kid = (await calculateJwkThumbprint(publicJwk)).slice(0, 16);
     await writeFileAtomic(this.#privateFile(kid), JSON.stringify(privateKey.export({ format: 'jwk' })), 0o600);
-    const verifyUntil = new Date(now + this.#options.maxTokenLifetimeSec * 1000).toISOString();
+    const verifyUntil = new Date(now + (this.#options.maxTokenLifetimeSec ?? DEFAULT_MAX_TOKEN_LIFETIME_SEC) * 1000).toISOString();
     const keys = this.#keys.map((k) => (k.state === 'active' ? { ...k, state: 'verifying' as const, verifyUntil } : k));
     const created: KeyMetadata = { kid, alg, state: 'active', createdAt: new Date(now).toISOString(), publicJwk };
     keys.push(created);

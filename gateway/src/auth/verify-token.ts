@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { AuthError } from '../errors.ts';
 import type { Store } from '../store/index.ts';
@@ -11,6 +12,8 @@ export interface VerifiedToken {
   kid: string;
 }
 
+export type VerifyOutcome = 'ok' | 'cache_hit' | 'expired' | 'invalid';
+
 export interface TokenVerifierOptions {
   keystore: Keystore;
   store: Store;
@@ -18,6 +21,9 @@ export interface TokenVerifierOptions {
   audience: string;
   leewaySec: number;
   nowMs: () => number;
+  /** Verified access tokens remembered by hash; 0 turns the cache off. */
+  cacheEntries?: number;
+  onOutcome?: (outcome: VerifyOutcome) => void;
 }
 
 /**
@@ -25,16 +31,28 @@ export interface TokenVerifierOptions {
  * from the keystore's allow-list (asymmetric only: never `none`, never HS*), `typ`, issuer,
  * audience, exp and nbf with the clock-skew leeway, and that the device is still provisioned.
  * Every failure is an AuthError; jose's reason goes to the log only.
+ *
+ * A verified token is remembered by its SHA-256 until it expires. A hit re-checks what can
+ * change meanwhile (expiry with leeway, its key still verifying, its device still provisioned),
+ * so a key retirement or a device removal takes effect on the next request.
  */
 export function createTokenVerifier(options: TokenVerifierOptions) {
   const { keystore, store, issuer, audience, leewaySec, nowMs } = options;
+  const cacheEntries = options.cacheEntries ?? 100_000;
+  const cache = new Map<string, VerifiedToken>();
+  const outcome = options.onOutcome ?? (() => undefined);
 
-  return async function verifyToken(token: string, typ: string): Promise<VerifiedToken> {
+  const stillValid = (token: VerifiedToken): boolean =>
+    token.exp + leewaySec > nowMs() / 1000
+    && keystore.verificationKey(token.kid) !== undefined
+    && store.getDevice(token.sub) !== undefined;
+
+  const verifySignature = async (token: string, typ: string): Promise<VerifiedToken> => {
     let payload: JWTPayload;
     let kid: string | undefined;
     try {
-      const result = await jwtVerify(token, (header) => {
-        const key = keystore.verificationKey(header.kid);
+      const result = await jwtVerify(token, async (header) => {
+        const key = keystore.verificationKey(header.kid) ?? (await keystore.reloadForUnknownKid(header.kid));
         if (key === undefined || key.alg !== header.alg) {
           throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `no verifying key for kid ${JSON.stringify(header.kid)}`);
         }
@@ -61,13 +79,33 @@ export function createTokenVerifier(options: TokenVerifierOptions) {
       throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `device "${sub}" is no longer provisioned`);
     }
     const scope = typeof payload.scope === 'string' ? payload.scope : '';
-    return {
-      sub,
-      scopes: new Set(scope.split(' ').filter(Boolean)),
-      jti: payload.jti!,
-      exp: payload.exp!,
-      kid: kid ?? '',
-    };
+    return { sub, scopes: new Set(scope.split(' ').filter(Boolean)), jti: payload.jti!, exp: payload.exp!, kid: kid ?? '' };
+  };
+
+  return async function verifyToken(token: string, typ: string, cacheable = true): Promise<VerifiedToken> {
+    const useCache = cacheable && cacheEntries > 0;
+    const key = useCache ? createHash('sha256').update(token).update(typ).digest('base64') : '';
+    if (useCache) {
+      const hit = cache.get(key);
+      if (hit !== undefined && stillValid(hit)) {
+        outcome('cache_hit');
+        return hit;
+      }
+      if (hit !== undefined) cache.delete(key);
+    }
+    let verified: VerifiedToken;
+    try {
+      verified = await verifySignature(token, typ);
+    } catch (err) {
+      outcome((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'invalid');
+      throw err;
+    }
+    outcome('ok');
+    if (useCache) {
+      if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
+      cache.set(key, verified);
+    }
+    return verified;
   };
 }
 

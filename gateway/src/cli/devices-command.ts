@@ -1,12 +1,12 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { DEVICE_ID_PATTERN, SCOPE_PATTERN, generateSecret, hashSecret } from '../auth/index.ts';
+import { provisionDevices, removeDevice, validDeviceId } from '../admin/provision.ts';
 import { DEFAULTS } from '../config/index.ts';
 import { AdminError } from '../errors.ts';
-import { buildFileStore, type DeviceRecord } from '../store/index.ts';
+import { buildFileStore } from '../store/index.ts';
 import type { CliIo } from './io.ts';
 
-interface AddOptions { scope: string[]; state: string; count?: string; prefix?: string; out?: string }
+interface AddOptions { scope: string[]; state: string; count?: string; prefix: string; out?: string }
 
 export function registerDevicesCommand(program: Command, io: CliIo): void {
   const devices = program.command('devices').description('provision, list and remove devices');
@@ -18,16 +18,14 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
     .option('--state <dir>', 'state directory shared with `gateway serve`', DEFAULTS.stateDir)
     .option('--count <n>', 'provision n devices at once, named <prefix><number> (needs --out)')
     .option('--prefix <prefix>', 'id prefix with --count', 'sim-')
-    .option('--out <file>', 'with --count: write [{id, secret}] to this file (mode 0600) instead of stdout')
+    .option('--out <file>', 'with --count: write [{id, secret}] to this file (mode 0600)')
     .action(async (id: string | undefined, options: AddOptions) => {
-      const scopes = validScopes(options.scope);
       const store = await buildFileStore(options.state);
       if (options.count === undefined) {
         if (id === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', 'devices add needs a device id (or --count)');
-        const secret = generateSecret();
-        await store.addDevices([record(validId(id), secret, scopes)]);
-        io.out(secret.toString('hex'));
-        io.err(`device "${id}" added with scopes ${scopes.join(' ')}; the secret above is shown only once`);
+        const [device] = await provisionDevices(store, [id], options.scope);
+        io.out(device!.secret);
+        io.err(`device "${id}" added with scopes ${device!.scopes.join(' ')}; the secret above is shown only once`);
         return;
       }
       const count = Number(options.count);
@@ -36,13 +34,10 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
       }
       if (options.out === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', '--count needs --out <file> for the secrets');
       const width = String(count).length;
-      const fleet = Array.from({ length: count }, (_, i) => ({
-        id: validId(`${options.prefix ?? ''}${String(i + 1).padStart(width, '0')}`),
-        secret: generateSecret(),
-      }));
-      await store.addDevices(fleet.map((d) => record(d.id, d.secret, scopes)));
-      await writeFile(options.out, JSON.stringify(fleet.map((d) => ({ id: d.id, secret: d.secret.toString('hex') }))), { mode: 0o600 });
-      io.err(`${count} devices added (${fleet[0]!.id} .. ${fleet.at(-1)!.id}); secrets written to ${options.out}`);
+      const ids = Array.from({ length: count }, (_, i) => `${options.prefix}${String(i + 1).padStart(width, '0')}`);
+      const fleet = await provisionDevices(store, ids, options.scope);
+      await writeFile(options.out, JSON.stringify(fleet.map(({ id: deviceId, secret }) => ({ id: deviceId, secret }))), { mode: 0o600 });
+      io.err(`${count} devices added (${ids[0]} .. ${ids.at(-1)}); secrets written to ${options.out}`);
     });
 
   devices.command('list')
@@ -66,31 +61,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
     .argument('<id>', 'device id')
     .option('--state <dir>', 'state directory', DEFAULTS.stateDir)
     .action(async (id: string, options: { state: string }) => {
-      const store = await buildFileStore(options.state);
-      if (!(await store.removeDevice(validId(id)))) {
-        throw new AdminError('GW_ERR_ADMIN_UNKNOWN_DEVICE', `no device "${id}"`);
-      }
+      await removeDevice(await buildFileStore(options.state), validDeviceId(id));
       io.err(`device "${id}" removed`);
     });
-}
-
-function validId(id: string): string {
-  if (!DEVICE_ID_PATTERN.test(id)) {
-    throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID',
-      `bad device id ${JSON.stringify(id)}: use 1-64 letters, digits and . _ : -, starting with a letter or digit`);
-  }
-  return id;
-}
-
-function validScopes(scopes: string[]): string[] {
-  const flat = scopes.flatMap((s) => s.split(/[\s,]+/)).filter(Boolean);
-  const bad = flat.filter((s) => !SCOPE_PATTERN.test(s));
-  if (flat.length === 0 || bad.length > 0) {
-    throw new AdminError('GW_ERR_ADMIN_BAD_SCOPE', `bad scope(s): ${bad.join(', ') || '(none given)'}`);
-  }
-  return [...new Set(flat)];
-}
-
-function record(id: string, secret: Buffer, scopes: string[]): DeviceRecord {
-  return { id, secretHash: hashSecret(secret), scopes, createdAt: new Date().toISOString() };
 }

@@ -11,7 +11,7 @@ async function openKeystore(state: string, create: boolean): Promise<Keystore> {
   return Keystore.open({
     dir: join(state, 'keys'),
     signingAlg: DEFAULTS.signingAlg,
-    maxTokenLifetimeSec: Math.max(DEFAULTS.tokenTtlSec, DEFAULTS.refreshTtlSec) + DEFAULTS.leewaySec,
+    maxTokenLifetimeSec: undefined,
     nowMs: Date.now,
   }, create);
 }

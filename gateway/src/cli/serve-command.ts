@@ -6,6 +6,7 @@ import type { CliIo } from './io.ts';
 interface ServeOptions {
   config?: string; coapHost?: string; coapPort?: string; backend?: string; backendCa?: string;
   backendTimeout?: string; state?: string; tokenTtl?: string; leeway?: string; logLevel?: string;
+  adminPort?: string; adminHost?: string; adminCert?: string; adminKey?: string; adminCa?: string; jwksPort?: string;
 }
 
 export function registerServeCommand(program: Command, io: CliIo): void {
@@ -21,12 +22,20 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--token-ttl <sec>', `access token lifetime in seconds (default ${DEFAULTS.tokenTtlSec})`)
     .option('--leeway <sec>', `clock-skew leeway in seconds (default ${DEFAULTS.leewaySec})`)
     .option('--log-level <level>', `fatal|error|warn|info|debug|trace|silent (default ${DEFAULTS.logLevel})`)
+    .option('--admin-port <port>', 'serve the admin API (HTTPS, mutual TLS) on this loopback port; off by default')
+    .option('--admin-host <addr>', `loopback address of the admin API (default ${DEFAULTS.adminHost})`)
+    .option('--admin-cert <file>', `admin API server certificate (default ${DEFAULTS.adminCertFile})`)
+    .option('--admin-key <file>', `admin API server key (default ${DEFAULTS.adminKeyFile})`)
+    .option('--admin-ca <file>', `CA whose client certificates may use the admin API (default ${DEFAULTS.adminCaFile})`)
+    .option('--jwks-port <port>', 'also serve GET /.well-known/jwks.json on this loopback port without client certificates')
     .action(async (options: ServeOptions) => {
       const file = options.config !== undefined ? readConfigFile(options.config) : {};
       const flags: ConfigInput = {
         coapHost: options.coapHost, coapPort: options.coapPort, backend: options.backend,
         backendCa: options.backendCa, backendTimeoutMs: options.backendTimeout, state: options.state,
         tokenTtl: options.tokenTtl, leeway: options.leeway, logLevel: options.logLevel,
+        adminPort: options.adminPort, adminHost: options.adminHost, adminCert: options.adminCert,
+        adminKey: options.adminKey, adminCa: options.adminCa, jwksPort: options.jwksPort,
       };
       const gateway = await buildGateway(loadConfig(file, flags));
       await gateway.start();

@@ -21,6 +21,10 @@ export const DEFAULTS = {
   maxExchanges: 100_000,
   maxPayloadBytes: 16 * 1024,
   loginFailuresPerMinute: 10,
+  adminHost: '127.0.0.1',
+  adminCertFile: 'certs/out/admin-server.cert.pem',
+  adminKeyFile: 'certs/out/admin-server.key.pem',
+  adminCaFile: 'certs/out/admin-ca.cert.pem',
 } as const;
 
 export const DEFAULT_ROUTES: readonly RouteConfig[] = [

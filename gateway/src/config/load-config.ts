@@ -73,7 +73,20 @@ export function loadConfig(fileInput: ConfigInput, flagInput: ConfigInput = {}):
     },
     routes: v.routes('routes', input.routes ?? DEFAULT_ROUTES),
     logLevel: v.oneOf('logLevel', input.logLevel ?? DEFAULTS.logLevel, LOG_LEVELS) as LogLevel,
+    admin: {
+      host: v.loopback('adminHost', input.adminHost ?? DEFAULTS.adminHost),
+      port: input.adminPort === undefined ? undefined : v.int('adminPort', input.adminPort, 0, 65535),
+      certFile: String(input.adminCert ?? DEFAULTS.adminCertFile),
+      keyFile: String(input.adminKey ?? DEFAULTS.adminKeyFile),
+      caFile: String(input.adminCa ?? DEFAULTS.adminCaFile),
+      jwksPort: input.jwksPort === undefined ? undefined : v.int('jwksPort', input.jwksPort, 0, 65535),
+    },
   };
+  if (config.admin.port !== undefined) {
+    for (const [name, file] of [['adminCert', config.admin.certFile], ['adminKey', config.admin.keyFile], ['adminCa', config.admin.caFile]]) {
+      v.optionalFile(`${name!} (admin API on; run \`make certs\`)`, file);
+    }
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
 }
@@ -106,6 +119,13 @@ function createValidator(problems: string[]) {
         return fail(`${name}: expected an IPv4 or IPv6 address (or localhost), got ${JSON.stringify(raw)}`, '');
       }
       return raw === 'localhost' ? '127.0.0.1' : raw;
+    },
+    loopback(name: string, raw: unknown): string {
+      const host = this.host(name, raw);
+      if (host !== '' && !/^127\./.test(host) && host !== '::1') {
+        return fail(`${name}: the admin API listens on loopback only (127.0.0.1 or ::1), got ${JSON.stringify(raw)}`, '');
+      }
+      return host;
     },
     backendUrl(name: string, raw: unknown): string {
       if (raw === undefined) return fail(`${name}: required (the backend's base URL, http:// or https://)`, '');

@@ -50,6 +50,15 @@ export interface GatewayConfig {
   };
   routes: RouteConfig[];
   logLevel: LogLevel;
+  /** Off (port undefined) unless configured. Always on loopback. */
+  admin: {
+    host: string;
+    port: number | undefined;
+    certFile: string;
+    keyFile: string;
+    caFile: string;
+    jwksPort: number | undefined;
+  };
 }
 
 /** What a config file or CLI flags may set; every field optional, validated by `loadConfig`. */
@@ -74,10 +83,17 @@ export interface ConfigInput {
   loginFailuresPerMinute?: unknown;
   routes?: unknown;
   logLevel?: unknown;
+  adminHost?: unknown;
+  adminPort?: unknown;
+  adminCert?: unknown;
+  adminKey?: unknown;
+  adminCa?: unknown;
+  jwksPort?: unknown;
 }
 
 export const CONFIG_KEYS: readonly (keyof ConfigInput)[] = [
   'coapHost', 'coapPort', 'piggybackReplyMs', 'exchangeLifetimeSec', 'maxExchanges', 'maxPayloadBytes',
   'backend', 'backendCa', 'backendTimeoutMs', 'backendConnections', 'state', 'tokenTtl', 'refreshTtl',
   'leeway', 'issuer', 'audience', 'signingAlg', 'loginFailuresPerMinute', 'routes', 'logLevel',
+  'adminHost', 'adminPort', 'adminCert', 'adminKey', 'adminCa', 'jwksPort',
 ];

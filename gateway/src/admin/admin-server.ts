@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Keystore } from '../auth/index.ts';
+import { SIGNING_ALGS, type SigningAlg } from '../config/index.ts';
+import { AdminError, type AdminErrorCode } from '../errors.ts';
+import type { Logger } from '../log/index.ts';
+import type { Store } from '../store/index.ts';
+import type { Metrics } from './metrics.ts';
+import { provisionDevices, removeDevice } from './provision.ts';
+
+export interface AdminServerOptions {
+  host: string;
+  port: number;
+  certFile: string;
+  keyFile: string;
+  /** CA whose client certificates may use the API (mutual TLS). */
+  caFile: string;
+  /** Optional second listener serving only the JWKS, without client certificates, for backends. */
+  jwksPort: number | undefined;
+  keystore: Keystore;
+  store: Store;
+  metrics: Metrics;
+  logger: Logger;
+  health: () => { ok: boolean; [key: string]: unknown };
+}
+
+const STATUS_BY_CODE: Record<AdminErrorCode, number> = {
+  GW_ERR_ADMIN_BAD_DEVICE_ID: 400,
+  GW_ERR_ADMIN_BAD_SCOPE: 400,
+  GW_ERR_ADMIN_BAD_ALG: 400,
+  GW_ERR_ADMIN_DUPLICATE_DEVICE: 409,
+  GW_ERR_ADMIN_UNKNOWN_DEVICE: 404,
+  GW_ERR_ADMIN_UNKNOWN_KEY: 404,
+  GW_ERR_ADMIN_ONLY_ACTIVE_KEY: 409,
+  GW_ERR_ADMIN_STATE: 409,
+};
+
+type Reply = { status: number; body?: unknown; text?: string; contentType?: string };
+type Route = (match: RegExpExecArray, body: () => Promise<unknown>) => Promise<Reply>;
+
+/**
+ * The admin API: HTTPS on loopback with mutual TLS. Clients without a certificate signed by the
+ * admin CA are refused in the TLS handshake, before any request is read.
+ */
+export async function buildAdminServer(options: AdminServerOptions) {
+  const { keystore, store, metrics, logger } = options;
+  const tls = { cert: readFileSync(options.certFile), key: readFileSync(options.keyFile) };
+  const jwks = async (): Promise<Reply> => ({ status: 200, body: keystore.jwks() });
+
+  const routes: [string, RegExp, Route][] = [
+    ['GET', /^\/\.well-known\/jwks\.json$/, jwks],
+    ['GET', /^\/healthz$/, async () => {
+      const health = options.health();
+      return { status: health.ok ? 200 : 503, body: health };
+    }],
+    ['GET', /^\/metrics$/, async () => ({ status: 200, text: await metrics.text(), contentType: metrics.contentType })],
+    ['GET', /^\/keys$/, async () => ({ status: 200, body: keystore.list().map(({ publicJwk: _omit, ...meta }) => meta) })],
+    ['POST', /^\/keys\/rotate$/, async (_m, body) => {
+      const alg = ((await body()) as { alg?: unknown } | undefined)?.alg ?? 'ES256';
+      if (!SIGNING_ALGS.includes(alg as SigningAlg)) {
+        throw new AdminError('GW_ERR_ADMIN_BAD_ALG', `unsupported alg ${JSON.stringify(alg)}: use ${SIGNING_ALGS.join(' or ')}`);
+      }
+      const { publicJwk: _omit, ...created } = await keystore.rotate(alg as SigningAlg);
+      return { status: 201, body: created };
+    }],
+    ['POST', /^\/keys\/([^/]+)\/retire$/, async (m) => {
+      await keystore.retire(decodeURIComponent(m[1]!));
+      return { status: 204 };
+    }],
+    ['GET', /^\/devices$/, async () => ({
+      status: 200, body: store.listDevices().map(({ id, scopes, createdAt }) => ({ id, scopes, createdAt })),
+    })],
+    ['POST', /^\/devices$/, async (_m, body) => {
+      const input = ((await body()) ?? {}) as { id?: unknown; scopes?: unknown };
+      const scopes = Array.isArray(input.scopes) ? input.scopes : [input.scopes ?? 'telemetry:write'];
+      const [device] = await provisionDevices(store, [input.id as string], scopes);
+      return { status: 201, body: device };
+    }],
+    ['DELETE', /^\/devices\/([^/]+)$/, async (m) => {
+      await removeDevice(store, decodeURIComponent(m[1]!));
+      return { status: 204 };
+    }],
+  ];
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, allowed: typeof routes): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    let reply: Reply;
+    const candidates = allowed.filter(([, pattern]) => pattern.test(path));
+    const route = candidates.find(([method]) => method === req.method);
+    try {
+      if (route === undefined) {
+        reply = candidates.length > 0 ? { status: 405, body: { error: 'method not allowed' } } : { status: 404, body: { error: 'not found' } };
+      } else {
+        reply = await route[2](route[1].exec(path)!, () => readJson(req));
+      }
+    } catch (err) {
+      if (err instanceof AdminError) reply = { status: STATUS_BY_CODE[err.code], body: { error: err.code, message: err.message } };
+      else if (err instanceof SyntaxError) reply = { status: 400, body: { error: 'bad JSON body' } };
+      else {
+        logger.error({ err }, 'admin request failed');
+        reply = { status: 500, body: { error: 'internal error' } };
+      }
+    }
+    const peer = (req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
+    logger.info({ admin: true, method: req.method, path, status: reply.status, client: peer }, 'admin request');
+    if (reply.text !== undefined) res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'text/plain' }).end(reply.text);
+    else if (reply.body === undefined) res.writeHead(reply.status).end();
+    else res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
+  };
+
+  const admin: Server = createServer({ ...tls, ca: readFileSync(options.caFile), requestCert: true, rejectUnauthorized: true },
+    (req, res) => void handle(req, res, routes));
+  const servers: Server[] = [admin];
+  await listen(admin, options.port, options.host);
+  let jwksServer: Server | undefined;
+  if (options.jwksPort !== undefined) {
+    jwksServer = createServer(tls, (req, res) => void handle(req, res, routes.slice(0, 1)));
+    servers.push(jwksServer);
+    await listen(jwksServer, options.jwksPort, options.host);
+  }
+  return {
+    address: () => admin.address() as AddressInfo,
+    jwksAddress: () => jwksServer?.address() as AddressInfo | undefined,
+    close: () => Promise.all(servers.map((s) => new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    }))).then(() => undefined),
+  };
+}
+
+export type AdminServer = Awaited<ReturnType<typeof buildAdminServer>>;
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 64 * 1024) throw new SyntaxError('body too large');
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  return text === '' ? undefined : JSON.parse(text);
+}

@@ -1,0 +1,53 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Keystore } from '../auth/index.ts';
+
+/**
+ * The gateway's Prometheus metrics, on a registry of its own (no prom-client global state), so
+ * two gateways in one process (tests) never share counters.
+ */
+export function createMetrics(keystore: () => Keystore | undefined) {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: 'coap_gateway_requests_total', help: 'CoAP requests answered, by route and CoAP response code',
+    labelNames: ['route', 'code'] as const, registers: [registry],
+  });
+  const logins = new Counter({
+    name: 'coap_gateway_logins_total', help: 'Logins and refreshes, by outcome',
+    labelNames: ['outcome'] as const, registers: [registry],
+  });
+  const verifications = new Counter({
+    name: 'coap_gateway_token_verifications_total', help: 'Access token verifications, by outcome (cache_hit: verified before)',
+    labelNames: ['outcome'] as const, registers: [registry],
+  });
+  const backendLatency = new Histogram({
+    name: 'coap_gateway_backend_latency_seconds', help: 'Time from forwarding a request to the backend\'s answer',
+    labelNames: ['route'] as const, buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const keyReloads = new Counter({
+    name: 'coap_gateway_key_reloads_total', help: 'Keystore reloads, by cause (watch: the state directory changed; unknown_kid)',
+    labelNames: ['cause'] as const, registers: [registry],
+  });
+  new Gauge({
+    name: 'coap_gateway_keys', help: 'Signing keys by state', labelNames: ['state'] as const, registers: [registry],
+    collect() {
+      this.reset();
+      const keys = keystore()?.list() ?? [];
+      for (const state of ['active', 'verifying', 'retired'] as const) {
+        this.set({ state }, keys.filter((k) => k.state === state).length);
+      }
+    },
+  });
+  return {
+    registry,
+    requests,
+    logins,
+    verifications,
+    backendLatency,
+    keyReloads,
+    text: () => registry.metrics(),
+    contentType: registry.contentType,
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
