@@ -56,6 +56,7 @@ export async function startHarness(t: Test, options: HarnessOptions = {}): Promi
     await rm(stateDir, { recursive: true, force: true });
   });
   const port = gateway.address().port;
+  const deviceHost = config.coap.host.includes(':') ? '::1' : '127.0.0.1';
 
   const harness: Harness = {
     gateway, port, backend, stateDir, logs, clock,
@@ -65,7 +66,7 @@ export async function startHarness(t: Test, options: HarnessOptions = {}): Promi
       return secret;
     },
     async device() {
-      const client = await DeviceClient.open('127.0.0.1', port);
+      const client = await DeviceClient.open(deviceHost, port);
       devices.push(client);
       return client;
     },
