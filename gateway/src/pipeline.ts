@@ -47,12 +47,14 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
       default:
         break;
     }
+    // Match first so refusals are counted per route, but answer 4.01 before 4.04 so that
+    // devices without a valid token learn nothing about which routes exist.
+    const match = router.match(request.path);
+    if (match !== undefined) context.route = match.route.path;
     if (request.accessToken === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option');
     const token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP);
     context.deviceId = token.sub;
-    const match = router.match(request.path);
     if (match === undefined) throw new RequestError('GW_ERR_NOT_FOUND', `no route for ${request.path}`);
-    context.route = match.route.path;
     if (!match.route.methods.includes(request.method as never)) {
       throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} not allowed on ${match.route.path}`);
     }

@@ -67,7 +67,7 @@ export async function buildAdminServer(options: AdminServerOptions) {
       return { status: 201, body: created };
     }],
     ['POST', /^\/keys\/([^/]+)\/retire$/, async (m) => {
-      await keystore.retire(decodeURIComponent(m[1]!));
+      await keystore.retire(pathParam(m[1]!, 'GW_ERR_ADMIN_UNKNOWN_KEY'));
       return { status: 204 };
     }],
     ['GET', /^\/devices$/, async () => ({
@@ -80,7 +80,7 @@ export async function buildAdminServer(options: AdminServerOptions) {
       return { status: 201, body: device };
     }],
     ['DELETE', /^\/devices\/([^/]+)$/, async (m) => {
-      await removeDevice(store, decodeURIComponent(m[1]!));
+      await removeDevice(store, pathParam(m[1]!, 'GW_ERR_ADMIN_BAD_DEVICE_ID'));
       return { status: 204 };
     }],
   ];
@@ -132,6 +132,15 @@ export async function buildAdminServer(options: AdminServerOptions) {
 }
 
 export type AdminServer = Awaited<ReturnType<typeof buildAdminServer>>;
+
+/** A malformed percent-escape is the client's mistake, answered like any bad id. */
+function pathParam(raw: string, code: AdminErrorCode): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new AdminError(code, `malformed path parameter ${JSON.stringify(raw)}`);
+  }
+}
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
