@@ -2,7 +2,8 @@ import { Decoder, Encoder, Tag } from 'cbor-x';
 import { RequestError } from '../errors.ts';
 
 const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
-const encoder = new Encoder({ useRecords: false });
+// variableMapSize: the smallest map header (a2, not b9 00 02), since every byte is airtime.
+const encoder = new Encoder({ useRecords: false, variableMapSize: true });
 
 /**
  * CBOR body -> JSON text for the backend (RFC 8949 section 6.1): map keys become text, byte

@@ -65,13 +65,15 @@ export async function buildFileStore(stateDir: string, nowMs: () => number = Dat
       await writeFileAtomic(spentFile, JSON.stringify(Object.fromEntries(spent)));
       return true;
     }),
-    reload: async () => {
+    // Queued behind this process's own writes: a read that started before a write must not
+    // land after it and bring back a removed device (or hide a new one).
+    reload: () => serialized(async () => {
       const next = await readDevices(devicesFile);
       if (!sameRegistry(devices, next)) {
         devices = next;
         for (const listener of listeners) listener();
       }
-    },
+    }),
     onChange: (listener) => {
       listeners.push(listener);
     },
