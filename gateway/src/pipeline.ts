@@ -49,7 +49,7 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
     }
     // Match first so refusals are counted per route, but answer 4.01 before 4.04 so that
     // devices without a valid token learn nothing about which routes exist.
-    const match = router.match(request.path);
+    const match = router.match(request.segments);
     if (match !== undefined) context.route = match.route.path;
     if (request.accessToken === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option');
     const token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP);

@@ -1,5 +1,12 @@
-import { Decoder, Encoder, Tag } from 'cbor-x';
+import { Decoder, Encoder, Tag, addExtension } from 'cbor-x';
 import { RequestError } from '../errors.ts';
+
+// cbor-x turns tags 0 and 1 into a Date, losing the device's own text or number. Keep them as
+// Tags so the content passes through unchanged (RFC 8949 section 6.1). cbor-x extensions are
+// process-wide; nothing else in the gateway decodes dates.
+// (cbor-x's typings demand Class and encode, which only encoding extensions need.)
+type DecodeOnlyExtension = Parameters<typeof addExtension>[0];
+for (const tag of [0, 1]) addExtension({ tag, decode: (content: unknown) => new Tag(content, tag) } as unknown as DecodeOnlyExtension);
 
 const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
 // variableMapSize: the smallest map header (a2, not b9 00 02), since every byte is airtime.

@@ -21,8 +21,8 @@ export function createRouter(routes: readonly RouteConfig[]) {
   }));
 
   return {
-    match(path: string): RouteMatch | undefined {
-      const parts = path.split('/').slice(1);
+    /** Matches Uri-Path segments; a parameter never matches '', '.' or '..'. */
+    match(parts: readonly string[]): RouteMatch | undefined {
       for (const { route, segments } of compiled) {
         if (segments.length !== parts.length) continue;
         const params: Record<string, string> = {};
@@ -31,7 +31,9 @@ export function createRouter(routes: readonly RouteConfig[]) {
           const segment = segments[i]!;
           const part = parts[i]!;
           if (segment.param !== undefined) {
-            if (part === '') ok = false;
+            // '.' and '..' would let a device climb out of the backend path template once a
+            // proxy or the backend normalises the path (RFC 3986 section 5.2.4).
+            if (part === '' || part === '.' || part === '..') ok = false;
             else params[segment.param] = part;
           } else {
             ok = segment.literal === part;

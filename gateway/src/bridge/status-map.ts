@@ -37,11 +37,16 @@ export function coapCodeFor(status: number, method: string): string {
   return '5.02';
 }
 
+// IMF-fixdate, obsolete RFC 850 and asctime forms: all start with a day name.
+const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +[\w -]+ \d{2}:\d{2}:\d{2}( GMT| \d{4})$/;
+
 /** Retry-After (seconds or HTTP-date) -> Max-Age seconds, for 4.29 and 5.03. */
 export function retryAfterToMaxAge(value: string | undefined, nowMs: number): number | undefined {
   if (value === undefined) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed), 0xffffffff);
+  // Only the HTTP-date forms (RFC 9110 section 5.6.7): Date.parse would also take "1.5" or "-5".
+  if (!HTTP_DATE.test(trimmed)) return undefined;
   const at = Date.parse(trimmed);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, Math.ceil((at - nowMs) / 1000));

@@ -13,36 +13,48 @@ const ACCESS_TOKEN_NAME = String(ACCESS_TOKEN_OPTION);
  */
 export function parseRequest(message: IncomingMessage): CoapRequest {
   let accessToken: string | undefined;
-  let sizeBytes = 4 + (message._packet.token?.length ?? 0);
+  const segments: string[] = [];
+  const query: string[] = [];
   for (const option of message._packet.options ?? []) {
     const value = option.value;
-    sizeBytes += 1 + (Buffer.isBuffer(value) ? value.length : String(value ?? '').length);
+    if (option.name === 'Uri-Path') segments.push(text(value));
+    else if (option.name === 'Uri-Query') query.push(text(value));
     if (typeof option.name !== 'string' || !/^\d+$/.test(option.name)) continue;
     if (option.name === ACCESS_TOKEN_NAME) {
       if (accessToken !== undefined) throw new RequestError('GW_ERR_BAD_OPTION', 'Access-Token option repeated');
-      accessToken = Buffer.isBuffer(value) ? value.toString('utf8') : String(value);
+      accessToken = text(value);
     } else if (Number(option.name) % 2 === 1) {
       throw new RequestError('GW_ERR_BAD_OPTION', `unrecognized critical option ${option.name}`);
     }
   }
-  const payload = message.payload ?? Buffer.alloc(0);
-  if (payload.length > 0) sizeBytes += 1 + payload.length;
-  const [path, query] = splitUrl(message.url);
   return {
     method: message.method,
-    path,
+    segments,
+    path: `/${segments.map((s) => s.replace(/%/g, '%25').replace(/\//g, '%2F')).join('/')}`,
     query,
-    payload,
+    payload: message.payload ?? Buffer.alloc(0),
     contentFormat: contentFormatNumber(message.headers['Content-Format']),
     accept: contentFormatNumber(message.headers.Accept),
     accessToken,
     peer: { address: message.rsinfo.address, port: message.rsinfo.port },
-    sizeBytes,
+    sizeBytes: requestSizeBytes(message),
   };
 }
 
-function splitUrl(url: string): [string, string[]] {
-  const q = url.indexOf('?');
-  if (q === -1) return [url, []];
-  return [url.slice(0, q), url.slice(q + 1).split('&')];
+/**
+ * A lower bound of the request datagram's size (header, token, one byte per option header,
+ * option values, payload marker and payload): no error answer may be larger (RFC 7252 section 11.3).
+ */
+export function requestSizeBytes(message: IncomingMessage): number {
+  let size = 4 + (message._packet.token?.length ?? 0);
+  for (const option of message._packet.options ?? []) {
+    const value = option.value;
+    size += 1 + (Buffer.isBuffer(value) ? value.length : String(value ?? '').length);
+  }
+  const payloadLength = message.payload?.length ?? 0;
+  return payloadLength > 0 ? size + 1 + payloadLength : size;
+}
+
+function text(value: unknown): string {
+  return Buffer.isBuffer(value) ? value.toString('utf8') : String(value ?? '');
 }

@@ -4,7 +4,7 @@ import { isIPv6 } from 'node:net';
 import { createServer, type IncomingMessage, type OutgoingMessage } from 'coap';
 import type { Logger } from '../log/index.ts';
 import { ExchangeTable } from './exchange-table.ts';
-import { parseRequest } from './parse-request.ts';
+import { parseRequest, requestSizeBytes } from './parse-request.ts';
 import { renderError } from './render-error.ts';
 import type { CoapResponse, RequestContext, RequestHandler } from './types.ts';
 
@@ -83,13 +83,10 @@ export async function buildCoapServer(options: CoapServerOptions): Promise<CoapS
   };
 
   const answer = async (message: IncomingMessage, context: RequestContext): Promise<CoapResponse> => {
-    let sizeBytes = message.payload?.length ?? 0;
     try {
-      const request = parseRequest(message);
-      sizeBytes = request.sizeBytes;
-      return await handler(request, context);
+      return await handler(parseRequest(message), context);
     } catch (err) {
-      return renderError(err, context, sizeBytes, Math.floor(nowMs() / 1000), logger);
+      return renderError(err, context, requestSizeBytes(message), Math.floor(nowMs() / 1000), logger);
     }
   };
 

@@ -2,8 +2,11 @@
 export interface CoapRequest {
   /** 'GET' | 'POST' | 'PUT' | 'DELETE' | ... as node-coap names the method code. */
   method: string;
-  /** Decoded Uri-Path, joined with '/', always starting with '/'. */
+  /** The Uri-Path options, one segment each, exactly as sent (a segment may contain '/'). */
+  segments: readonly string[];
+  /** The segments joined for display and matching of fixed paths: '/' + each segment with '%' and '/' escaped. */
   path: string;
+  /** The Uri-Query options, one `name=value` pair each. */
   query: readonly string[];
   payload: Buffer;
   /** Content-Format option number, if present. */

@@ -182,7 +182,7 @@ function validateRoute(where: string, raw: unknown, problems: string[]): RouteCo
     }
   }
   return {
-    path: String(r.path), methods: methods as CoapMethod[], scope: String(r.scope),
+    path: String(r.path), methods: [...methods] as CoapMethod[], scope: String(r.scope),
     backendPath: String(r.backendPath), body: body as RouteConfig['body'],
   };
 }
