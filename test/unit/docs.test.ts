@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { HTTP_TO_COAP } from '../../gateway/src/bridge/index.ts';
+import { ERROR_TABLE } from '../../gateway/src/errors.ts';
+import { ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
+
+// README is the contract firmware and backend teams read: it must say what the code does.
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+
+t.test('README lists every wire error code with the CoAP code the gateway sends', async (t) => {
+  const rows = new Map<number, string>();
+  for (const m of readme.matchAll(/^\| (\d{1,2}) \| (\d\.\d\d) \|/gm)) rows.set(Number(m[1]), m[2]!);
+  const sent = new Map<number, Set<string>>();
+  for (const { wire, coap } of Object.values(ERROR_TABLE)) sent.set(wire, (sent.get(wire) ?? new Set()).add(coap));
+  t.same([...rows.keys()].sort((a, b) => a - b), Object.values(WireError).sort((a, b) => a - b), 'one row per wire code');
+  for (const [wire, coaps] of sent) t.same([...coaps], [rows.get(wire)], `wire code ${wire}`);
+});
+
+t.test('README status mapping matches the bridge table', async (t) => {
+  const documented = new Map<number, string>();
+  for (const m of readme.matchAll(/\| (\d{3}(?:, \d{3})*) \| (\d\.\d\d)/g)) {
+    for (const status of m[1]!.split(', ')) documented.set(Number(status), m[2]!);
+  }
+  for (const [status, coap] of HTTP_TO_COAP) t.equal(documented.get(status), coap, `HTTP ${status}`);
+});
+
+t.test('README states the option number and the CBOR keys of the code', async (t) => {
+  t.match(readme, new RegExp(`number ${ACCESS_TOKEN_OPTION}`));
+  t.match(readme, `{${AuthRequestKey.deviceId}: device id (text), ${AuthRequestKey.secret}: secret (bytes)}`);
+  t.match(readme, `{${AuthRequestKey.refreshToken}: refresh token}`);
+  t.match(readme, `{${AuthResponseKey.accessToken}: access token, ${AuthResponseKey.expiresInSec}: expires_in s, `
+    + `${AuthResponseKey.refreshToken}: refresh token, ${AuthResponseKey.serverTimeSec}: server time s}`);
+  t.match(readme, `{${ErrorKey.code}: wire error code, ${ErrorKey.serverTimeSec}: server time s}`);
+});
