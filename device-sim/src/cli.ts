@@ -1,5 +1,10 @@
 import { Command, CommanderError } from 'commander';
+import { registerBenchCommand } from './bench-command.ts';
 import { DEFAULT_CERTS_DIR, runDemo } from './demo.ts';
+import { buildEchoServer } from './echo-server.ts';
+import { SimError } from './errors.ts';
+import { registerRunCommand } from './run-command.ts';
+import { buildSinkBackend } from './sink-backend.ts';
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -21,11 +26,49 @@ program.command('demo')
     process.exitCode = failures === 0 ? 0 : 1;
   });
 
+registerRunCommand(program, log);
+registerBenchCommand(program, log);
+
+program.command('backend')
+  .description('run a small HTTP backend for `gateway serve --backend` that answers readings with 201 and keeps nothing')
+  .option('--host <addr>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'TCP port (0 picks a free one)', '0')
+  .action(async (options: { host: string; port: string }) => {
+    const backend = await buildSinkBackend(options.host, Number(options.port));
+    log(JSON.stringify({ backend: backend.url }));
+    await untilSignal();
+    await backend.close();
+    log(JSON.stringify({ answered: backend.count() }));
+  });
+
+program.command('echo-server')
+  .description('run a plain node-coap server that echoes every payload (the benchmark ceiling)')
+  .option('--host <addr>', 'address to listen on', '127.0.0.1')
+  .option('--port <port>', 'UDP port (0 picks a free one)', '0')
+  .action(async (options: { host: string; port: string }) => {
+    const server = await buildEchoServer(options.host, Number(options.port));
+    log(JSON.stringify({ coap: server.port }));
+    await untilSignal();
+    await server.close();
+  });
+
+for (const command of program.commands) command.exitOverride();
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) process.exitCode = err.exitCode === 0 ? 0 : 2;
-  else {
+  else if (err instanceof SimError) {
+    process.stderr.write(`device-sim: ${err.message}\n`);
+    process.exitCode = 2;
+  } else {
     process.stderr.write(`device-sim: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 1;
   }

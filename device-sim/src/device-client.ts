@@ -1,6 +1,6 @@
-import { createSocket, type Socket } from 'node:dgram';
+import { Socket, type SocketOptions } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import { Agent, request as coapRequest, type IncomingMessage } from 'coap';
+import { Agent, type IncomingMessage, type OutgoingMessage } from 'coap';
 import { Decoder, Encoder } from 'cbor-x';
 import {
   ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ContentFormat,
@@ -31,6 +31,26 @@ export interface SendOptions {
   token?: string | null;
   confirmable?: boolean;
   query?: string;
+  /** Give up after this long (overrides the client's `timeoutMs`). */
+  timeoutMs?: number;
+}
+
+export interface DeviceClientOptions {
+  /**
+   * Give up on a request after this long, retransmissions included. Unset: node-coap's own
+   * limit, EXCHANGE_LIFETIME (247 s). A load generator wants a bound well below that.
+   */
+  timeoutMs?: number;
+}
+
+/** Why a request got no answer: the error's `code` is `COAP_TIMEOUT`. */
+export class CoapTimeoutError extends Error {
+  readonly code = 'COAP_TIMEOUT';
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'CoapTimeoutError';
+  }
 }
 
 export interface Tokens {
@@ -45,34 +65,37 @@ export interface Tokens {
  * deduplication work per endpoint as with real devices), speaking CoAP through node-coap.
  */
 export class DeviceClient {
-  readonly #socket: Socket;
+  readonly #socket: CountingSocket;
   readonly #agent: Agent;
   readonly #host: string;
   readonly #port: number;
-  bytesSent = 0;
-  bytesReceived = 0;
+  readonly #timeoutMs: number | undefined;
 
-  private constructor(socket: Socket, host: string, port: number) {
+  private constructor(socket: CountingSocket, host: string, port: number, options: DeviceClientOptions) {
     this.#socket = socket;
     this.#agent = new Agent({ socket });
     this.#host = host;
     this.#port = port;
-    socket.on('message', (msg) => { this.bytesReceived += msg.length; });
-    const send = socket.send.bind(socket) as (...args: unknown[]) => void;
-    (socket as unknown as { send: (...args: unknown[]) => void }).send = (...args: unknown[]) => {
-      const msg = args[0];
-      if (Buffer.isBuffer(msg)) this.bytesSent += typeof args[2] === 'number' ? args[2] : msg.length;
-      send(...args);
-    };
+    this.#timeoutMs = options.timeoutMs;
   }
 
-  static async open(host: string, port: number): Promise<DeviceClient> {
-    const socket = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
+  static async open(host: string, port: number, options: DeviceClientOptions = {}): Promise<DeviceClient> {
+    const socket = new CountingSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, isIPv6(host) ? '::' : undefined, () => { socket.off('error', reject); resolve(); });
     });
-    return new DeviceClient(socket, host, port);
+    return new DeviceClient(socket, host, port, options);
+  }
+
+  /** Every datagram this device sent: requests, retransmissions, and its ACKs and RSTs. */
+  get bytesSent(): number {
+    return this.#socket.bytesSent;
+  }
+
+  /** Every datagram this device received. */
+  get bytesReceived(): number {
+    return this.#socket.bytesReceived;
   }
 
   get localPort(): number {
@@ -81,14 +104,13 @@ export class DeviceClient {
 
   send(options: SendOptions): Promise<CoapAnswer> {
     return new Promise((resolve, reject) => {
-      const req = coapRequest({
+      const req: OutgoingMessage = this.#agent.request({
         hostname: this.#host,
         port: this.#port,
         method: options.method ?? 'GET',
         pathname: options.path,
         query: options.query,
         confirmable: options.confirmable ?? true,
-        agent: this.#agent,
       });
       let payload = options.payload;
       if (payload === undefined && options.body !== undefined) payload = encoder.encode(options.body);
@@ -96,9 +118,28 @@ export class DeviceClient {
       if (format !== undefined) req.setOption('Content-Format', format as never);
       if (options.accept !== undefined) req.setOption('Accept', options.accept as never);
       if (typeof options.token === 'string') req.setOption(String(ACCESS_TOKEN_OPTION), Buffer.from(options.token));
-      req.on('response', (res: IncomingMessage) => resolve(toAnswer(res)));
-      req.on('timeout', (err: Error) => reject(Object.assign(new Error(`CoAP timeout: ${err.message}`), { code: 'COAP_TIMEOUT' })));
-      req.on('error', reject);
+      const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+      let timer: NodeJS.Timeout | undefined;
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          // abort() stops the retransmissions and forgets the message ID and token; a late
+          // answer then gets a Reset from the agent, as a real device would send.
+          this.#agent.abort(req);
+          reject(new CoapTimeoutError(`CoAP timeout: no answer in ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      req.on('response', (res: IncomingMessage) => {
+        clearTimeout(timer);
+        resolve(toAnswer(res));
+      });
+      req.on('timeout', (err: Error) => {
+        clearTimeout(timer);
+        reject(new CoapTimeoutError(`CoAP timeout: ${err.message}`));
+      });
+      req.on('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      });
       req.end(payload);
     });
   }
@@ -125,6 +166,30 @@ export class DeviceClient {
   }
 }
 
+/**
+ * A UDP socket that counts the bytes of every datagram it sends and receives, whoever sends
+ * them (node-coap's retransmissions and ACKs included), so byte figures are what went on the air.
+ */
+class CountingSocket extends Socket {
+  bytesSent = 0;
+  bytesReceived = 0;
+
+  constructor(options: SocketOptions) {
+    // @types/node declares no constructor for dgram.Socket; at run time it is
+    // Socket(type | options, listener), which is all createSocket() calls.
+    super(options as never);
+    this.on('message', (msg: Buffer) => { this.bytesReceived += msg.length; });
+  }
+
+  // node-coap calls send(msg, offset, length, port, address, callback); the one-buffer forms count the buffer.
+  override send(...args: unknown[]): void {
+    const [msg, , length] = args;
+    if (typeof length === 'number') this.bytesSent += length;
+    else if (msg instanceof Uint8Array) this.bytesSent += msg.length;
+    (super.send as (...a: unknown[]) => void)(...args);
+  }
+}
+
 function toAnswer(res: IncomingMessage): CoapAnswer {
   const format = res.headers['Content-Format'] as number | string | undefined;
   const maxAge = res.headers['Max-Age'];
@@ -139,12 +204,17 @@ function toAnswer(res: IncomingMessage): CoapAnswer {
   return { code: res.code, payload: res.payload, contentFormat: format, maxAgeSec: typeof maxAge === 'number' ? maxAge : undefined, body };
 }
 
-function toTokens(body: unknown): Tokens {
+/** The tokens of a 2.01 from /auth or /auth/refresh, or undefined when the body is not the wire contract's. */
+function toTokens(body: unknown): Tokens | undefined {
+  if (!(body instanceof Map)) return undefined;
   const map = body as Map<number, unknown>;
-  return {
-    accessToken: map.get(AuthResponseKey.accessToken) as string,
-    refreshToken: map.get(AuthResponseKey.refreshToken) as string,
-    expiresInSec: map.get(AuthResponseKey.expiresInSec) as number,
-    serverTimeSec: map.get(AuthResponseKey.serverTimeSec) as number,
+  const tokens = {
+    accessToken: map.get(AuthResponseKey.accessToken),
+    refreshToken: map.get(AuthResponseKey.refreshToken),
+    expiresInSec: map.get(AuthResponseKey.expiresInSec),
+    serverTimeSec: map.get(AuthResponseKey.serverTimeSec),
   };
+  const ok = typeof tokens.accessToken === 'string' && typeof tokens.refreshToken === 'string'
+    && typeof tokens.expiresInSec === 'number' && typeof tokens.serverTimeSec === 'number';
+  return ok ? tokens as Tokens : undefined;
 }

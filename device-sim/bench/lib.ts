@@ -1,0 +1,92 @@
+// Shared by the benchmark scenarios (one scenario per file, each run in a fresh process by
+// `device-sim bench`). Bench code may use gateway internals to provision quickly and to sign
+// tokens; the simulator itself (device-sim/src) only uses the wire contract.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Keystore, createTokenIssuer, generateSecret, hashSecret } from '../../gateway/src/auth/index.ts';
+import { DEFAULTS } from '../../gateway/src/config/index.ts';
+import { buildFileStore } from '../../gateway/src/store/index.ts';
+import type { DeviceCredentials } from '../src/devices-file.ts';
+import { formatFleetReport, type FleetReport } from '../src/report.ts';
+
+export * from './measure.ts';
+export * from './processes.ts';
+
+export const RESULT_PREFIX = 'BENCH_RESULT ';
+
+export const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/** The scenario's figures, on one line the runner picks up. */
+export function emitResult(result: Record<string, unknown>): void {
+  process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`);
+}
+
+export function flag(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
+export function hasFlag(name: string): boolean {
+  return process.argv.includes(`--${name}`);
+}
+
+export function printReport(title: string, report: FleetReport): void {
+  say(`${title}:`);
+  for (const line of formatFleetReport(report)) say(`  ${line}`);
+}
+
+export async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** Ids as `gateway devices add --count` names them. */
+export function fleetIds(count: number, prefix = 'sim-'): string[] {
+  const width = String(count).length;
+  return Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(width, '0')}`);
+}
+
+/** Provisions devices in one store write (what `gateway devices add --count` does, without 100k CLI calls). */
+export async function provision(stateDir: string, count: number, scopes = ['telemetry:write']): Promise<DeviceCredentials[]> {
+  const store = await buildFileStore(stateDir);
+  const createdAt = new Date().toISOString();
+  const fleet = fleetIds(count).map((id) => ({ id, secret: generateSecret() }));
+  await store.addDevices(fleet.map(({ id, secret }) => ({ id, secretHash: hashSecret(secret), scopes, createdAt })));
+  await store.close();
+  return fleet;
+}
+
+/** A token exactly like the gateway's (same claims, same key type), for the echo server's requests. */
+export async function gatewayLikeToken(sub: string): Promise<string> {
+  const dir = await tempDir('bench-keys-');
+  try {
+    const keystore = await Keystore.open({ dir: dir.path, signingAlg: DEFAULTS.signingAlg, maxTokenLifetimeSec: 3600, nowMs: Date.now }, true);
+    const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
+      ttlSec: DEFAULTS.tokenTtlSec, refreshTtlSec: DEFAULTS.refreshTtlSec, nowMs: Date.now });
+    return (await issuer.issue(sub, ['telemetry:write'])).accessToken;
+  } finally {
+    await dir.remove();
+  }
+}
+
+export function round1(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+/** A keystore, a store with one device, and a token the gateway issued to it: what the verify benchmarks need. */
+export async function tokenFixture(): Promise<{
+  token: string; keystore: Keystore; store: Awaited<ReturnType<typeof buildFileStore>>; issue(sub: string): Promise<string>;
+  remove(): Promise<void>;
+}> {
+  const dir = await tempDir('bench-verify-');
+  const keystore = await Keystore.open({ dir: join(dir.path, 'keys'), signingAlg: DEFAULTS.signingAlg, maxTokenLifetimeSec: 3600, nowMs: Date.now }, true);
+  const store = await buildFileStore(dir.path);
+  const ids = fleetIds(10_000);
+  const createdAt = new Date().toISOString();
+  await store.addDevices(ids.map((id) => ({ id, secretHash: hashSecret(generateSecret()), scopes: ['telemetry:write'], createdAt })));
+  const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
+    ttlSec: DEFAULTS.tokenTtlSec, refreshTtlSec: DEFAULTS.refreshTtlSec, nowMs: Date.now });
+  const issue = async (sub: string) => (await issuer.issue(sub, ['telemetry:write'])).accessToken;
+  return { token: await issue(ids[0]!), keystore, store, issue, remove: dir.remove };
+}

@@ -1,0 +1,121 @@
+// Starting the processes a benchmark measures: the gateway (`gateway serve`), the HTTP backend
+// and the node-coap echo server, each in its own process, as an operator would run them.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { closeSync, openSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from '../src/cpu-profile.ts';
+import { DeviceClient } from '../src/device-client.ts';
+
+const GATEWAY_BIN = fileURLToPath(new URL('../../gateway/bin/gateway.js', import.meta.url));
+const DEVICE_SIM_BIN = fileURLToPath(new URL('../bin/device-sim.js', import.meta.url));
+const READY_TIMEOUT_MS = 60_000;
+
+export async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
+
+export interface Child {
+  process: ChildProcess;
+  pid: number;
+  /** SIGTERM, then wait for the exit (a --cpu-prof profile is written then). */
+  stop(): Promise<void>;
+}
+
+function track(child: ChildProcess): Child {
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    process: child,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Runs a `device-sim` command in its own process and resolves with the JSON of its first line. */
+async function startDeviceSimProcess(args: string[]): Promise<{ child: Child; first: Record<string, unknown> }> {
+  const child = spawn(process.execPath, [DEVICE_SIM_BIN, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const first = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    lines.once('line', (line) => resolve(JSON.parse(line) as Record<string, unknown>));
+    child.once('exit', (code) => reject(new Error(`device-sim ${args[0]} exited with ${code}`)));
+  });
+  lines.on('line', () => undefined);
+  return { child: track(child), first };
+}
+
+/** The local HTTP backend, in its own process. */
+export async function startBackendProcess(): Promise<Child & { url: string }> {
+  const { child, first } = await startDeviceSimProcess(['backend', '--port', '0']);
+  return { ...child, url: String(first.backend) };
+}
+
+/** The node-coap echo server (the ceiling), in its own process. */
+export async function startEchoProcess(): Promise<Child & { port: number }> {
+  const { child, first } = await startDeviceSimProcess(['echo-server', '--port', '0']);
+  return { ...child, port: Number(first.coap) };
+}
+
+export interface GatewayProcess extends Child {
+  port: number;
+  logFile: string;
+  /** The CPU profile summary (of `window` only, if given) after stop(), when started with a profile directory. */
+  profile(window?: ProfileWindow): Promise<ProfileSummary | undefined>;
+}
+
+/**
+ * `gateway serve` in its own process, as an operator runs it (default log level: a JSON line per
+ * request, written to a file). Ready when it answers GET /.well-known/core.
+ */
+export async function startGatewayProcess(options: {
+  stateDir: string; backendUrl: string; profileDir?: string; traceGc?: boolean; args?: string[];
+}): Promise<GatewayProcess> {
+  const port = await freeUdpPort();
+  const logFile = join(options.stateDir, 'gateway.log');
+  const out = openSync(logFile, 'a');
+  const nodeArgs = [
+    ...(options.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : []),
+    ...(options.traceGc === true ? ['--trace-gc'] : []),
+  ];
+  const child = spawn(process.execPath, [...nodeArgs, GATEWAY_BIN, 'serve', '--coap-host', '127.0.0.1', '--coap-port', String(port),
+    '--backend', options.backendUrl, '--state', options.stateDir, ...(options.args ?? [])], { stdio: ['ignore', out, out] });
+  closeSync(out);
+  const tracked = track(child);
+  await waitUntilServing(port, child, logFile);
+  return {
+    ...tracked,
+    port,
+    logFile,
+    async profile(window) {
+      if (options.profileDir === undefined) return undefined;
+      const file = (await readdir(options.profileDir)).find((f) => f.endsWith('.cpuprofile'));
+      return file === undefined ? undefined : summarizeCpuProfile(join(options.profileDir, file), window);
+    },
+  };
+}
+
+async function waitUntilServing(port: number, child: ChildProcess, logFile: string): Promise<void> {
+  const client = await DeviceClient.open('127.0.0.1', port, { timeoutMs: 250 });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}; see ${logFile}`);
+      const answer = await client.send({ path: '/.well-known/core' }).catch(() => undefined);
+      if (answer?.code === '2.05') return;
+      await delay(100);
+    }
+    throw new Error(`gateway not serving after ${READY_TIMEOUT_MS} ms; see ${logFile}`);
+  } finally {
+    await client.close();
+  }
+}

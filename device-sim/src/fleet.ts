@@ -1,0 +1,221 @@
+import { performance } from 'node:perf_hooks';
+import { AuthRequestKey, WireError } from '../../gateway/src/wire/index.ts';
+import type { CoapAnswer, SendOptions } from './device-client.ts';
+import type { DeviceCredentials } from './devices-file.ts';
+import { DEFAULT_MAX_AGE_SEC, DeviceSession } from './device-session.ts';
+import { ExchangeRecorder, serverTimeOf, wireErrorOf } from './exchange-recorder.ts';
+import { resolveFleetOptions, type FleetOptions, type FleetPhase } from './fleet-options.ts';
+import { holdUntilExpired, logInAll, openSockets } from './fleet-phases.ts';
+import { loadLoop } from './load-loop.ts';
+import { FLEET_REPORT_SCHEMA_ID, type FleetReport } from './report.ts';
+import { tamperToken } from './scenarios.ts';
+import { round3 } from './stats.ts';
+
+export type { FleetOptions, FleetProgress } from './fleet-options.ts';
+
+const CLOSE_BATCH = 512;
+const WARMUP_LIMIT_MS = 60_000;
+
+/**
+ * Runs a simulated fleet against a gateway and returns the report: every device has its own UDP
+ * socket (own source port, so message IDs and deduplication are per endpoint as with real
+ * devices), logs in, keeps its token fresh, and sends confirmable CBOR requests at a total
+ * rate (open loop) or with a bounded number in flight (closed loop), for a duration or a count.
+ */
+export async function runFleet(input: FleetOptions): Promise<FleetReport> {
+  const o = resolveFleetOptions(input);
+  const startedAt = new Date().toISOString();
+  const errorSamples = new Set<string>();
+  let requests = new ExchangeRecorder(errorSamples);
+  const logins = new ExchangeRecorder(errorSamples);
+  const counters = { asExpected: 0, backoffs: 0, refreshes: 0, inFlight: 0 };
+  const phasesSec = { open: 0, login: 0, hold: 0, warmup: 0, load: 0, drain: 0 };
+  const sessions = o.devices.map((creds, i) => new DeviceSession(i, creds, o));
+
+  // Progress: one timer for the whole run, reading whatever the current phase counts.
+  let phase: FleetPhase = 'open';
+  let phaseStartMs = performance.now();
+  let phaseDone = (): number => 0;
+  let phaseTotal: number | undefined = sessions.length;
+  const report = () => o.onProgress({
+    phase, elapsedSec: (performance.now() - phaseStartMs) / 1000, done: phaseDone(), total: phaseTotal,
+    durationSec: phase === 'load' ? o.durationSec : undefined,
+    unexpected: requests.answered - counters.asExpected + requests.timeouts + requests.errors,
+    timeouts: requests.timeouts, inFlight: counters.inFlight,
+  });
+  const enter = (next: FleetPhase, done: () => number, total: number | undefined): number => {
+    const endedSec = round3((performance.now() - phaseStartMs) / 1000);
+    report();
+    phase = next;
+    phaseStartMs = performance.now();
+    phaseDone = done;
+    phaseTotal = total;
+    report();
+    return endedSec;
+  };
+  const progressTimer = setInterval(report, o.progressIntervalMs);
+  progressTimer.unref();
+
+  /** One login (or /auth/refresh), counted under `logins`. */
+  const login = async (s: DeviceSession): Promise<CoapAnswer | undefined> => {
+    const client = s.client!;
+    const useRefresh = o.refreshWith === 'refresh-token' && s.refreshToken !== undefined;
+    const sent0 = client.bytesSent;
+    const received0 = client.bytesReceived;
+    const startMs = performance.now();
+    logins.sent += 1;
+    try {
+      const { answer, tokens } = useRefresh ? await client.refresh(s.refreshToken!) : await client.login(s.id, s.secret);
+      logins.answer(answer, performance.now() - startMs);
+      if (tokens !== undefined) s.useTokens(tokens);
+      else s.noteRefusedLogin(answer, useRefresh);
+      if (answer.code === '2.01' && tokens === undefined) errorSamples.add('a login answered 2.01 without the tokens {1, 2, 3, 4} of the wire contract');
+      return answer;
+    } catch (err) {
+      logins.failure(err);
+      return undefined;
+    } finally {
+      logins.bytes(client.bytesSent - sent0, client.bytesReceived - received0);
+    }
+  };
+
+  const requestFor = (s: DeviceSession): SendOptions => {
+    const token = o.staticToken ?? s.accessToken ?? null;
+    switch (o.scenario.turn) {
+      case 'reading':
+        return { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading(), token };
+      case 'tampered-reading':
+        return { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading(), token: token === null ? null : tamperToken(token) };
+      case 'config':
+        return { method: 'GET', path: '/config', token };
+      case 'login':
+        return { method: 'POST', path: '/auth', body: new Map<number, unknown>([[AuthRequestKey.deviceId, s.id], [AuthRequestKey.secret, s.secret]]) };
+    }
+  };
+
+  /** A device's turn: renew its token if due, then one request, counted under `requests`. */
+  const turn = async (s: DeviceSession): Promise<void> => {
+    // A renewal that fails (even with 4.29) still leaves a token with a quarter of its life to
+    // use, so the reading goes out; the device backs off after this turn.
+    if (o.scenario.refreshes && o.staticToken === undefined && s.dueForRefresh()) {
+      counters.refreshes += 1;
+      await login(s);
+    }
+    const client = s.client!;
+    const request = requestFor(s);
+    const sent0 = client.bytesSent;
+    const received0 = client.bytesReceived;
+    const startMs = performance.now();
+    requests.sent += 1;
+    try {
+      const answer = await client.send(request);
+      requests.answer(answer, performance.now() - startMs);
+      const wire = wireErrorOf(answer);
+      if (answer.code === o.scenario.expect.code && (o.scenario.expect.wireError === undefined || wire === o.scenario.expect.wireError)) {
+        counters.asExpected += 1;
+      }
+      const serverTimeSec = serverTimeOf(answer);
+      if (serverTimeSec !== undefined) s.clock.learn(serverTimeSec);
+      if (answer.code === '4.29' || answer.code === '5.03') {
+        counters.backoffs += 1;
+        s.backOff((answer.maxAgeSec ?? DEFAULT_MAX_AGE_SEC) * 1000);
+      }
+      // A device that finds its token expired logs in again on its next turn (unless the
+      // scenario is about sending expired tokens).
+      if (wire === WireError.tokenExpired && o.scenario.refreshes) s.markTokenStale();
+    } catch (err) {
+      requests.failure(err);
+    } finally {
+      requests.bytes(client.bytesSent - sent0, client.bytesReceived - received0);
+    }
+  };
+
+  let opened: DeviceSession[] = [];
+  let warmupRequests = 0;
+  try {
+    opened = await openSockets(sessions, o, (n) => { phaseDone = () => n; });
+    phasesSec.open = enter('login', () => logins.answered + logins.timeouts + logins.errors, opened.length);
+    let ready = opened;
+    if (o.scenario.logsIn && o.staticToken === undefined) {
+      await logInAll(opened, o.loginConcurrency, login);
+      ready = opened.filter((s) => s.accessToken !== undefined);
+    }
+    const answered = () => requests.answered + requests.timeouts + requests.errors;
+    if (o.scenario.holdsExpiredTokens) {
+      phasesSec.login = enter('hold', () => 0, undefined);
+      await holdUntilExpired(ready, o);
+    }
+    const leaveLoginOrHold = (next: FleetPhase, done: () => number, total: number | undefined) => {
+      const sec = enter(next, done, total);
+      if (o.scenario.holdsExpiredTokens) phasesSec.hold = sec;
+      else phasesSec.login = sec;
+    };
+    if (o.warmup && ready.length > 0) {
+      // Every device sends once, uncounted: its token is verified and cached, the code is warm.
+      leaveLoginOrHold('warmup', answered, ready.length);
+      await loadLoop(ready, { ...o, count: ready.length, maxRunMs: WARMUP_LIMIT_MS }, turn, counters, () => undefined);
+      warmupRequests = requests.sent;
+      requests = new ExchangeRecorder(errorSamples);
+      counters.asExpected = 0;
+      counters.backoffs = 0;
+      phasesSec.warmup = enter('load', answered, o.count);
+    } else {
+      leaveLoginOrHold('load', answered, o.count);
+    }
+    const loadStartMs = phaseStartMs;
+    await loadLoop(ready, o, turn, counters, () => {
+      phasesSec.load = enter('drain', phaseDone, phaseTotal);
+    });
+    phasesSec.drain = round3((performance.now() - loadStartMs) / 1000 - phasesSec.load);
+    enter('close', () => 0, undefined);
+  } finally {
+    clearInterval(progressTimer);
+    for (let i = 0; i < opened.length; i += CLOSE_BATCH) await Promise.all(opened.slice(i, i + CLOSE_BATCH).map((s) => s.client!.close()));
+  }
+
+  const loginCount = opened.filter((s) => s.loggedIn).length;
+  const firstLogins = logins.sent - counters.refreshes;
+  return {
+    schema: FLEET_REPORT_SCHEMA_ID,
+    scenario: {
+      name: o.scenario.name,
+      expect: { code: o.scenario.expect.code, wireError: o.scenario.expect.wireError ?? null },
+      skewSec: o.skewSec,
+      clockCorrection: o.clockCorrection,
+      heldPastExpirySec: phasesSec.hold,
+    },
+    target: o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`,
+    startedAt,
+    node: process.version,
+    load: {
+      mode: o.mode,
+      ratePerSec: o.mode === 'rate' ? o.ratePerSec! : null,
+      concurrency: o.mode === 'concurrency' ? o.concurrency! : null,
+      durationSec: o.durationSec ?? null,
+      count: o.count ?? null,
+      timeoutMs: o.timeoutMs,
+      warmupRequests,
+    },
+    devices: {
+      total: sessions.length,
+      opened: opened.length,
+      loggedIn: loginCount,
+      loginFailed: o.scenario.logsIn && o.staticToken === undefined ? opened.length - loginCount : 0,
+    },
+    phasesSec,
+    requests: {
+      ...requests.stats(),
+      asExpected: counters.asExpected,
+      backoffs: counters.backoffs,
+      ratePerSec: phasesSec.load > 0 ? round3(requests.sent / phasesSec.load) : 0,
+    },
+    logins: {
+      ...logins.stats(),
+      refreshes: counters.refreshes,
+      loginPhaseRatePerSec: phasesSec.login > 0 ? round3(firstLogins / phasesSec.login) : 0,
+    },
+    errorSamples: [...errorSamples],
+  };
+}
+
+export type { DeviceCredentials };

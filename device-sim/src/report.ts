@@ -1,0 +1,228 @@
+import { SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
+import type { LatencySummary } from './stats.ts';
+
+export const FLEET_REPORT_SCHEMA_ID = 'device-sim/fleet-report/1';
+
+/** One kind of exchange (readings, or logins) as the devices saw it. */
+export interface ExchangeStats {
+  /** Requests sent (first transmissions; retransmissions are in the bytes). */
+  sent: number;
+  /** Got a CoAP answer: the sum of `byCode`. */
+  answered: number;
+  /** No answer within the request timeout, retransmissions included. */
+  timeouts: number;
+  /** Failed locally (socket error). sent = answered + timeouts + errors. */
+  errors: number;
+  byCode: Record<string, number>;
+  /** Wire error code (key 0 of the CBOR error body) of the answers that carried one. */
+  byWireError: Record<string, number>;
+  latencyMs: LatencySummary;
+  bytes: { sent: number; received: number; sentPerRequest: number; receivedPerRequest: number };
+}
+
+/** What `device-sim run` prints as a table and writes with `--json FILE`. */
+export interface FleetReport {
+  schema: typeof FLEET_REPORT_SCHEMA_ID;
+  scenario: {
+    name: ScenarioName;
+    expect: { code: string; wireError: number | null };
+    skewSec: number;
+    clockCorrection: boolean;
+    /** How long devices held their tokens before the load (expired scenario). */
+    heldPastExpirySec: number;
+  };
+  target: string;
+  startedAt: string;
+  node: string;
+  load: {
+    mode: 'rate' | 'concurrency';
+    ratePerSec: number | null;
+    concurrency: number | null;
+    durationSec: number | null;
+    count: number | null;
+    timeoutMs: number;
+    /** Uncounted requests sent before the measured load (--warmup: one per device). */
+    warmupRequests: number;
+  };
+  devices: { total: number; opened: number; loggedIn: number; loginFailed: number };
+  phasesSec: { open: number; login: number; hold: number; warmup: number; load: number; drain: number };
+  requests: ExchangeStats & {
+    /** Answered with the scenario's expected code (and wire error, if it names one). */
+    asExpected: number;
+    /** Times a device stayed quiet for a 4.29 or 5.03 Max-Age. */
+    backoffs: number;
+    /** Achieved: sent over the load phase (drain excluded). */
+    ratePerSec: number;
+  };
+  logins: ExchangeStats & {
+    /** Logins (or /auth/refresh) during the load because a token neared its expiry. */
+    refreshes: number;
+    /** Logins per second in the initial login phase. */
+    loginPhaseRatePerSec: number;
+  };
+  /** Up to five distinct local error messages. */
+  errorSamples: string[];
+}
+
+// ---- The schema, as data, and its validator -------------------------------------------------
+
+type FieldType =
+  | 'string' | 'number' | 'count' | 'boolean' | 'number|null' | 'count|null' | 'counts' | 'string[]'
+  | { enum: readonly string[] }
+  | { [field: string]: FieldType };
+
+const LATENCY: FieldType = { p50: 'number', p90: 'number', p99: 'number', max: 'number', mean: 'number' };
+const EXCHANGES = {
+  sent: 'count', answered: 'count', timeouts: 'count', errors: 'count', byCode: 'counts', byWireError: 'counts',
+  latencyMs: LATENCY, bytes: { sent: 'count', received: 'count', sentPerRequest: 'number', receivedPerRequest: 'number' },
+} as const satisfies Record<string, FieldType>;
+
+/** Every field of FleetReport with its type; `validateFleetReport` checks a value against it. */
+export const FLEET_REPORT_SCHEMA: FieldType = {
+  schema: { enum: [FLEET_REPORT_SCHEMA_ID] },
+  scenario: {
+    name: { enum: SCENARIO_NAMES },
+    expect: { code: 'string', wireError: 'count|null' },
+    skewSec: 'number',
+    clockCorrection: 'boolean',
+    heldPastExpirySec: 'number',
+  },
+  target: 'string',
+  startedAt: 'string',
+  node: 'string',
+  load: {
+    mode: { enum: ['rate', 'concurrency'] },
+    ratePerSec: 'number|null',
+    concurrency: 'count|null',
+    durationSec: 'number|null',
+    count: 'count|null',
+    timeoutMs: 'count',
+    warmupRequests: 'count',
+  },
+  devices: { total: 'count', opened: 'count', loggedIn: 'count', loginFailed: 'count' },
+  phasesSec: { open: 'number', login: 'number', hold: 'number', warmup: 'number', load: 'number', drain: 'number' },
+  requests: { ...EXCHANGES, asExpected: 'count', backoffs: 'count', ratePerSec: 'number' },
+  logins: { ...EXCHANGES, refreshes: 'count', loginPhaseRatePerSec: 'number' },
+  errorSamples: 'string[]',
+};
+
+const COAP_CODE = /^[245]\.\d\d$/;
+
+/**
+ * Checks a value against FLEET_REPORT_SCHEMA (no missing, extra or mistyped fields) and the
+ * report's invariants (the counts add up). Returns every problem; empty means valid.
+ */
+export function validateFleetReport(value: unknown): string[] {
+  const problems: string[] = [];
+  checkField(value, FLEET_REPORT_SCHEMA, '', problems);
+  if (problems.length > 0) return problems;
+  const report = value as FleetReport;
+  for (const [name, stats] of [['requests', report.requests], ['logins', report.logins]] as const) {
+    const byCode = sum(stats.byCode);
+    if (stats.sent !== stats.answered + stats.timeouts + stats.errors) {
+      problems.push(`${name}: sent ${stats.sent} != answered ${stats.answered} + timeouts ${stats.timeouts} + errors ${stats.errors}`);
+    }
+    if (byCode !== stats.answered) problems.push(`${name}: byCode adds up to ${byCode}, answered is ${stats.answered}`);
+    if (sum(stats.byWireError) > stats.answered) problems.push(`${name}: more wire errors than answers`);
+    for (const code of Object.keys(stats.byCode)) {
+      if (!COAP_CODE.test(code)) problems.push(`${name}.byCode: "${code}" is not a CoAP response code`);
+    }
+  }
+  if (report.requests.asExpected > report.requests.answered) problems.push('requests: asExpected > answered');
+  const { devices } = report;
+  if (devices.opened > devices.total || devices.loggedIn > devices.opened) {
+    problems.push(`devices: expected loggedIn <= opened <= total, got ${devices.loggedIn}, ${devices.opened}, ${devices.total}`);
+  }
+  if ((report.load.mode === 'rate') !== (report.load.ratePerSec !== null)) problems.push('load: ratePerSec set iff mode is rate');
+  if ((report.load.mode === 'concurrency') !== (report.load.concurrency !== null)) {
+    problems.push('load: concurrency set iff mode is concurrency');
+  }
+  if (Number.isNaN(Date.parse(report.startedAt))) problems.push('startedAt: not an ISO date');
+  return problems;
+}
+
+function checkField(value: unknown, type: FieldType, path: string, problems: string[]): void {
+  const where = path === '' ? 'report' : path;
+  const fail = (expected: string) => problems.push(`${where}: expected ${expected}, got ${JSON.stringify(value) ?? 'nothing'}`);
+  const isCount = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+  switch (type) {
+    case 'string': if (typeof value !== 'string') fail('a string'); return;
+    case 'number': if (typeof value !== 'number' || !Number.isFinite(value)) fail('a finite number'); return;
+    case 'count': if (!isCount(value)) fail('a whole number >= 0'); return;
+    case 'boolean': if (typeof value !== 'boolean') fail('true or false'); return;
+    case 'number|null': if (value !== null && (typeof value !== 'number' || !Number.isFinite(value))) fail('a number or null'); return;
+    case 'count|null': if (value !== null && !isCount(value)) fail('a whole number >= 0 or null'); return;
+    case 'string[]': if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) fail('an array of strings'); return;
+    case 'counts':
+      if (value === null || typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every(isCount)) {
+        fail('an object of whole numbers >= 0');
+      }
+      return;
+    default:
+      break;
+  }
+  if ('enum' in type && Array.isArray(type.enum)) {
+    if (!(type.enum as readonly unknown[]).includes(value)) fail(`one of ${type.enum.join(', ')}`);
+    return;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail('an object');
+    return;
+  }
+  const fields = type as Record<string, FieldType>;
+  for (const [field, fieldType] of Object.entries(fields)) {
+    const child = path === '' ? field : `${path}.${field}`;
+    if (!(field in value)) problems.push(`${child}: missing`);
+    else checkField((value as Record<string, unknown>)[field], fieldType, child, problems);
+  }
+  for (const field of Object.keys(value)) {
+    if (!(field in fields)) problems.push(`${path === '' ? field : `${path}.${field}`}: not in the schema`);
+  }
+}
+
+function sum(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+// ---- The summary table ----------------------------------------------------------------------
+
+/** The end-of-run summary, one table row per line. */
+export function formatFleetReport(report: FleetReport): string[] {
+  const { requests: r, logins: l, load, devices, scenario } = report;
+  const expect = scenario.expect.wireError === null ? scenario.expect.code : `${scenario.expect.code} (wire error ${scenario.expect.wireError})`;
+  const loadText = (load.mode === 'rate' ? `open loop at ${load.ratePerSec}/s` : `closed loop, ${load.concurrency} in flight`)
+    + (load.warmupRequests > 0 ? ` (after ${load.warmupRequests} uncounted warm-up requests)` : '');
+  const limit = [load.durationSec !== null ? `${load.durationSec} s` : '', load.count !== null ? `${load.count} requests` : '']
+    .filter(Boolean).join(' or ');
+  const rows: [string, string][] = [
+    ['scenario', `${scenario.name} -> ${report.target}, ${loadText}, for ${limit}`
+      + (scenario.skewSec !== 0 ? `, clocks off by +/-${scenario.skewSec} s${scenario.clockCorrection ? ' (corrected by server time)' : ' (not corrected)'}` : '')
+      + (scenario.heldPastExpirySec > 0 ? `, tokens held ${scenario.heldPastExpirySec} s until expired` : '')],
+    ['devices', `${devices.total} (${devices.opened} sockets, ${devices.loggedIn} logged in, ${devices.loginFailed} login failures)`],
+    ['requests', `${r.sent} in ${report.phasesSec.load} s = ${r.ratePerSec}/s; as expected (${expect}): ${r.asExpected}/${r.sent}`],
+    ['latency ms', latencyText(r.latencyMs)],
+    ['codes', codesText(r.byCode, r.byWireError)],
+    ['timeouts', `${r.timeouts}   errors ${r.errors}   backoffs (4.29/5.03 Max-Age) ${r.backoffs}`],
+    ['bytes/request', `sent ${r.bytes.sentPerRequest}   received ${r.bytes.receivedPerRequest}   (total ${r.bytes.sent} / ${r.bytes.received})`],
+  ];
+  if (l.sent > 0) {
+    rows.push(
+      ['logins', `${l.sent} (${l.refreshes} refreshes), ${l.loginPhaseRatePerSec}/s while logging in; timeouts ${l.timeouts}`],
+      ['login codes', codesText(l.byCode, l.byWireError)],
+      ['login ms', latencyText(l.latencyMs)],
+    );
+  }
+  for (const sample of report.errorSamples) rows.push(['problem', sample]);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
+}
+
+function latencyText(l: LatencySummary): string {
+  return `p50 ${l.p50}   p90 ${l.p90}   p99 ${l.p99}   max ${l.max}   mean ${l.mean}`;
+}
+
+function codesText(byCode: Record<string, number>, byWire: Record<string, number>): string {
+  const codes = Object.entries(byCode).map(([code, n]) => `${code}: ${n}`).join('   ');
+  const wire = Object.entries(byWire).map(([code, n]) => `${code}: ${n}`).join(', ');
+  return (codes || 'none') + (wire ? `   (wire errors ${wire})` : '');
+}

@@ -1,0 +1,87 @@
+import { writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { readDevicesFile } from './devices-file.ts';
+import { runFleet } from './fleet.ts';
+import { FLEET_DEFAULTS } from './fleet-options.ts';
+import { createProgressView, type ProgressMode } from './progress.ts';
+import { formatFleetReport } from './report.ts';
+import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
+import { SimError } from './errors.ts';
+
+interface RunFlags {
+  devicesFile: string; devices?: string; host: string; port: string; scenario: string;
+  rate?: string; concurrency?: string; duration?: string; count?: string; timeoutMs: string; warmup?: boolean;
+  loginConcurrency: string; refreshWith: string; skewSec: string; clockCorrection: boolean;
+  leewaySec: string; maxHoldSec: string; telemetryName: string; json?: string; progress: string;
+}
+
+const num = (value: string | undefined): number | undefined => (value === undefined ? undefined : Number(value));
+
+/** `device-sim run`: the fleet simulator and load generator. Exit 0 when every answer was the expected one. */
+export function registerRunCommand(program: Command, log: (line: string) => void): void {
+  const scenarios = SCENARIO_NAMES.map((name) => `  ${name.padEnd(12)} ${SCENARIOS[name].summary}`).join('\n');
+  program.command('run')
+    .description('simulate a fleet of devices (one UDP socket each) against a gateway on this machine')
+    .requiredOption('--devices-file <file>', 'provisioning file from `gateway devices add --count N --prefix sim- --out FILE`')
+    .option('--devices <n>', 'use only the first n devices of the file')
+    .option('--host <addr>', 'the gateway (loopback only)', '127.0.0.1')
+    .option('--port <port>', 'the gateway\'s CoAP port', '5683')
+    .option('--scenario <name>', `${SCENARIO_NAMES.join(' | ')}`, 'normal')
+    .option('--rate <n>', 'open loop: total requests per second')
+    .option('--concurrency <n>', `closed loop: requests in flight, at most one per device (default ${FLEET_DEFAULTS.concurrency})`)
+    .option('--duration <sec>', `send for this long (default ${FLEET_DEFAULTS.durationSec} s unless --count)`)
+    .option('--count <n>', 'send this many requests')
+    .option('--warmup', 'first let every device send one request that is not counted (token cache filled, code warm)')
+    .option('--timeout-ms <ms>', 'give up on a request after this long, retransmissions included', String(FLEET_DEFAULTS.timeoutMs))
+    .option('--login-concurrency <n>', 'logins in flight while the fleet logs in', String(FLEET_DEFAULTS.loginConcurrency))
+    .option('--refresh-with <how>', 'renew tokens by logging in again (login) or with /auth/refresh (refresh-token)', 'login')
+    .option('--skew-sec <sec>', 'skew scenario: device clocks off by this much, half ahead, half behind', String(FLEET_DEFAULTS.skewSec))
+    .option('--no-clock-correction', 'skew scenario: devices trust their own clock instead of the gateway\'s server time')
+    .option('--leeway-sec <sec>', 'expired scenario: the gateway\'s --leeway, waited out after the token lifetime', String(FLEET_DEFAULTS.leewaySec))
+    .option('--max-hold-sec <sec>', 'expired scenario: longest wait for tokens to expire', String(FLEET_DEFAULTS.maxHoldSec))
+    .option('--telemetry-name <name>', 'readings go to POST /telemetry/<name>', FLEET_DEFAULTS.telemetryName)
+    .option('--json <file>', 'also write the report as JSON (schema device-sim/fleet-report/1)')
+    .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise) | bar | lines | off', 'auto')
+    .addHelpText('after', `\nScenarios:\n${scenarios}\n\nExit code: 0 when every request got the scenario's expected answer, 1 otherwise, 2 on bad usage.`)
+    .action(async (flags: RunFlags) => {
+      const all = await readDevicesFile(flags.devicesFile);
+      const limit = num(flags.devices);
+      if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) {
+        throw new SimError('SIM_ERR_BAD_OPTION', `--devices: expected a whole number >= 1, got ${flags.devices}`);
+      }
+      const progressMode = flags.progress === 'auto' ? (process.stdout.isTTY ? 'bar' : 'lines') : flags.progress;
+      if (!['bar', 'lines', 'off'].includes(progressMode)) {
+        throw new SimError('SIM_ERR_BAD_OPTION', `--progress: expected auto, bar, lines or off, got ${flags.progress}`);
+      }
+      const view = createProgressView(progressMode as ProgressMode);
+      const stop = new AbortController();
+      const onSignal = () => {
+        log('device-sim: stopping (waiting for requests in flight); Ctrl-C again to quit at once');
+        stop.abort();
+        process.once('SIGINT', () => process.exit(130));
+      };
+      process.once('SIGINT', onSignal);
+      let report;
+      try {
+        report = await runFleet({
+          host: flags.host, port: Number(flags.port), devices: limit !== undefined ? all.slice(0, limit) : all,
+          scenario: flags.scenario as ScenarioName, ratePerSec: num(flags.rate), concurrency: num(flags.concurrency),
+          durationSec: num(flags.duration), count: num(flags.count), timeoutMs: Number(flags.timeoutMs), warmup: flags.warmup === true,
+          loginConcurrency: Number(flags.loginConcurrency), refreshWith: flags.refreshWith as 'login',
+          skewSec: Number(flags.skewSec), clockCorrection: flags.clockCorrection, leewaySec: Number(flags.leewaySec),
+          maxHoldSec: Number(flags.maxHoldSec), telemetryName: flags.telemetryName,
+          signal: stop.signal, onProgress: (p) => view.update(p), progressIntervalMs: progressMode === 'bar' ? 200 : 1000,
+        });
+      } finally {
+        view.stop();
+        process.off('SIGINT', onSignal);
+      }
+      log('');
+      for (const line of formatFleetReport(report)) log(line);
+      if (flags.json !== undefined) {
+        await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
+        log(`report written to ${flags.json}`);
+      }
+      process.exitCode = report.requests.asExpected === report.requests.sent && report.requests.sent > 0 ? 0 : 1;
+    });
+}
