@@ -4,7 +4,7 @@ import { AuthError, RequestError } from '../errors.ts';
 import type { Store } from '../store/index.ts';
 import { AuthRequestKey, AuthResponseKey, ContentFormat } from '../wire/index.ts';
 import { DEVICE_ID_PATTERN, secretMatches } from './credentials.ts';
-import { REFRESH_TOKEN_TYP, type IssuedTokens, type TokenIssuer } from './issue-tokens.ts';
+import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type IssuedTokens, type TokenIssuer } from './issue-tokens.ts';
 import type { LoginLimiter } from './login-limiter.ts';
 import type { TokenVerifier } from './verify-token.ts';
 
@@ -24,6 +24,11 @@ export interface AuthResourceOptions {
 export function createAuthResource(options: AuthResourceOptions) {
   const { store, issuer, verifyToken, limiter } = options;
   const count = options.onLogin ?? (() => undefined);
+  const issue = async (deviceId: string, scopes: readonly string[]): Promise<CoapResponse> => {
+    const tokens = await issuer.issue(deviceId, scopes);
+    verifyToken.remember(tokens.accessToken, ACCESS_TOKEN_TYP, tokens.accessClaims);
+    return tokensResponse(tokens);
+  };
 
   return {
     async login(request: CoapRequest, context: RequestContext): Promise<CoapResponse> {
@@ -59,7 +64,7 @@ export function createAuthResource(options: AuthResourceOptions) {
         throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', device === undefined ? 'unknown device' : 'wrong secret');
       }
       count('ok');
-      return tokensResponse(await issuer.issue(device.id, device.scopes));
+      return issue(device.id, device.scopes);
     },
 
     async refresh(request: CoapRequest, context: RequestContext): Promise<CoapResponse> {
@@ -83,7 +88,7 @@ export function createAuthResource(options: AuthResourceOptions) {
       }
       const device = store.getDevice(claims.sub)!;
       count('refreshed');
-      return tokensResponse(await issuer.issue(device.id, device.scopes));
+      return issue(device.id, device.scopes);
     },
   };
 }

@@ -16,6 +16,8 @@ export interface TokenIssuerOptions {
 
 export interface IssuedTokens {
   accessToken: string;
+  /** What verifying `accessToken` would yield, so the verifier can remember it without a signature check. */
+  accessClaims: { sub: string; scopes: ReadonlySet<string>; jti: string; exp: number; kid: string };
   refreshToken: string;
   expiresInSec: number;
   serverTimeSec: number;
@@ -28,7 +30,7 @@ export interface IssuedTokens {
 export function createTokenIssuer(options: TokenIssuerOptions) {
   const { keystore, issuer, audience, ttlSec, refreshTtlSec, nowMs } = options;
 
-  const sign = (typ: string, sub: string, scope: string, iat: number, exp: number): Promise<string> => {
+  const sign = (typ: string, sub: string, scope: string, iat: number, exp: number, jti: string): Promise<string> => {
     const key = keystore.signingKey();
     return new SignJWT({ scope })
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ })
@@ -37,19 +39,25 @@ export function createTokenIssuer(options: TokenIssuerOptions) {
       .setSubject(sub)
       .setIssuedAt(iat)
       .setExpirationTime(exp)
-      .setJti(randomBytes(12).toString('base64url'))
+      .setJti(jti)
       .sign(key.privateKey);
   };
+  const newJti = () => randomBytes(12).toString('base64url');
 
   return {
     async issue(deviceId: string, scopes: readonly string[]): Promise<IssuedTokens> {
       const iat = Math.floor(nowMs() / 1000);
       const scope = scopes.join(' ');
+      const jti = newJti();
+      const kid = keystore.signingKey().kid;
       const [accessToken, refreshToken] = await Promise.all([
-        sign(ACCESS_TOKEN_TYP, deviceId, scope, iat, iat + ttlSec),
-        sign(REFRESH_TOKEN_TYP, deviceId, scope, iat, iat + refreshTtlSec),
+        sign(ACCESS_TOKEN_TYP, deviceId, scope, iat, iat + ttlSec, jti),
+        sign(REFRESH_TOKEN_TYP, deviceId, scope, iat, iat + refreshTtlSec, newJti()),
       ]);
-      return { accessToken, refreshToken, expiresInSec: ttlSec, serverTimeSec: iat };
+      return {
+        accessToken, refreshToken, expiresInSec: ttlSec, serverTimeSec: iat,
+        accessClaims: { sub: deviceId, scopes: new Set(scopes), jti, exp: iat + ttlSec, kid },
+      };
     },
   };
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { AuthError } from '../errors.ts';
 import type { Store } from '../store/index.ts';
@@ -82,9 +82,15 @@ export function createTokenVerifier(options: TokenVerifierOptions) {
     return { sub, scopes: new Set(scope.split(' ').filter(Boolean)), jti: payload.jti!, exp: payload.exp!, kid: kid ?? '' };
   };
 
-  return async function verifyToken(token: string, typ: string, cacheable = true): Promise<VerifiedToken> {
+  const cacheKey = (token: string, typ: string): string => hash('sha256', `${typ} ${token}`, 'base64');
+  const remember = (key: string, verified: VerifiedToken): void => {
+    if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
+    cache.set(key, verified);
+  };
+
+  async function verifyToken(token: string, typ: string, cacheable = true): Promise<VerifiedToken> {
     const useCache = cacheable && cacheEntries > 0;
-    const key = useCache ? createHash('sha256').update(token).update(typ).digest('base64') : '';
+    const key = useCache ? cacheKey(token, typ) : '';
     if (useCache) {
       const hit = cache.get(key);
       if (hit !== undefined && stillValid(hit)) {
@@ -101,12 +107,19 @@ export function createTokenVerifier(options: TokenVerifierOptions) {
       throw err;
     }
     outcome('ok');
-    if (useCache) {
-      if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
-      cache.set(key, verified);
-    }
+    if (useCache) remember(key, verified);
     return verified;
-  };
+  }
+
+  return Object.assign(verifyToken, {
+    /**
+     * Remembers a token this gateway has just signed, so a device's first request after login
+     * costs no signature check. Hits re-check expiry, key and device like any other.
+     */
+    remember(token: string, typ: string, verified: VerifiedToken): void {
+      if (cacheEntries > 0) remember(cacheKey(token, typ), verified);
+    },
+  });
 }
 
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>;

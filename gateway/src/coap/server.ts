@@ -14,6 +14,8 @@ export interface CoapServerOptions {
   piggybackReplyMs: number;
   exchangeLifetimeSec: number;
   maxExchanges: number;
+  udpRecvBufferBytes: number;
+  responseCacheBytes: number;
   handler: RequestHandler;
   logger: Logger;
   nowMs: () => number;
@@ -35,7 +37,9 @@ export interface CoapServer {
  */
 export async function buildCoapServer(options: CoapServerOptions): Promise<CoapServer> {
   const { handler, logger, nowMs } = options;
-  const socket: Socket = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4' });
+  // A deep receive queue rides out event-loop pauses (GC) instead of dropping datagrams,
+  // which a device would only retransmit 2-3 s later (the kernel caps it at rmem_max).
+  const socket: Socket = createSocket({ type: isIPv6(options.host) ? 'udp6' : 'udp4', recvBufferSize: options.udpRecvBufferBytes });
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(options.port, options.host, () => {
@@ -48,7 +52,10 @@ export async function buildCoapServer(options: CoapServerOptions): Promise<CoapS
     maxEntries: options.maxExchanges,
     nowMs,
   });
-  const server = createServer({ piggybackReplyMs: options.piggybackReplyMs });
+  // node-coap keeps every answer (and a 200 s timer holding its whole exchange) in a cache
+  // bounded only by answer bytes: gigabytes under load. Our exchange table already answers
+  // retransmissions, so its cache only has to keep separate responses retransmitting: bound it.
+  const server = createServer({ piggybackReplyMs: options.piggybackReplyMs, cacheSize: options.responseCacheBytes });
   let inFlight = 0;
   let idle: (() => void) | undefined;
 

@@ -20,6 +20,10 @@ export const DEFAULTS = {
   exchangeLifetimeSec: 247,
   maxExchanges: 100_000,
   maxPayloadBytes: 16 * 1024,
+  /** Kernel receive queue of the CoAP socket; Linux caps it at net.core.rmem_max. */
+  udpRecvBufferBytes: 4 * 1024 * 1024,
+  /** Bytes of answers node-coap keeps for retransmitting separate responses. */
+  responseCacheBytes: 256 * 1024,
   loginFailuresPerMinute: 10,
   adminHost: '127.0.0.1',
   adminCertFile: 'certs/out/admin-server.cert.pem',

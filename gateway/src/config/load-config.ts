@@ -51,6 +51,8 @@ export function loadConfig(fileInput: ConfigInput, flagInput: ConfigInput = {}):
       exchangeLifetimeSec: v.int('exchangeLifetimeSec', input.exchangeLifetimeSec ?? DEFAULTS.exchangeLifetimeSec, 1, 3600),
       maxExchanges: v.int('maxExchanges', input.maxExchanges ?? DEFAULTS.maxExchanges, 100, 10_000_000),
       maxPayloadBytes: v.int('maxPayloadBytes', input.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes, 64, 1024 * 1024),
+      udpRecvBufferBytes: v.int('udpRecvBufferBytes', input.udpRecvBufferBytes ?? DEFAULTS.udpRecvBufferBytes, 4096, 1 << 30),
+      responseCacheBytes: v.int('responseCacheBytes', input.responseCacheBytes ?? DEFAULTS.responseCacheBytes, 1024, 1 << 30),
     },
     backend: {
       url: v.backendUrl('backend', input.backend),

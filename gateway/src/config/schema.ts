@@ -29,6 +29,8 @@ export interface GatewayConfig {
     exchangeLifetimeSec: number;
     maxExchanges: number;
     maxPayloadBytes: number;
+    udpRecvBufferBytes: number;
+    responseCacheBytes: number;
   };
   backend: {
     url: string;
@@ -69,6 +71,8 @@ export interface ConfigInput {
   exchangeLifetimeSec?: unknown;
   maxExchanges?: unknown;
   maxPayloadBytes?: unknown;
+  udpRecvBufferBytes?: unknown;
+  responseCacheBytes?: unknown;
   backend?: unknown;
   backendCa?: unknown;
   backendTimeoutMs?: unknown;
@@ -93,6 +97,7 @@ export interface ConfigInput {
 
 export const CONFIG_KEYS: readonly (keyof ConfigInput)[] = [
   'coapHost', 'coapPort', 'piggybackReplyMs', 'exchangeLifetimeSec', 'maxExchanges', 'maxPayloadBytes',
+  'udpRecvBufferBytes', 'responseCacheBytes',
   'backend', 'backendCa', 'backendTimeoutMs', 'backendConnections', 'state', 'tokenTtl', 'refreshTtl',
   'leeway', 'issuer', 'audience', 'signingAlg', 'loginFailuresPerMinute', 'routes', 'logLevel',
   'adminHost', 'adminPort', 'adminCert', 'adminKey', 'adminCa', 'jwksPort',
