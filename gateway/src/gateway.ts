@@ -49,7 +49,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const verifyToken = createTokenVerifier({ keystore, store, issuer: tokens.issuer, audience: tokens.audience,
     leewaySec: tokens.leewaySec, nowMs, onOutcome: (outcome) => metrics.verifications.inc({ outcome }) });
   const auth = createAuthResource({
-    store, issuer, verifyToken, limiter: createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs),
+    store, issuer, verifyToken, limiter: createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs), leewaySec: tokens.leewaySec,
     onLogin: (outcome) => metrics.logins.inc({ outcome }),
   });
   const bridge = buildBridge({ ...config.backend, nowMs });

@@ -47,8 +47,8 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
       default:
         break;
     }
-    // Match first so refusals are counted per route, but answer 4.01 before 4.04 so that
-    // devices without a valid token learn nothing about which routes exist.
+    // Match first so refusals are counted per route, but answer 4.01 before 4.04 so that a
+    // request without a valid token cannot probe for paths beyond what /.well-known/core lists.
     const match = router.match(request.segments);
     if (match !== undefined) context.route = match.route.path;
     if (request.accessToken === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option');

@@ -12,7 +12,8 @@ export function linkFormat(routes: readonly RouteConfig[]): string {
   ];
   for (const route of routes) {
     const literal = route.path.split('/{')[0] || '/';
-    links.push(`<${literal}>;rt="gw.bridge";ct=${ContentFormat.cbor};title="${route.methods.join(' ')} ${route.path} (scope ${route.scope})"`);
+    // Methods and pattern help firmware authors; scopes stay out (policy, not discovery).
+    links.push(`<${literal}>;rt="gw.bridge";ct=${ContentFormat.cbor};title="${route.methods.join(' ')} ${route.path}"`);
   }
   return links.join(',');
 }

@@ -4,9 +4,9 @@ import { ExchangeTable } from '../../gateway/src/coap/exchange-table.ts';
 // RFC 7252 section 4.5: exchanges by (endpoint, message ID) for EXCHANGE_LIFETIME; time moves by
 // the injected clock.
 
-function table(lifetimeMs = 1000, maxEntries = 100) {
+function table(lifetimeMs = 1000, maxEntries = 100, maxBytes = 1 << 20) {
   let now = 1_000_000;
-  const exchanges = new ExchangeTable({ lifetimeMs, maxEntries, nowMs: () => now });
+  const exchanges = new ExchangeTable({ lifetimeMs, maxEntries, maxBytes, nowMs: () => now });
   return { exchanges, advanceMs: (ms: number) => { now += ms; } };
 }
 
@@ -88,4 +88,16 @@ t.test('clear forgets every exchange', async (t) => {
   exchanges.clear();
   t.equal(exchanges.size, 0);
   t.equal(exchanges.begin('a'), undefined);
+});
+
+t.test('stored answers are bounded by bytes: the oldest exchanges go first', async (t) => {
+  const { exchanges } = table(1000, 100, 250);
+  const big = { code: '2.05', payload: Buffer.alloc(100) };
+  for (const key of ['a', 'b', 'c']) {
+    t.equal(exchanges.begin(key), undefined);
+    exchanges.complete(key, big);
+  }
+  t.equal(exchanges.size, 2, '300 bytes > 250: the oldest answer went');
+  t.equal(exchanges.begin('a'), undefined, 'a was forgotten (and starts anew)');
+  t.equal(exchanges.begin('c')?.state, 'done', 'the newest is kept');
 });

@@ -17,6 +17,8 @@ export interface AuthResourceOptions {
   issuer: TokenIssuer;
   verifyToken: TokenVerifier;
   limiter: LoginLimiter;
+  /** The verifier accepts a refresh token until exp + leeway: it must stay spent that long. */
+  leewaySec: number;
   onLogin?: (outcome: 'ok' | 'bad_credentials' | 'bad_request' | 'rate_limited' | 'refreshed' | 'refresh_rejected') => void;
 }
 
@@ -51,15 +53,17 @@ export function createAuthResource(options: AuthResourceOptions) {
         throw new RequestError('GW_ERR_BAD_REQUEST', why);
       }
       context.deviceId = deviceId;
-      const limitKeys = [`device:${deviceId}`, `peer:${request.peer.address}`];
-      const retryAfterSec = limiter.retryAfterSec(limitKeys);
-      if (retryAfterSec !== undefined) {
-        count('rate_limited');
-        throw new AuthError('GW_ERR_TOO_MANY_REQUESTS', 'too many failed logins', { maxAgeSec: retryAfterSec });
-      }
       const device = store.getDevice(deviceId);
       if (!secretMatches(secret, device?.secretHash) || device === undefined) {
+        // The limit applies to failures only: a right secret always gets in, so nobody can lock
+        // a device out by sending wrong secrets in its name (secrets are 256 bits: no guessing).
+        const limitKeys = [`device:${deviceId}`, `peer:${request.peer.address}`];
+        const retryAfterSec = limiter.retryAfterSec(limitKeys);
         limiter.recordFailure(limitKeys);
+        if (retryAfterSec !== undefined) {
+          count('rate_limited');
+          throw new AuthError('GW_ERR_TOO_MANY_REQUESTS', 'too many failed logins', { maxAgeSec: retryAfterSec });
+        }
         count('bad_credentials');
         throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', device === undefined ? 'unknown device' : 'wrong secret');
       }
@@ -82,7 +86,7 @@ export function createAuthResource(options: AuthResourceOptions) {
       }
       context.deviceId = claims.sub;
       // Refresh tokens rotate: each one can be used once, so a stolen copy is only good once.
-      if (!(await store.consumeOnce(`refresh:${claims.jti}`, claims.exp))) {
+      if (!(await store.consumeOnce(`refresh:${claims.jti}`, claims.exp + options.leewaySec))) {
         count('refresh_rejected');
         throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token already used');
       }

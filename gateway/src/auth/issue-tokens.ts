@@ -17,7 +17,7 @@ export interface TokenIssuerOptions {
 export interface IssuedTokens {
   accessToken: string;
   /** What verifying `accessToken` would yield, so the verifier can remember it without a signature check. */
-  accessClaims: { sub: string; scopes: ReadonlySet<string>; jti: string; exp: number; kid: string };
+  accessClaims: { sub: string; iat: number; scopes: ReadonlySet<string>; jti: string; exp: number; kid: string };
   refreshToken: string;
   expiresInSec: number;
   serverTimeSec: number;
@@ -56,7 +56,7 @@ export function createTokenIssuer(options: TokenIssuerOptions) {
       ]);
       return {
         accessToken, refreshToken, expiresInSec: ttlSec, serverTimeSec: iat,
-        accessClaims: { sub: deviceId, scopes: new Set(scopes), jti, exp: iat + ttlSec, kid },
+        accessClaims: { sub: deviceId, iat, scopes: new Set(scopes), jti, exp: iat + ttlSec, kid },
       };
     },
   };

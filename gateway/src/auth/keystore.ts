@@ -59,6 +59,7 @@ export class Keystore {
   #verification = new Map<string, VerificationKey>();
   #signing: SigningKey | undefined;
   #unknownKidReload: Promise<void> | undefined;
+  #reloading: Promise<void> = Promise.resolve();
   #lastUnknownKidReloadMs = -Infinity;
   /** Called when a token's unknown kid made the keystore re-read its files (metrics). */
   onUnknownKidReload: (() => void) | undefined;
@@ -89,8 +90,17 @@ export class Keystore {
     return this.#options.dir;
   }
 
-  /** Re-reads the keystore from disk (after a CLI change) and retires keys whose time is up. */
-  async reload(): Promise<void> {
+  /**
+   * Re-reads the keystore from disk (after a CLI change). Reloads run one after another, so an
+   * older read can never finish last and bring back keys that a newer one already saw go.
+   */
+  reload(): Promise<void> {
+    const next = this.#reloading.then(() => this.#read(), () => this.#read());
+    this.#reloading = next.catch(() => undefined);
+    return next;
+  }
+
+  async #read(): Promise<void> {
     const keys = ((await readJsonIfExists(join(this.#options.dir, INDEX_FILE))) as KeyMetadata[] | undefined) ?? [];
     const verification = new Map<string, VerificationKey>();
     let signing: SigningKey | undefined;

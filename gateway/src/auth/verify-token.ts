@@ -6,6 +6,8 @@ import type { Keystore } from './keystore.ts';
 
 export interface VerifiedToken {
   sub: string;
+  /** Issued at, seconds. */
+  iat: number;
   scopes: ReadonlySet<string>;
   jti: string;
   exp: number;
@@ -42,10 +44,17 @@ export function createTokenVerifier(options: TokenVerifierOptions) {
   const cache = new Map<string, VerifiedToken>();
   const outcome = options.onOutcome ?? (() => undefined);
 
+  // A token is only good for the device record it was issued to: removing a device and adding
+  // it again (the answer to a compromised device) must not bring its old tokens back. `iat` has
+  // whole seconds, so only a token issued in the very second of the re-provisioning survives.
+  const issuedToCurrentDevice = (sub: string, iat: number): boolean => {
+    const device = store.getDevice(sub);
+    return device !== undefined && iat >= Math.floor(Date.parse(device.createdAt) / 1000);
+  };
   const stillValid = (token: VerifiedToken): boolean =>
     token.exp + leewaySec > nowMs() / 1000
     && keystore.verificationKey(token.kid) !== undefined
-    && store.getDevice(token.sub) !== undefined;
+    && issuedToCurrentDevice(token.sub, token.iat);
 
   const verifySignature = async (token: string, typ: string): Promise<VerifiedToken> => {
     let payload: JWTPayload;
@@ -75,11 +84,11 @@ export function createTokenVerifier(options: TokenVerifierOptions) {
       throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `token rejected (${reason})`, { cause: err });
     }
     const sub = payload.sub!;
-    if (store.getDevice(sub) === undefined) {
-      throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `device "${sub}" is no longer provisioned`);
+    if (!issuedToCurrentDevice(sub, payload.iat!)) {
+      throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `device "${sub}" is not provisioned (or was provisioned again after this token)`);
     }
     const scope = typeof payload.scope === 'string' ? payload.scope : '';
-    return { sub, scopes: new Set(scope.split(' ').filter(Boolean)), jti: payload.jti!, exp: payload.exp!, kid: kid ?? '' };
+    return { sub, iat: payload.iat!, scopes: new Set(scope.split(' ').filter(Boolean)), jti: payload.jti!, exp: payload.exp!, kid: kid ?? '' };
   };
 
   const cacheKey = (token: string, typ: string): string => hash('sha256', `${typ} ${token}`, 'base64');

@@ -53,7 +53,8 @@ function toJsonValue(value: unknown, depth: number): unknown {
   if (value instanceof Date) return value.toISOString();
   if (Array.isArray(value)) return value.map((item) => toJsonValue(item, depth + 1));
   if (value instanceof Map) {
-    const out: Record<string, unknown> = {};
+    // No prototype: a map key "__proto__" stays an ordinary key instead of vanishing.
+    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     for (const [key, item] of value) out[String(key)] = toJsonValue(item, depth + 1);
     return out;
   }

@@ -65,7 +65,8 @@ export function buildBridge(options: BridgeOptions) {
 
       let response;
       try {
-        response = await pool.request({ method: request.method as 'GET', path, headers, body });
+        // headersTimeout and bodyTimeout restart with every chunk; the signal bounds the whole answer.
+        response = await pool.request({ method: request.method as 'GET', path, headers, body, signal: AbortSignal.timeout(options.timeoutMs) });
       } catch (err) {
         throw backendFailure(err);
       }
@@ -123,7 +124,8 @@ function responseBody(raw: Buffer, contentType: string | undefined, route: Route
 function backendFailure(err: unknown): BridgeError {
   if (err instanceof BridgeError) return err;
   const code = (err as { code?: string }).code ?? '';
-  if (TIMEOUT_CODES.has(code) || err instanceof undiciErrors.HeadersTimeoutError) {
+  const name = (err as { name?: string }).name;
+  if (TIMEOUT_CODES.has(code) || err instanceof undiciErrors.HeadersTimeoutError || name === 'TimeoutError' || name === 'AbortError') {
     return new BridgeError('GW_ERR_BACKEND_TIMEOUT', `backend did not answer in time (${code})`, { cause: err });
   }
   return new BridgeError('GW_ERR_BACKEND_UNREACHABLE', `backend unreachable (${code || (err as Error).message})`, { cause: err });

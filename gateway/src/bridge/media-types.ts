@@ -7,6 +7,12 @@ const MEDIA_TYPE_BY_FORMAT: ReadonlyMap<number, string> = new Map([
   [ContentFormat.octetStream, 'application/octet-stream'],
   [ContentFormat.json, 'application/json'],
   [ContentFormat.cbor, 'application/cbor'],
+  [41, 'application/xml'],
+  [110, 'application/senml+json'],
+  [112, 'application/senml+cbor'],
+  [11542, 'application/vnd.oma.lwm2m+tlv'],
+  [11543, 'application/vnd.oma.lwm2m+json'],
+  [11544, 'application/vnd.oma.lwm2m+cbor'],
 ]);
 
 const FORMAT_BY_MEDIA_TYPE: ReadonlyMap<string, number> = new Map(

@@ -7,6 +7,8 @@ type Exchange =
 export interface ExchangeTableOptions {
   lifetimeMs: number;
   maxEntries: number;
+  /** Bound on the stored answers' payload bytes; the oldest exchanges go first. */
+  maxBytes: number;
   nowMs: () => number;
 }
 
@@ -19,6 +21,7 @@ export interface ExchangeTableOptions {
 export class ExchangeTable {
   readonly #entries = new Map<string, Exchange>();
   readonly #options: ExchangeTableOptions;
+  #bytes = 0;
 
   constructor(options: ExchangeTableOptions) {
     this.#options = options;
@@ -34,11 +37,8 @@ export class ExchangeTable {
     this.#prune(now);
     const existing = this.#entries.get(key);
     if (existing !== undefined && existing.expiresAtMs > now) return existing;
-    if (existing !== undefined) this.#entries.delete(key);
-    if (this.#entries.size >= this.#options.maxEntries) {
-      const oldest = this.#entries.keys().next();
-      if (oldest.done !== true) this.#entries.delete(oldest.value);
-    }
+    if (existing !== undefined) this.#delete(key);
+    if (this.#entries.size >= this.#options.maxEntries) this.#deleteOldest();
     this.#entries.set(key, { state: 'pending', expiresAtMs: now + this.#options.lifetimeMs });
     return undefined;
   }
@@ -47,17 +47,31 @@ export class ExchangeTable {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
     this.#entries.set(key, { state: 'done', expiresAtMs: entry.expiresAtMs, response });
+    this.#bytes += response.payload?.length ?? 0;
+    while (this.#bytes > this.#options.maxBytes && this.#entries.size > 1) this.#deleteOldest();
   }
 
   clear(): void {
     this.#entries.clear();
+    this.#bytes = 0;
+  }
+
+  #delete(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry?.state === 'done') this.#bytes -= entry.response.payload?.length ?? 0;
+    this.#entries.delete(key);
+  }
+
+  #deleteOldest(): void {
+    const oldest = this.#entries.keys().next();
+    if (oldest.done !== true) this.#delete(oldest.value);
   }
 
   // Entries are inserted in time order, so expired ones are always at the head.
   #prune(now: number): void {
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAtMs > now) return;
-      this.#entries.delete(key);
+      this.#delete(key);
     }
   }
 }

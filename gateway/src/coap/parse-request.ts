@@ -5,6 +5,10 @@ import { contentFormatNumber } from './content-format.ts';
 import type { CoapRequest } from './types.ts';
 
 const ACCESS_TOKEN_NAME = String(ACCESS_TOKEN_OPTION);
+// Critical options node-coap knows by name but the gateway does not implement (RFC 7252
+// section 5.4.1 requires rejecting them): conditional requests, and forward proxying (5.7.2).
+const UNSUPPORTED_CRITICAL: ReadonlySet<string> = new Set(['If-Match', 'If-None-Match']);
+const PROXY_OPTIONS: ReadonlySet<string> = new Set(['Proxy-Uri', 'Proxy-Scheme']);
 
 /**
  * Turns node-coap's message into the gateway's CoapRequest. node-coap names the options it
@@ -19,7 +23,14 @@ export function parseRequest(message: IncomingMessage): CoapRequest {
     const value = option.value;
     if (option.name === 'Uri-Path') segments.push(text(value));
     else if (option.name === 'Uri-Query') query.push(text(value));
-    if (typeof option.name !== 'string' || !/^\d+$/.test(option.name)) continue;
+    if (typeof option.name !== 'string') continue;
+    if (PROXY_OPTIONS.has(option.name)) {
+      throw new RequestError('GW_ERR_PROXYING_NOT_SUPPORTED', `${option.name}: the gateway is not a forward proxy`);
+    }
+    if (UNSUPPORTED_CRITICAL.has(option.name)) {
+      throw new RequestError('GW_ERR_BAD_OPTION', `critical option ${option.name} is not supported`);
+    }
+    if (!/^\d+$/.test(option.name)) continue;
     if (option.name === ACCESS_TOKEN_NAME) {
       if (accessToken !== undefined) throw new RequestError('GW_ERR_BAD_OPTION', 'Access-Token option repeated');
       accessToken = text(value);

@@ -2,11 +2,16 @@ import { createSocket, type Socket } from 'node:dgram';
 import { randomUUID } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { createServer, type IncomingMessage, type OutgoingMessage } from 'coap';
+import { BridgeError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
 import { ExchangeTable } from './exchange-table.ts';
 import { parseRequest, requestSizeBytes } from './parse-request.ts';
 import { renderError } from './render-error.ts';
 import type { CoapResponse, RequestContext, RequestHandler } from './types.ts';
+
+// Stored answers are kept for EXCHANGE_LIFETIME; with up to 1 MB from a backend each, the
+// entry count alone would not bound memory.
+const EXCHANGE_TABLE_MAX_BYTES = 32 * 1024 * 1024;
 
 export interface CoapServerOptions {
   host: string;
@@ -50,6 +55,7 @@ export async function buildCoapServer(options: CoapServerOptions): Promise<CoapS
   const exchanges = new ExchangeTable({
     lifetimeMs: options.exchangeLifetimeSec * 1000,
     maxEntries: options.maxExchanges,
+    maxBytes: EXCHANGE_TABLE_MAX_BYTES,
     nowMs,
   });
   // node-coap keeps every answer (and a 200 s timer holding its whole exchange) in a cache
@@ -57,7 +63,9 @@ export async function buildCoapServer(options: CoapServerOptions): Promise<CoapS
   // retransmissions, so its cache only has to keep separate responses retransmitting: bound it.
   const server = createServer({ piggybackReplyMs: options.piggybackReplyMs, cacheSize: options.responseCacheBytes });
   let inFlight = 0;
-  let idle: (() => void) | undefined;
+  let closing = false;
+  let closed: Promise<void> | undefined;
+  const idleWaiters: (() => void)[] = [];
 
   const onRequest = (message: IncomingMessage, res: OutgoingMessage): void => {
     const key = `${message.rsinfo.address}:${message.rsinfo.port}/${message._packet.messageId}`;
@@ -73,7 +81,8 @@ export async function buildCoapServer(options: CoapServerOptions): Promise<CoapS
     const startedMs = performance.now();
     const context: RequestContext = { requestId: randomUUID() };
     inFlight += 1;
-    void answer(message, context).then((response) => {
+    const answering = closing ? Promise.resolve(shuttingDown(message, context)) : answer(message, context);
+    void answering.then((response) => {
       exchanges.complete(key, response);
       writeResponse(res, response);
       const latencyMs = Math.round((performance.now() - startedMs) * 100) / 100;
@@ -83,11 +92,18 @@ export async function buildCoapServer(options: CoapServerOptions): Promise<CoapS
         path: message.url, peer: `${message.rsinfo.address}:${message.rsinfo.port}`, code: response.code,
         backendStatus: context.backendStatus, err: context.errorCode, reason: context.errorReason, latencyMs,
       }, 'coap request');
+    }).catch((err: unknown) => {
+      logger.error({ err, reqId: context.requestId }, 'answering a request failed');
     }).finally(() => {
       inFlight -= 1;
-      if (inFlight === 0) idle?.();
+      if (inFlight === 0) for (const wake of idleWaiters.splice(0)) wake();
     });
   };
+
+  // While closing, new requests get 5.03 with a short Max-Age instead of reaching the backend.
+  const shuttingDown = (message: IncomingMessage, context: RequestContext): CoapResponse =>
+    renderError(new BridgeError('GW_ERR_BACKEND_UNAVAILABLE', 'gateway shutting down', { maxAgeSec: 5 }),
+      context, requestSizeBytes(message), Math.floor(nowMs() / 1000), logger);
 
   const answer = async (message: IncomingMessage, context: RequestContext): Promise<CoapResponse> => {
     try {
@@ -104,17 +120,21 @@ export async function buildCoapServer(options: CoapServerOptions): Promise<CoapS
   return {
     address: () => socket.address(),
     inFlight: () => inFlight,
-    close: async () => {
-      if (inFlight > 0) await new Promise<void>((resolve) => { idle = resolve; });
+    close: () => (closed ??= (async () => {
+      closing = true;
+      if (inFlight > 0) await new Promise<void>((resolve) => { idleWaiters.push(resolve); });
       server.close();
       exchanges.clear();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
-    },
+    })()),
   };
 }
 
 function writeResponse(res: OutgoingMessage, response: CoapResponse): void {
   res.code = response.code;
+  // node-coap's Observe stream sends statusCode and ignores code: set both, or a refused
+  // GET with Observe would reach the device as 2.05.
+  res.statusCode = response.code;
   if (response.contentFormat !== undefined) res.setOption('Content-Format', response.contentFormat as never);
   if (response.maxAgeSec !== undefined) res.setOption('Max-Age', response.maxAgeSec as never);
   res.end(response.payload);

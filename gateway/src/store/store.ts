@@ -23,7 +23,8 @@ export interface Store {
   removeDevice(id: string): Promise<boolean>;
   /**
    * Marks a one-use token id as spent. Returns false when it was spent already. Entries may be
-   * forgotten after `expiresAtSec`, when the token itself no longer verifies.
+   * forgotten after `expiresAtSec`, which callers set to when the token stops verifying
+   * (its exp plus the leeway).
    */
   consumeOnce(id: string, expiresAtSec: number): Promise<boolean>;
   /** Re-reads what another process (the CLI) changed; called by the watcher. */

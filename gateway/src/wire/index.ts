@@ -58,6 +58,7 @@ export const WireError = {
   internal: 15,
   badOption: 16,
   notAcceptable: 17,
+  proxyingNotSupported: 18,
 } as const;
 
 export type WireErrorCode = (typeof WireError)[keyof typeof WireError];
