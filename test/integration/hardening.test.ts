@@ -73,3 +73,28 @@ t.test('removing a device and adding it again does not bring its old tokens back
   t.equal(renewed.answer.code, '2.01');
   t.equal((await device.send({ path: '/config', token: renewed.tokens!.accessToken })).code, '2.05', 'new tokens work');
 });
+
+t.test('a backend trickling its answer is cut off at the timeout: 5.04', async (t) => {
+  const h = await startHarness(t, { config: { backendTimeoutMs: 300 } });
+  let stopped = false;
+  h.backend.setHandler((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('[');
+    // A chunk every 100 ms keeps undici's per-chunk bodyTimeout from ever firing.
+    const timer = setInterval(() => {
+      if (stopped || res.destroyed) return clearInterval(timer);
+      res.write('0,');
+    }, 100);
+    res.on('close', () => clearInterval(timer));
+  });
+  t.teardown(() => { stopped = true; });
+  const secret = await h.provision('sensor-1');
+  const device = await h.device();
+  const { tokens } = await device.login('sensor-1', secret);
+  const answer = await device.send({ path: '/config', token: tokens!.accessToken });
+  t.equal(answer.code, '5.04');
+  t.equal(wireCode(answer.payload), WireError.gatewayTimeout);
+  stopped = true;
+  h.backend.setHandler((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  await h.assertStillServes(t);
+});

@@ -65,15 +65,14 @@ export function buildBridge(options: BridgeOptions) {
 
       let response;
       try {
-        // headersTimeout and bodyTimeout restart with every chunk; the signal bounds the whole answer.
-        response = await pool.request({ method: request.method as 'GET', path, headers, body, signal: AbortSignal.timeout(options.timeoutMs) });
+        response = await pool.request({ method: request.method as 'GET', path, headers, body });
       } catch (err) {
         throw backendFailure(err);
       }
       context.backendStatus = response.statusCode;
       let raw: Buffer;
       try {
-        raw = await readLimited(response.body, maxResponseBytes);
+        raw = await readLimited(response.body, maxResponseBytes, performance.now() + options.timeoutMs);
       } catch (err) {
         throw backendFailure(err);
       }
@@ -124,19 +123,23 @@ function responseBody(raw: Buffer, contentType: string | undefined, route: Route
 function backendFailure(err: unknown): BridgeError {
   if (err instanceof BridgeError) return err;
   const code = (err as { code?: string }).code ?? '';
-  const name = (err as { name?: string }).name;
-  if (TIMEOUT_CODES.has(code) || err instanceof undiciErrors.HeadersTimeoutError || name === 'TimeoutError' || name === 'AbortError') {
+  if (TIMEOUT_CODES.has(code) || err instanceof undiciErrors.HeadersTimeoutError) {
     return new BridgeError('GW_ERR_BACKEND_TIMEOUT', `backend did not answer in time (${code})`, { cause: err });
   }
   return new BridgeError('GW_ERR_BACKEND_UNREACHABLE', `backend unreachable (${code || (err as Error).message})`, { cause: err });
 }
 
-async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
+/**
+ * bodyTimeout bounds each gap between chunks; the deadline, checked per chunk, bounds the whole
+ * body, so a backend trickling bytes cannot hold a request open (and costs no timer per request).
+ */
+async function readLimited(body: AsyncIterable<Buffer>, limit: number, deadlineMs: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body) {
     total += chunk.length;
     if (total > limit) throw new BridgeError('GW_ERR_BACKEND_BAD_RESPONSE', `backend answer larger than ${limit} bytes`);
+    if (performance.now() > deadlineMs) throw new BridgeError('GW_ERR_BACKEND_TIMEOUT', 'backend answer took longer than the timeout');
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
