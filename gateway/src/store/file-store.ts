@@ -2,10 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AdminError } from '../errors.ts';
 import { readJsonIfExists, writeFileAtomic } from './atomic-file.ts';
+import { openSpentLog } from './spent-log.ts';
 import type { DeviceRecord, Store } from './store.ts';
 
 const DEVICES_FILE = 'devices.json';
-const SPENT_FILE = 'spent-tokens.json';
+const SPENT_FILE = 'spent-tokens.log';
 
 interface DevicesFile {
   version: 1;
@@ -22,7 +23,7 @@ export async function buildFileStore(stateDir: string, nowMs: () => number = Dat
   const devicesFile = join(stateDir, DEVICES_FILE);
   const spentFile = join(stateDir, SPENT_FILE);
   let devices = await readDevices(devicesFile);
-  const spent = new Map<string, number>(Object.entries((await readJsonIfExists(spentFile)) ?? {}) as [string, number][]);
+  const spent = await openSpentLog(spentFile, nowMs);
   const listeners: (() => void)[] = [];
   // Writers queue behind each other so two admin calls in one process never interleave.
   let writes: Promise<unknown> = Promise.resolve();
@@ -57,14 +58,7 @@ export async function buildFileStore(stateDir: string, nowMs: () => number = Dat
       devices = next;
       return true;
     }),
-    consumeOnce: (id, expiresAtSec) => serialized(async () => {
-      const nowSec = Math.floor(nowMs() / 1000);
-      for (const [key, exp] of spent) if (exp < nowSec) spent.delete(key);
-      if (spent.has(id)) return false;
-      spent.set(id, expiresAtSec);
-      await writeFileAtomic(spentFile, JSON.stringify(Object.fromEntries(spent)));
-      return true;
-    }),
+    consumeOnce: (id, expiresAtSec) => serialized(() => spent.spend(id, expiresAtSec)),
     // Queued behind this process's own writes: a read that started before a write must not
     // land after it and bring back a removed device (or hide a new one).
     reload: () => serialized(async () => {
