@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { allKeys } from '../helpers/admin-client.ts';
@@ -115,6 +115,25 @@ t.test('keys: rotate, list and jwks never print a private key; bad alg, unknown 
     t.notMatch(output, /"d"/, 'no "d" member printed');
     for (const d of privateParts) t.notOk(output.includes(d), 'no private key value printed');
   }
+});
+
+t.test('serve --config: the file\'s problems and the flags\' are listed together; unreadable files are named', async (t) => {
+  const state = await tempDir(t, 'gw-cli-config-');
+  const file = join(state, 'gateway.json');
+  await writeFile(file, JSON.stringify({ backend: 'ftp://x', tokenTtl: 0, bogus: true, routes: [{ path: 'nope' }] }));
+  const [bad, missing, notJson] = await Promise.all([
+    runCli(['serve', '--config', file, '--coap-port', 'x', '--state', state]),
+    runCli(['serve', '--config', join(state, 'missing.json'), '--state', state]),
+    runCli(['serve', '--config', join(state, 'gateway.json.txt'), '--state', state]),
+  ]);
+  t.equal(bad.code, 2);
+  for (const problem of [/unknown setting "bogus"/, /coapPort: expected/, /backend: must be http/, /tokenTtl: expected/, /routes\[0\]\.path/, /routes\[0\]\.methods/]) {
+    t.match(bad.stderr, problem);
+  }
+  t.equal(bad.stderr.match(/invalid configuration/g)?.length, 1, 'one message');
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /missing\.json: cannot read/);
+  t.equal(notJson.code, 2, 'a file that is not there either');
 });
 
 t.test('serve with bad config exits 2 and lists every problem in one message', async (t) => {

@@ -133,3 +133,18 @@ t.test('routes are validated, each problem named by its index and field', async 
   const ok = loadConfig({ backend: BACKEND, routes: [route({ body: undefined, backendPath: '/devices/{sub}' })] });
   t.equal(ok.routes[0]!.body, 'cbor-json', 'body defaults to cbor-json; {sub} is always allowed');
 });
+
+t.test('readConfigFile: a JSON object is read; a missing file, bad JSON or a non-object is a ConfigError', async (t) => {
+  const { readConfigFile } = await import('../../gateway/src/config/index.ts');
+  const { ConfigError } = await import('../../gateway/src/errors.ts');
+  const { writeFileSync } = await import('node:fs');
+  const dir = t.testdir();
+  const good = `${dir}/good.json`;
+  writeFileSync(good, JSON.stringify({ backend: 'http://127.0.0.1:8080', coapPort: 0 }));
+  t.equal(loadConfig(readConfigFile(good)).coap.port, 0);
+  for (const [name, text] of [['bad.json', '{"backend":'], ['array.json', '[1]'], ['null.json', 'null']] as const) {
+    writeFileSync(`${dir}/${name}`, text);
+    t.throws(() => readConfigFile(`${dir}/${name}`), ConfigError, name);
+  }
+  t.throws(() => readConfigFile(`${dir}/none.json`), ConfigError, 'missing file');
+});
