@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap';
-import { loadConfig, DEFAULTS, DEFAULT_ROUTES, type ConfigInput } from '../../gateway/src/config/index.ts';
+import { writeFileSync } from 'node:fs';
+import { loadConfig, readConfigFile, DEFAULTS, DEFAULT_ROUTES, type ConfigInput } from '../../gateway/src/config/index.ts';
 import { ConfigError } from '../../gateway/src/errors.ts';
 
 const BACKEND = 'http://127.0.0.1:8080';
@@ -135,9 +136,6 @@ t.test('routes are validated, each problem named by its index and field', async 
 });
 
 t.test('readConfigFile: a JSON object is read; a missing file, bad JSON or a non-object is a ConfigError', async (t) => {
-  const { readConfigFile } = await import('../../gateway/src/config/index.ts');
-  const { ConfigError } = await import('../../gateway/src/errors.ts');
-  const { writeFileSync } = await import('node:fs');
   const dir = t.testdir();
   const good = `${dir}/good.json`;
   writeFileSync(good, JSON.stringify({ backend: 'http://127.0.0.1:8080', coapPort: 0 }));
