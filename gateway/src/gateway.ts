@@ -61,6 +61,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   let server: CoapServer | undefined;
   let admin: AdminServer | undefined;
   const stoppers: (() => void)[] = [];
+  let closed: Promise<void> | undefined;
   const reloadFailed = (what: string) => (err: unknown) => logger.error({ err }, `reloading ${what} failed`);
   const retireExpiredKeys = async () => {
     const retired = await keystore.retireExpired();
@@ -102,13 +103,16 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
         admin: admin?.address().port, jwks: admin?.jwksAddress()?.port,
         kid: keystore.signingKey().kid, devices: store.deviceCount() }, 'gateway listening');
     },
-    async close() {
-      for (const stop of stoppers) stop();
-      await admin?.close();
-      await server?.close();
-      await bridge.close();
-      await store.close();
-      logger.flush?.();
+    close() {
+      closed ??= (async () => {
+        for (const stop of stoppers) stop();
+        await admin?.close();
+        await server?.close();
+        await bridge.close();
+        await store.close();
+        logger.flush?.();
+      })();
+      return closed;
     },
     address() {
       if (server === undefined) throw new TypeError('gateway not started');

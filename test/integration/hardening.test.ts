@@ -3,6 +3,7 @@ import { Decoder } from 'cbor-x';
 import { ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
 import { startHarness } from '../helpers/harness.ts';
 import { RawCoapClient, isAnswerTo, loginToken, rawRequest } from '../helpers/bridge-raw-coap.ts';
+import { holdingHandler } from '../helpers/bridge-fixtures.ts';
 
 const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
 const wireCode = (payload: Buffer): unknown => (payload.length > 0 ? (cbor.decode(payload) as Map<number, unknown>).get(ErrorKey.code) : 'no body');
@@ -97,4 +98,24 @@ t.test('a backend trickling its answer is cut off at the timeout: 5.04', async (
   stopped = true;
   h.backend.setHandler((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
   await h.assertStillServes(t);
+});
+
+t.test('close() lets requests in flight finish, answers new ones 5.03, and can be called twice', async (t) => {
+  const h = await startHarness(t);
+  const { handler, release } = holdingHandler();
+  h.backend.setHandler(handler);
+  const secret = await h.provision('sensor-1');
+  const device = await h.device();
+  const { tokens } = await device.login('sensor-1', secret);
+  const inFlight = device.send({ path: '/config', token: tokens!.accessToken });
+  await h.backend.waitForRequests(1);
+  const closing = h.gateway.close();
+  const late = await device.send({ path: '/config', token: tokens!.accessToken });
+  t.equal(late.code, '5.03', 'a request arriving while closing is turned away');
+  t.equal(late.maxAgeSec, 5, 'with a Max-Age to come back');
+  t.equal(h.backend.requests.length, 1, 'and never reaches the backend');
+  release();
+  t.equal((await inFlight).code, '2.05', 'the request in flight is answered');
+  await Promise.all([closing, h.gateway.close()]);
+  t.pass('closed, twice');
 });

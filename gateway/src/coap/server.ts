@@ -123,6 +123,12 @@ export async function buildCoapServer(options: CoapServerOptions): Promise<CoapS
     close: () => (closed ??= (async () => {
       closing = true;
       if (inFlight > 0) await new Promise<void>((resolve) => { idleWaiters.push(resolve); });
+      // The last answers were handed to the socket a moment ago: dgram resolves the address on
+      // a later tick and libuv may still queue them. Closing now would drop them.
+      for (let turn = 0; turn < 100; turn += 1) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (socket.getSendQueueCount() === 0) break;
+      }
       server.close();
       exchanges.clear();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
