@@ -33,18 +33,22 @@ export interface GatewayErrorOptions {
   cause?: unknown;
   /** RFC 7252 section 5.10.5: how long the device should wait before trying again. */
   maxAgeSec?: number;
+  /** RFC 7252 section 5.9.2.9: with 4.13, the largest body accepted. */
+  size1Bytes?: number;
 }
 
 /** A failure a device or admin may cause. `message` is for the log, never sent to the device. */
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
   readonly maxAgeSec: number | undefined;
+  readonly size1Bytes: number | undefined;
 
   constructor(code: GatewayErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
     this.maxAgeSec = options.maxAgeSec;
+    this.size1Bytes = options.size1Bytes;
   }
 
   get coapCode(): string {

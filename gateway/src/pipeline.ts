@@ -62,7 +62,8 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
       throw new AuthError('GW_ERR_AUTH_FORBIDDEN', `token lacks scope ${match.route.scope}`);
     }
     if (request.payload.length > parts.maxPayloadBytes) {
-      throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `${request.payload.length} bytes > ${parts.maxPayloadBytes}`);
+      throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `${request.payload.length} bytes > ${parts.maxPayloadBytes}`,
+        { size1Bytes: parts.maxPayloadBytes });
     }
     const stopTimer = metrics.backendLatency.startTimer({ route: match.route.path });
     try {

@@ -2,7 +2,7 @@ import t from 'tap';
 import { Decoder } from 'cbor-x';
 import { ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
 import { startHarness } from '../helpers/harness.ts';
-import { RawCoapClient, isAnswerTo, loginToken, rawRequest } from '../helpers/bridge-raw-coap.ts';
+import { RawCoapClient, isAnswerTo, loginToken, rawRequest, uintOption } from '../helpers/bridge-raw-coap.ts';
 import { holdingHandler } from '../helpers/bridge-fixtures.ts';
 
 const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
@@ -118,4 +118,17 @@ t.test('close() lets requests in flight finish, answers new ones 5.03, and can b
   t.equal((await inFlight).code, '2.05', 'the request in flight is answered');
   await Promise.all([closing, h.gateway.close()]);
   t.pass('closed, twice');
+});
+
+t.test('4.13 tells the device the largest body it may send (Size1, RFC 7252 section 5.9.2.9)', async (t) => {
+  const h = await startHarness(t, { config: { maxPayloadBytes: 64 } });
+  const access = await loginToken(h, 'sensor-1');
+  const client = await RawCoapClient.open(t, h.port);
+  const token = Buffer.from('5153', 'hex');
+  await client.send(rawRequest({ method: 'POST', path: ['telemetry', 'temp'], accessToken: access, messageId: 40, token, payload: Buffer.alloc(65, 0xa0), contentFormat: 60 }));
+  const answer = await client.next(isAnswerTo(token), 'answer to a 65-byte body');
+  t.equal(answer.code, '4.13');
+  t.equal(uintOption(answer, 'Size1'), 64);
+  t.equal(h.backend.requests.length, 0);
+  await h.assertStillServes(t);
 });

@@ -30,6 +30,7 @@ export function renderError(
   const payload = cbor.encode(new Map<number, number>([[ErrorKey.code, wireCode], [ErrorKey.serverTimeSec, serverTimeSec]]));
   const response: CoapResponse = { code: coapCode };
   if (maxAgeSec !== undefined) response.maxAgeSec = maxAgeSec;
+  if (known && err.size1Bytes !== undefined) response.size1Bytes = err.size1Bytes;
   if (payload.length + RESPONSE_OVERHEAD_BYTES <= requestSizeBytes) {
     response.payload = payload;
     response.contentFormat = ContentFormat.cbor;

@@ -143,5 +143,6 @@ function writeResponse(res: OutgoingMessage, response: CoapResponse): void {
   res.statusCode = response.code;
   if (response.contentFormat !== undefined) res.setOption('Content-Format', response.contentFormat as never);
   if (response.maxAgeSec !== undefined) res.setOption('Max-Age', response.maxAgeSec as never);
+  if (response.size1Bytes !== undefined) res.setOption('Size1', response.size1Bytes as never);
   res.end(response.payload);
 }

@@ -25,6 +25,8 @@ export interface CoapResponse {
   payload?: Buffer;
   contentFormat?: number;
   maxAgeSec?: number;
+  /** RFC 7252 section 5.10.9: on 4.13, the largest request body the gateway takes. */
+  size1Bytes?: number;
 }
 
 /** What one request taught us, for its log line; filled in as the request moves through the layers. */
