@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -60,13 +60,13 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     '--token-ttl', String(TOKEN_TTL_SEC), '--leeway', String(LEEWAY_SEC),
     ...(https ? ['--backend-ca', join(tlsDir, 'ca.cert.pem')] : []),
   ], logFile);
-  log(`3. gateway listening on coap://127.0.0.1:${gateway.port} (token TTL ${TOKEN_TTL_SEC} s, leeway ${LEEWAY_SEC} s, log ${logFile})`);
+  log(`3. gateway listening on coap://127.0.0.1:${gateway.port} (token TTL ${TOKEN_TTL_SEC} s, leeway ${LEEWAY_SEC} s)`);
 
   const clients: DeviceClient[] = [];
   try {
     log('4. devices log in (POST /auth, CBOR) and send readings (POST /telemetry/temperature)');
     const sessions = await Promise.all(fleet.map(async ({ id, secret }) => {
-      const client = await DeviceClient.open('127.0.0.1', gateway.port);
+      const client = await DeviceClient.open('127.0.0.1', gateway.port, { timeoutMs: 10_000 });
       clients.push(client);
       const { answer, tokens } = await client.login(id, secret);
       expect(answer.code === '2.01' && tokens !== undefined, `${id} logged in: ${answer.code}, token of ${tokens?.accessToken.length ?? 0} bytes`);
@@ -113,6 +113,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const code = await gateway.stop();
     await backend.close();
     log(`8. gateway stopped (exit ${code})`);
+    // The state holds the demo devices' secrets and the signing keys: keep it only to debug a failure.
+    if (failures.length === 0) await rm(state, { recursive: true, force: true });
+    else log(`   state and gateway log kept in ${state}`);
   }
   log('');
   log(failures.length === 0
@@ -143,14 +146,18 @@ async function backendRefusesForgery(url: string, ca: Buffer | undefined): Promi
   const forged = await new SignJWT({ scope: 'telemetry:write' })
     .setProtectedHeader({ alg: 'ES256', kid: 'forged' }).setIssuer('coap-gateway').setAudience('coap-gateway')
     .setSubject('demo-sensor-01').setIssuedAt().setExpirationTime('5m').sign(privateKey);
-  const { request } = await import('undici');
-  const { Agent } = await import('undici');
-  const res = await request(`${url}/devices/demo-sensor-01/telemetry/temperature`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${forged}`, 'x-device-id': 'demo-sensor-01', 'content-type': 'application/json' },
-    body: '{"celsius":-40}',
-    dispatcher: ca !== undefined ? new Agent({ connect: { ca } }) : undefined,
-  });
-  await res.body.dump();
-  return res.statusCode === 401;
+  const { Agent, request } = await import('undici');
+  const dispatcher = ca !== undefined ? new Agent({ connect: { ca } }) : undefined;
+  try {
+    const res = await request(`${url}/devices/demo-sensor-01/telemetry/temperature`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${forged}`, 'x-device-id': 'demo-sensor-01', 'content-type': 'application/json' },
+      body: '{"celsius":-40}',
+      dispatcher,
+    });
+    await res.body.dump();
+    return res.statusCode === 401;
+  } finally {
+    await dispatcher?.close();
+  }
 }

@@ -83,7 +83,9 @@ export class DeviceClient {
     const socket = new CountingSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(0, isIPv6(host) ? '::' : undefined, () => { socket.off('error', reject); resolve(); });
+      // On loopback, listen on loopback only: nothing from the network can answer for the gateway.
+      const bindAddress = host === '::1' || host.startsWith('127.') ? host : isIPv6(host) ? '::' : '0.0.0.0';
+      socket.bind(0, bindAddress, () => { socket.off('error', reject); resolve(); });
     });
     return new DeviceClient(socket, host, port, options);
   }
@@ -140,7 +142,12 @@ export class DeviceClient {
         clearTimeout(timer);
         reject(err);
       });
-      req.end(payload);
+      try {
+        req.end(payload);
+      } catch (err) {
+        clearTimeout(timer);
+        reject(err);
+      }
     });
   }
 

@@ -34,11 +34,12 @@ export async function openSockets(sessions: DeviceSession[], o: ResolvedFleetOpt
 
 /** Logs every device in, `concurrency` at a time; a 4.29 or 5.03 makes that device wait Max-Age and retry. */
 export async function logInAll(sessions: DeviceSession[], concurrency: number,
-  login: (s: DeviceSession) => Promise<CoapAnswer | undefined>): Promise<void> {
+  login: (s: DeviceSession) => Promise<CoapAnswer | undefined>, signal?: AbortSignal): Promise<void> {
   const deadlineMs = performance.now() + LOGIN_PHASE_LIMIT_MS;
   let next = 0;
+  // Bounded in time and stoppable: devices not reached by then simply stay logged out.
   const worker = async () => {
-    while (next < sessions.length) {
+    while (next < sessions.length && performance.now() < deadlineMs && signal?.aborted !== true) {
       const s = sessions[next]!;
       next += 1;
       for (let attempt = 1; attempt <= LOGIN_ATTEMPTS; attempt += 1) {
@@ -58,11 +59,17 @@ export async function logInAll(sessions: DeviceSession[], concurrency: number,
  * gateway's leeway, by the devices' estimate of the gateway's clock).
  */
 export async function holdUntilExpired(sessions: DeviceSession[], o: ResolvedFleetOptions): Promise<void> {
-  const waitMs = Math.max(0, ...sessions.map((s) => s.expiredAtServerMs - s.clock.serverNowMs()));
+  let waitMs = 0;
+  for (const s of sessions) waitMs = Math.max(waitMs, s.expiredAtServerMs - s.clock.serverNowMs());
   if (waitMs > o.maxHoldSec * 1000) {
     throw new SimError('SIM_ERR_SCENARIO', `expired: the tokens stay valid for another ${Math.ceil(waitMs / 1000)} s `
       + `(lifetime + --leeway-sec ${o.leewaySec}), more than --max-hold-sec ${o.maxHoldSec}. Run the gateway with short-lived `
       + 'tokens for this scenario, e.g. `gateway serve --token-ttl 2 --leeway 0 ...` and `device-sim run --scenario expired --leeway-sec 0 ...`');
   }
-  await o.clock.sleep(waitMs);
+  if (o.signal?.aborted === true) return;
+  const signal = o.signal;
+  await Promise.race([
+    o.clock.sleep(waitMs),
+    ...(signal !== undefined ? [new Promise<void>((resolve) => { signal.addEventListener('abort', () => resolve(), { once: true }); })] : []),
+  ]);
 }

@@ -94,18 +94,22 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
   };
 
   /** A device's turn: renew its token if due, then one request, counted under `requests`. */
-  const turn = async (s: DeviceSession): Promise<void> => {
+  const turn = async (s: DeviceSession, dueMs: number | undefined): Promise<void> => {
     // A renewal that fails (even with 4.29) still leaves a token with a quarter of its life to
     // use, so the reading goes out; the device backs off after this turn.
+    let renewed = false;
     if (o.scenario.refreshes && o.staticToken === undefined && s.dueForRefresh()) {
       counters.refreshes += 1;
+      renewed = true;
       await login(s);
     }
     const client = s.client!;
     const request = requestFor(s);
     const sent0 = client.bytesSent;
     const received0 = client.bytesReceived;
-    const startMs = performance.now();
+    // Open loop: latency counts from when the request was due (a login before it is counted
+    // under logins instead); closed loop: from when it was sent.
+    const startMs = dueMs !== undefined && !renewed ? Math.min(dueMs, performance.now()) : performance.now();
     requests.sent += 1;
     try {
       const answer = await client.send(request);
@@ -137,7 +141,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
     phasesSec.open = enter('login', () => logins.answered + logins.timeouts + logins.errors, opened.length);
     let ready = opened;
     if (o.scenario.logsIn && o.staticToken === undefined) {
-      await logInAll(opened, o.loginConcurrency, login);
+      await logInAll(opened, o.loginConcurrency, login, o.signal);
       ready = opened.filter((s) => s.accessToken !== undefined);
     }
     const answered = () => requests.answered + requests.timeouts + requests.errors;

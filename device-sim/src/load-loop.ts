@@ -9,7 +9,7 @@ import { NumberQueue } from './stats.ts';
  * out its Max-Age after a 4.29 or 5.03. Calls `onStopSending` when it stops starting requests
  * (the drain begins) and resolves when the last one has finished.
  */
-export function loadLoop(sessions: DeviceSession[], o: ResolvedFleetOptions, turn: (s: DeviceSession) => Promise<void>,
+export function loadLoop(sessions: DeviceSession[], o: ResolvedFleetOptions, turn: (s: DeviceSession, dueMs: number | undefined) => Promise<void>,
   counters: { inFlight: number }, onStopSending: () => void): Promise<void> {
   return new Promise((resolve) => {
     const idle = new NumberQueue(sessions.length);
@@ -20,6 +20,7 @@ export function loadLoop(sessions: DeviceSession[], o: ResolvedFleetOptions, tur
     let issued = 0;
     let stopped = false;
     let finished = false;
+    let stopListening = (): void => undefined;
 
     const sending = (now: number): boolean => {
       const more = now < deadlineMs && (o.count === undefined || issued < o.count) && o.signal?.aborted !== true;
@@ -39,6 +40,7 @@ export function loadLoop(sessions: DeviceSession[], o: ResolvedFleetOptions, tur
       if (ticker !== undefined) clearInterval(ticker);
       clearTimeout(stopTimer);
       for (const timer of backoffTimers) clearTimeout(timer);
+      stopListening();
       resolve();
     };
     const release = (i: number) => {
@@ -62,9 +64,12 @@ export function loadLoop(sessions: DeviceSession[], o: ResolvedFleetOptions, tur
       while (idle.size > 0 && sending(now)) {
         if (o.mode === 'rate' ? issued >= Math.floor(((now - startMs) * o.ratePerSec!) / 1000) + 1 : counters.inFlight >= o.concurrency!) break;
         const i = idle.shift()!;
+        // Open loop: the slot this request was due in, so time spent waiting behind a busy
+        // generator or fleet counts as latency (no coordinated omission).
+        const dueMs = o.mode === 'rate' ? startMs + (issued * 1000) / o.ratePerSec! : undefined;
         issued += 1;
         counters.inFlight += 1;
-        void turn(sessions[i]!).finally(() => {
+        void turn(sessions[i]!, dueMs).finally(() => {
           counters.inFlight -= 1;
           release(i);
           pump();
@@ -77,6 +82,7 @@ export function loadLoop(sessions: DeviceSession[], o: ResolvedFleetOptions, tur
     const ticker = o.mode === 'rate' ? setInterval(pump, 1) : undefined;
     const stopTimer = setTimeout(pump, o.maxRunMs);
     o.signal?.addEventListener('abort', pump, { once: true });
+    stopListening = () => o.signal?.removeEventListener('abort', pump);
     pump();
   });
 }

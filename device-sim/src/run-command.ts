@@ -42,7 +42,7 @@ export function registerRunCommand(program: Command, log: (line: string) => void
     .option('--telemetry-name <name>', 'readings go to POST /telemetry/<name>', FLEET_DEFAULTS.telemetryName)
     .option('--json <file>', 'also write the report as JSON (schema device-sim/fleet-report/1)')
     .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise) | bar | lines | off', 'auto')
-    .addHelpText('after', `\nScenarios:\n${scenarios}\n\nExit code: 0 when every request got the scenario's expected answer, 1 otherwise, 2 on bad usage.`)
+    .addHelpText('after', `\nScenarios:\n${scenarios}\n\nExit code: 0 when every device logged in and every request got the scenario's expected answer, 1 otherwise, 2 on bad usage.`)
     .action(async (flags: RunFlags) => {
       const all = await readDevicesFile(flags.devicesFile);
       const limit = num(flags.devices);
@@ -82,6 +82,7 @@ export function registerRunCommand(program: Command, log: (line: string) => void
         await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
         log(`report written to ${flags.json}`);
       }
-      process.exitCode = report.requests.asExpected === report.requests.sent && report.requests.sent > 0 ? 0 : 1;
+      const allAsExpected = report.requests.asExpected === report.requests.sent && report.requests.sent > 0;
+      process.exitCode = allAsExpected && report.devices.loginFailed === 0 ? 0 : 1;
     });
 }
