@@ -163,3 +163,13 @@ t.test('reloadForUnknownKid: single-flight, at most once per second, finds keys 
   t.equal(reloads, 2);
   t.equal(keystore.signingKey().kid, created.kid);
 });
+
+t.test('kids are hex, so none reads as a CLI option (a base64url kid may start with "-")', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'keystore-kid-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const keystore = await Keystore.open({ dir, signingAlg: 'ES256', maxTokenLifetimeSec: 60, nowMs: Date.now }, true);
+  for (let i = 0; i < 20; i += 1) await keystore.rotate(i % 2 === 0 ? 'ES256' : 'EdDSA');
+  const kids = keystore.list().map((k) => k.kid);
+  t.equal(kids.length, 21);
+  t.ok(kids.every((kid) => /^[0-9a-f]{16}$/.test(kid)), kids.join(' '));
+});

@@ -174,7 +174,8 @@ export class Keystore {
       ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
       : generateKeyPairSync('ed25519');
     const publicJwk = publicKey.export({ format: 'jwk' }) as JWK;
-    const kid = (await calculateJwkThumbprint(publicJwk)).slice(0, 16);
+    // Hex, not base64url: a kid starting with '-' reads as an option to `gateway keys retire`.
+    const kid = Buffer.from(await calculateJwkThumbprint(publicJwk), 'base64url').toString('hex').slice(0, 16);
     await writeFileAtomic(this.#privateFile(kid), JSON.stringify(privateKey.export({ format: 'jwk' })), 0o600);
     const verifyUntil = new Date(now + (this.#options.maxTokenLifetimeSec ?? DEFAULT_MAX_TOKEN_LIFETIME_SEC) * 1000).toISOString();
     const keys = this.#keys.map((k) => (k.state === 'active' ? { ...k, state: 'verifying' as const, verifyUntil } : k));
