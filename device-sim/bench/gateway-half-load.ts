@@ -1,26 +1,16 @@
 // p99 latency of the gateway end to end at half its peak: open loop at --rate requests/s (the
 // runner passes half of gateway-peak's figure), so requests start on schedule, not when the
 // previous answer arrives.
-import { join } from 'node:path';
 import type { ProfileWindow } from '../src/cpu-profile.ts';
 import { runFleet } from '../src/fleet.ts';
 import {
-  emitResult, flag, hasFlag, loadPhaseCpu, printProfile, printReport, provision, say, startBackendProcess, startGatewayProcess, tempDir,
+  emitResult, flag, loadPhaseCpu, printProfile, printReport, say, startGatewayScenario,
 } from './lib.ts';
 
 const ratePerSec = Number(flag('rate') ?? 1000);
 const durationSec = Number(flag('duration') ?? 10);
-const deviceCount = Number(flag('devices') ?? 1000);
-const profile = hasFlag('profile');
-// Extra `gateway serve` flags for experiments, e.g. --gateway-args '--log-level warn'.
-const gatewayArgs = (flag('gateway-args') ?? '').split(' ').filter(Boolean);
 
-const state = await tempDir('bench-half-');
-const devices = await provision(state.path, deviceCount);
-const backend = await startBackendProcess();
-const gateway = await startGatewayProcess({
-  stateDir: state.path, backendUrl: backend.url, traceGc: true, args: gatewayArgs, profileDir: profile ? join(state.path, 'profile') : undefined,
-});
+const { deviceCount, profile, state, devices, backend, gateway } = await startGatewayScenario('bench-half-', { traceGcWhileProfiling: true });
 let loadWindow: Promise<ProfileWindow | undefined> = Promise.resolve(undefined);
 try {
   say(`gateway on 127.0.0.1:${gateway.port}; ${deviceCount} devices, open loop at ${ratePerSec}/s, ${durationSec} s (after 2 s warm-up)`);

@@ -6,22 +6,13 @@ import { join } from 'node:path';
 import type { ProfileWindow } from '../src/cpu-profile.ts';
 import { runFleet } from '../src/fleet.ts';
 import {
-  emitResult, flag, hasFlag, loadPhaseCpu, memoryOf, printProfile, printReport, provision, say, startBackendProcess, startGatewayProcess, tempDir,
+  emitResult, flag, loadPhaseCpu, memoryOf, printProfile, printReport, say, startGatewayScenario,
 } from './lib.ts';
 
 const durationSec = Number(flag('duration') ?? 10);
 const concurrency = Number(flag('concurrency') ?? 64);
-const deviceCount = Number(flag('devices') ?? 1000);
-const profile = hasFlag('profile');
-// Extra `gateway serve` flags for experiments, e.g. --gateway-args '--log-level warn'.
-const gatewayArgs = (flag('gateway-args') ?? '').split(' ').filter(Boolean);
 
-const state = await tempDir('bench-gateway-');
-const devices = await provision(state.path, deviceCount);
-const backend = await startBackendProcess();
-const gateway = await startGatewayProcess({
-  stateDir: state.path, backendUrl: backend.url, profileDir: profile ? join(state.path, 'profile') : undefined, traceGc: !profile, args: gatewayArgs,
-});
+const { deviceCount, profile, gatewayArgs, state, devices, backend, gateway } = await startGatewayScenario('bench-gateway-', { traceGcWhileProfiling: false });
 let loadWindow: Promise<ProfileWindow | undefined> = Promise.resolve(undefined);
 try {
   say(`gateway on 127.0.0.1:${gateway.port} -> ${backend.url}; ${deviceCount} devices, ${concurrency} in flight, ${durationSec} s (after 2 s warm-up)${profile ? ', under --cpu-prof' : ''}${gatewayArgs.length > 0 ? `, gateway ${gatewayArgs.join(' ')}` : ''}`);

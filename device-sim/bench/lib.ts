@@ -9,6 +9,7 @@ import { DEFAULTS } from '../../gateway/src/config/index.ts';
 import { buildFileStore } from '../../gateway/src/store/index.ts';
 import type { DeviceCredentials } from '../src/devices-file.ts';
 import { formatFleetReport, type FleetReport } from '../src/report.ts';
+import { startBackendProcess, startGatewayProcess } from './processes.ts';
 
 export * from './measure.ts';
 export * from './processes.ts';
@@ -89,4 +90,23 @@ export async function tokenFixture(): Promise<{
     ttlSec: DEFAULTS.tokenTtlSec, refreshTtlSec: DEFAULTS.refreshTtlSec, nowMs: Date.now });
   const issue = async (sub: string) => (await issuer.issue(sub, ['telemetry:write'])).accessToken;
   return { token: await issue(ids[0]!), keystore, store, issue, remove: dir.remove };
+}
+
+/**
+ * What the gateway scenarios share: --devices provisioned devices, a backend process and a
+ * `gateway serve` process (with --profile under --cpu-prof; --gateway-args passes extra flags,
+ * e.g. '--log-level warn').
+ */
+export async function startGatewayScenario(statePrefix: string, options: { traceGcWhileProfiling: boolean }) {
+  const deviceCount = Number(flag('devices') ?? 1000);
+  const profile = hasFlag('profile');
+  const gatewayArgs = (flag('gateway-args') ?? '').split(' ').filter(Boolean);
+  const state = await tempDir(statePrefix);
+  const devices = await provision(state.path, deviceCount);
+  const backend = await startBackendProcess();
+  const gateway = await startGatewayProcess({
+    stateDir: state.path, backendUrl: backend.url, traceGc: !profile || options.traceGcWhileProfiling, args: gatewayArgs,
+    profileDir: profile ? join(state.path, 'profile') : undefined,
+  });
+  return { deviceCount, profile, gatewayArgs, state, devices, backend, gateway };
 }
