@@ -1,13 +1,10 @@
 import { Socket, type SocketOptions } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Agent, type IncomingMessage, type OutgoingMessage } from 'coap';
-import { Decoder, Encoder } from 'cbor-x';
 import {
-  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ContentFormat,
+  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ContentFormat, decodeCbor, encodeCbor,
 } from '../../gateway/src/wire/index.ts';
 
-const encoder = new Encoder({ mapsAsObjects: false, useRecords: false });
-const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
 
 export interface CoapAnswer {
   code: string;
@@ -115,7 +112,7 @@ export class DeviceClient {
         confirmable: options.confirmable ?? true,
       });
       let payload = options.payload;
-      if (payload === undefined && options.body !== undefined) payload = encoder.encode(options.body);
+      if (payload === undefined && options.body !== undefined) payload = encodeCbor(options.body);
       const format = options.contentFormat ?? (options.body !== undefined ? ContentFormat.cbor : undefined);
       if (format !== undefined) req.setOption('Content-Format', format as never);
       if (options.accept !== undefined) req.setOption('Accept', options.accept as never);
@@ -203,7 +200,7 @@ function toAnswer(res: IncomingMessage): CoapAnswer {
   let body: unknown;
   if ((format === 'application/cbor' || format === ContentFormat.cbor) && res.payload.length > 0) {
     try {
-      body = decoder.decode(res.payload);
+      body = decodeCbor(res.payload);
     } catch {
       body = undefined;
     }

@@ -1,16 +1,12 @@
-import { Decoder, Encoder } from 'cbor-x';
 import type { CoapRequest, CoapResponse, RequestContext } from '../coap/index.ts';
 import { AuthError, RequestError } from '../errors.ts';
 import type { Store } from '../store/index.ts';
-import { AuthRequestKey, AuthResponseKey, ContentFormat } from '../wire/index.ts';
+import { AuthRequestKey, AuthResponseKey, ContentFormat, decodeCbor, encodeCbor } from '../wire/index.ts';
 import { DEVICE_ID_PATTERN, secretMatches } from './credentials.ts';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type IssuedTokens, type TokenIssuer } from './issue-tokens.ts';
 import type { LoginLimiter } from './login-limiter.ts';
 import type { TokenVerifier } from './verify-token.ts';
 
-// Maps stay Maps so integer keys stay integers (cbor-x would turn object keys into text).
-const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
-const encoder = new Encoder({ mapsAsObjects: false, useRecords: false });
 
 export interface AuthResourceOptions {
   store: Store;
@@ -103,7 +99,7 @@ function decodeMap(request: CoapRequest): Map<unknown, unknown> {
   }
   let body: unknown;
   try {
-    body = decoder.decode(request.payload);
+    body = decodeCbor(request.payload);
   } catch (err) {
     throw new RequestError('GW_ERR_BAD_REQUEST', `malformed CBOR: ${(err as Error).message}`);
   }
@@ -118,5 +114,5 @@ function tokensResponse(tokens: IssuedTokens): CoapResponse {
     [AuthResponseKey.refreshToken, tokens.refreshToken],
     [AuthResponseKey.serverTimeSec, tokens.serverTimeSec],
   ]);
-  return { code: '2.01', contentFormat: ContentFormat.cbor, payload: encoder.encode(body) };
+  return { code: '2.01', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
 }

@@ -1,16 +1,6 @@
-import { Decoder, Encoder, Tag, addExtension } from 'cbor-x';
+import { Tag } from 'cbor-x';
 import { RequestError } from '../errors.ts';
-
-// cbor-x turns tags 0 and 1 into a Date, losing the device's own text or number. Keep them as
-// Tags so the content passes through unchanged (RFC 8949 section 6.1). cbor-x extensions are
-// process-wide; nothing else in the gateway decodes dates.
-// (cbor-x's typings demand Class and encode, which only encoding extensions need.)
-type DecodeOnlyExtension = Parameters<typeof addExtension>[0];
-for (const tag of [0, 1]) addExtension({ tag, decode: (content: unknown) => new Tag(content, tag) } as unknown as DecodeOnlyExtension);
-
-const decoder = new Decoder({ mapsAsObjects: false, useRecords: false });
-// variableMapSize: the smallest map header (a2, not b9 00 02), since every byte is airtime.
-const encoder = new Encoder({ useRecords: false, variableMapSize: true });
+import { decodeCbor, encodeCbor } from '../wire/index.ts';
 
 /**
  * CBOR body -> JSON text for the backend (RFC 8949 section 6.1): map keys become text, byte
@@ -20,7 +10,7 @@ const encoder = new Encoder({ useRecords: false, variableMapSize: true });
 export function cborToJson(payload: Buffer): string {
   let value: unknown;
   try {
-    value = decoder.decode(payload);
+    value = decodeCbor(payload);
   } catch (err) {
     throw new RequestError('GW_ERR_BAD_REQUEST', `malformed CBOR body: ${(err as Error).message}`);
   }
@@ -29,7 +19,7 @@ export function cborToJson(payload: Buffer): string {
 
 /** JSON text from the backend -> CBOR for the device. Throws SyntaxError on bad JSON. */
 export function jsonToCbor(text: string): Buffer {
-  return encoder.encode(JSON.parse(text));
+  return encodeCbor(JSON.parse(text));
 }
 
 const MAX_DEPTH = 64;

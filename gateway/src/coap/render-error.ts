@@ -1,10 +1,8 @@
-import { Encoder } from 'cbor-x';
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
-import { ContentFormat, ErrorKey, WireError } from '../wire/index.ts';
+import { ContentFormat, ErrorKey, WireError, encodeCbor } from '../wire/index.ts';
 import type { CoapResponse, RequestContext } from './types.ts';
 
-const cbor = new Encoder({ mapsAsObjects: false, useRecords: false });
 // Header (4) + Content-Format option (2) + payload marker (1), without the token.
 const RESPONSE_OVERHEAD_BYTES = 7;
 
@@ -27,7 +25,7 @@ export function renderError(
   const coapCode = known ? err.coapCode : '5.00';
   const wireCode = known ? err.wireCode : WireError.internal;
   const maxAgeSec = known ? err.maxAgeSec : undefined;
-  const payload = cbor.encode(new Map<number, number>([[ErrorKey.code, wireCode], [ErrorKey.serverTimeSec, serverTimeSec]]));
+  const payload = encodeCbor(new Map<number, number>([[ErrorKey.code, wireCode], [ErrorKey.serverTimeSec, serverTimeSec]]));
   const response: CoapResponse = { code: coapCode };
   if (maxAgeSec !== undefined) response.maxAgeSec = maxAgeSec;
   if (known && err.size1Bytes !== undefined) response.size1Bytes = err.size1Bytes;

@@ -68,3 +68,5 @@ export const Paths = {
   refresh: '/auth/refresh',
   wellKnownCore: '/.well-known/core',
 } as const;
+
+export { decodeCbor, encodeCbor } from './cbor.ts';
