@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Pool, errors as undiciErrors } from 'undici';
-import type { CoapRequest, CoapResponse, RequestContext } from '../coap/index.ts';
+import { formatFor, mediaTypeFor, type CoapRequest, type CoapResponse, type RequestContext } from '../coap/index.ts';
 import type { RouteConfig } from '../config/index.ts';
 import { BridgeError, RequestError } from '../errors.ts';
 import { ContentFormat } from '../wire/index.ts';
 import { cborToJson, jsonToCbor } from './cbor-json.ts';
-import { formatFor, mediaTypeFor } from './media-types.ts';
 import { fillTemplate, type RouteMatch } from './router.ts';
 import { cacheControlToMaxAge, coapCodeFor, retryAfterToMaxAge } from './status-map.ts';
 

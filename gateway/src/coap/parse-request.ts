@@ -48,7 +48,6 @@ export function parseRequest(message: IncomingMessage): CoapRequest {
     accept: contentFormatNumber(message.headers.Accept),
     accessToken,
     peer: { address: message.rsinfo.address, port: message.rsinfo.port },
-    sizeBytes: requestSizeBytes(message),
   };
 }
 

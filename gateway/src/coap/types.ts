@@ -15,8 +15,6 @@ export interface CoapRequest {
   /** The Access-Token option (65003) as text, if present. */
   accessToken: string | undefined;
   peer: { address: string; port: number };
-  /** Lower bound of the request datagram's size: error answers never exceed it (RFC 7252 section 11.3). */
-  sizeBytes: number;
 }
 
 export interface CoapResponse {
