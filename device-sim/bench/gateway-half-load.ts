@@ -4,13 +4,14 @@
 import type { ProfileWindow } from '../src/cpu-profile.ts';
 import { runFleet } from '../src/fleet.ts';
 import {
-  emitResult, flag, loadPhaseCpu, printProfile, printReport, say, startGatewayScenario,
+  emitResult, flag, loadPhaseCpu, printReport, say, startGatewayScenario,
 } from './lib.ts';
 
 const ratePerSec = Number(flag('rate') ?? 1000);
 const durationSec = Number(flag('duration') ?? 10);
 
-const { deviceCount, profile, state, devices, backend, gateway } = await startGatewayScenario('bench-half-', { traceGcWhileProfiling: true });
+const scenario = await startGatewayScenario('bench-half-', { traceGcWhileProfiling: true });
+const { deviceCount, devices, backend, gateway, profile } = scenario;
 let loadWindow: Promise<ProfileWindow | undefined> = Promise.resolve(undefined);
 try {
   say(`gateway on 127.0.0.1:${gateway.port}; ${deviceCount} devices, open loop at ${ratePerSec}/s, ${durationSec} s (after 2 s warm-up)`);
@@ -37,12 +38,5 @@ try {
     half_load_udp_drops: udpDrops,
   });
 } finally {
-  await gateway.stop();
-  await backend.stop();
-  if (profile) {
-    const summary = await gateway.profile(await loadWindow);
-    printProfile(summary);
-    if (summary !== undefined) emitResult({ half_load_profile: summary });
-  }
-  await state.remove();
+  await scenario.finish('half_load_profile', loadWindow);
 }

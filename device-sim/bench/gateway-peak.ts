@@ -6,13 +6,14 @@ import { join } from 'node:path';
 import type { ProfileWindow } from '../src/cpu-profile.ts';
 import { runFleet } from '../src/fleet.ts';
 import {
-  emitResult, flag, loadPhaseCpu, memoryOf, printProfile, printReport, say, startGatewayScenario,
+  emitResult, flag, loadPhaseCpu, memoryOf, printReport, say, startGatewayScenario,
 } from './lib.ts';
 
 const durationSec = Number(flag('duration') ?? 10);
 const concurrency = Number(flag('concurrency') ?? 64);
 
-const { deviceCount, profile, gatewayArgs, state, devices, backend, gateway } = await startGatewayScenario('bench-gateway-', { traceGcWhileProfiling: false });
+const scenario = await startGatewayScenario('bench-gateway-', { traceGcWhileProfiling: false });
+const { deviceCount, devices, backend, gateway, profile, gatewayArgs } = scenario;
 let loadWindow: Promise<ProfileWindow | undefined> = Promise.resolve(undefined);
 try {
   say(`gateway on 127.0.0.1:${gateway.port} -> ${backend.url}; ${deviceCount} devices, ${concurrency} in flight, ${durationSec} s (after 2 s warm-up)${profile ? ', under --cpu-prof' : ''}${gatewayArgs.length > 0 ? `, gateway ${gatewayArgs.join(' ')}` : ''}`);
@@ -47,12 +48,5 @@ try {
     }),
   });
 } finally {
-  await gateway.stop();
-  await backend.stop();
-  if (profile) {
-    const summary = await gateway.profile(await loadWindow);
-    printProfile(summary);
-    if (summary !== undefined) emitResult({ gateway_profile: summary });
-  }
-  await state.remove();
+  await scenario.finish('gateway_profile', loadWindow);
 }

@@ -9,6 +9,8 @@ import { DEFAULTS } from '../../gateway/src/config/index.ts';
 import { buildFileStore } from '../../gateway/src/store/index.ts';
 import type { DeviceCredentials } from '../src/devices-file.ts';
 import { formatFleetReport, type FleetReport } from '../src/report.ts';
+import type { ProfileWindow } from '../src/cpu-profile.ts';
+import { printProfile } from './measure.ts';
 import { startBackendProcess, startGatewayProcess } from './processes.ts';
 
 export * from './measure.ts';
@@ -108,5 +110,18 @@ export async function startGatewayScenario(statePrefix: string, options: { trace
     stateDir: state.path, backendUrl: backend.url, traceGc: !profile || options.traceGcWhileProfiling, args: gatewayArgs,
     profileDir: profile ? join(state.path, 'profile') : undefined,
   });
-  return { deviceCount, profile, gatewayArgs, state, devices, backend, gateway };
+  return {
+    deviceCount, profile, gatewayArgs, state, devices, backend, gateway,
+    /** Stops both processes, reports the gateway's profile (of `window`) under `profileKey`, removes the state. */
+    async finish(profileKey: string, window: Promise<ProfileWindow | undefined>): Promise<void> {
+      await gateway.stop();
+      await backend.stop();
+      if (profile) {
+        const summary = await gateway.profile(await window);
+        printProfile(summary);
+        if (summary !== undefined) emitResult({ [profileKey]: summary });
+      }
+      await state.remove();
+    },
+  };
 }

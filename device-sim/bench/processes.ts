@@ -1,27 +1,14 @@
 // Starting the processes a benchmark measures: the gateway (`gateway serve`), the HTTP backend
 // and the node-coap echo server, each in its own process, as an operator would run them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
-import { closeSync, openSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from '../src/cpu-profile.ts';
-import { DeviceClient } from '../src/device-client.ts';
+import { spawnGateway } from '../src/spawn-gateway.ts';
 
-const GATEWAY_BIN = fileURLToPath(new URL('../../gateway/bin/gateway.js', import.meta.url));
 const DEVICE_SIM_BIN = fileURLToPath(new URL('../bin/device-sim.js', import.meta.url));
-const READY_TIMEOUT_MS = 60_000;
-
-export async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
-}
 
 export interface Child {
   process: ChildProcess;
@@ -75,26 +62,23 @@ export interface GatewayProcess extends Child {
 
 /**
  * `gateway serve` in its own process, as an operator runs it (default log level: a JSON line per
- * request, written to a file). Ready when it answers GET /.well-known/core.
+ * request, written to a file), on a port it picks itself.
  */
 export async function startGatewayProcess(options: {
   stateDir: string; backendUrl: string; profileDir?: string; traceGc?: boolean; args?: string[];
 }): Promise<GatewayProcess> {
-  const port = await freeUdpPort();
   const logFile = join(options.stateDir, 'gateway.log');
-  const out = openSync(logFile, 'a');
   const nodeArgs = [
     ...(options.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : []),
     ...(options.traceGc === true ? ['--trace-gc'] : []),
   ];
-  const child = spawn(process.execPath, [...nodeArgs, GATEWAY_BIN, 'serve', '--coap-host', '127.0.0.1', '--coap-port', String(port),
-    '--backend', options.backendUrl, '--state', options.stateDir, ...(options.args ?? [])], { stdio: ['ignore', out, out] });
-  closeSync(out);
-  const tracked = track(child);
-  await waitUntilServing(port, child, logFile);
+  const gateway = await spawnGateway(['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', options.backendUrl,
+    '--state', options.stateDir, ...(options.args ?? [])], logFile, nodeArgs);
   return {
-    ...tracked,
-    port,
+    process: gateway.process,
+    pid: gateway.process.pid!,
+    stop: async () => { await gateway.stop(); },
+    port: gateway.port,
     logFile,
     async profile(window) {
       if (options.profileDir === undefined) return undefined;
@@ -102,20 +86,4 @@ export async function startGatewayProcess(options: {
       return file === undefined ? undefined : summarizeCpuProfile(join(options.profileDir, file), window);
     },
   };
-}
-
-async function waitUntilServing(port: number, child: ChildProcess, logFile: string): Promise<void> {
-  const client = await DeviceClient.open('127.0.0.1', port, { timeoutMs: 250 });
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  try {
-    while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}; see ${logFile}`);
-      const answer = await client.send({ path: '/.well-known/core' }).catch(() => undefined);
-      if (answer?.code === '2.05') return;
-      await delay(100);
-    }
-    throw new Error(`gateway not serving after ${READY_TIMEOUT_MS} ms; see ${logFile}`);
-  } finally {
-    await client.close();
-  }
 }

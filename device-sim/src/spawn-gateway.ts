@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { appendFileSync, closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
@@ -16,25 +16,26 @@ export async function gatewayCli(args: readonly string[]): Promise<string> {
 export interface RunningGateway {
   port: number;
   process: ChildProcess;
+  /** SIGTERM, then the exit code once it has exited (a --cpu-prof profile is written then). */
   stop(): Promise<number | null>;
 }
 
 /**
- * Starts `gateway serve` as its own process, writes its JSON log to `logFile`, and resolves with
- * the CoAP port once its "gateway listening" line appears.
+ * Starts `gateway serve` as its own process and resolves with its CoAP port once it says it is
+ * listening. Its JSON log (stdout) goes straight to `logFile`, not through this process, so a
+ * load generator here pays nothing for the gateway's log lines; its few stderr lines are copied
+ * there too. `nodeArgs` go to node itself (e.g. --cpu-prof).
  */
-export async function spawnGateway(args: readonly string[], logFile: string): Promise<RunningGateway> {
-  const child = spawn(process.execPath, [GATEWAY_BIN, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const log = createWriteStream(logFile);
-  child.stderr.pipe(log);
+export async function spawnGateway(args: readonly string[], logFile: string, nodeArgs: readonly string[] = []): Promise<RunningGateway> {
+  const out = openSync(logFile, 'a');
+  const child = spawn(process.execPath, [...nodeArgs, GATEWAY_BIN, 'serve', ...args], { stdio: ['ignore', out, 'pipe'] });
+  closeSync(out);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      log.write(`${line}\n`);
-      if (!line.includes('"gateway listening"')) return;
-      const coap = (JSON.parse(line) as { coap: string }).coap;
-      resolve(Number(coap.slice(coap.lastIndexOf(':') + 1)));
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      appendFileSync(logFile, `${line}\n`);
+      const listening = /^gateway: CoAP on .*:(\d+),/.exec(line);
+      if (listening !== null) resolve(Number(listening[1]));
     });
     void exited.then((code) => reject(new Error(`gateway exited with code ${code} before listening; see ${logFile}`)));
   });
@@ -42,10 +43,8 @@ export async function spawnGateway(args: readonly string[], logFile: string): Pr
     port,
     process: child,
     async stop() {
-      child.kill('SIGTERM');
-      const code = await exited;
-      log.end();
-      return code;
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
     },
   };
 }
