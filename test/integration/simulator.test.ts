@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
+import { createSocket } from 'node:dgram';
 import type { Test } from 'tap';
 import { readDevicesFile, type DeviceCredentials } from '../../device-sim/src/devices-file.ts';
 import { runFleet, type FleetOptions } from '../../device-sim/src/fleet.ts';
@@ -182,9 +183,15 @@ t.test('the schema check catches reports whose counts do not add up', async (t) 
 
 t.test('bad options are refused at once, all of them', async (t) => {
   const devices = [{ id: 'a', secret: Buffer.alloc(32) }];
-  await t.rejects(runFleet({ host: '192.0.2.1', port: 5683, devices, scenario: 'normal' }), { code: 'SIM_ERR_NOT_LOOPBACK' });
-  await t.rejects(runFleet({ host: '127.0.0.1', port: 5683, devices, scenario: 'normal', ratePerSec: 10, concurrency: 1, count: -1 }),
+  // A port nothing listens on (bound to 0, then released): should a check ever let a run through,
+  // it talks to no one's server.
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  const port = socket.address().port;
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  await t.rejects(runFleet({ host: '192.0.2.1', port, devices, scenario: 'normal' }), { code: 'SIM_ERR_NOT_LOOPBACK' });
+  await t.rejects(runFleet({ host: '127.0.0.1', port, devices, scenario: 'normal', ratePerSec: 10, concurrency: 1, count: -1 }),
     { code: 'SIM_ERR_BAD_OPTION', message: /--count.*exclude each other/ });
-  await t.rejects(runFleet({ host: '127.0.0.1', port: 5683, devices, scenario: 'normal', concurrency: 2 }),
+  await t.rejects(runFleet({ host: '127.0.0.1', port, devices, scenario: 'normal', concurrency: 2 }),
     { code: 'SIM_ERR_BAD_OPTION', message: /NSTART/ });
 });
