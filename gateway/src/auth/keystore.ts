@@ -29,6 +29,8 @@ export interface SigningKey {
 export interface VerificationKey {
   alg: SigningAlg;
   publicKey: KeyObject;
+  /** When it stops verifying (ms since epoch); Infinity while it signs. */
+  verifyUntilMs: number;
 }
 
 export interface KeystoreOptions {
@@ -106,7 +108,11 @@ export class Keystore {
     let signing: SigningKey | undefined;
     for (const key of keys) {
       if (key.state === 'retired') continue;
-      verification.set(key.kid, { alg: key.alg, publicKey: createPublicKey({ key: key.publicJwk, format: 'jwk' }) });
+      verification.set(key.kid, {
+        alg: key.alg,
+        publicKey: createPublicKey({ key: key.publicJwk, format: 'jwk' }),
+        verifyUntilMs: key.verifyUntil !== undefined ? Date.parse(key.verifyUntil) : Infinity,
+      });
       if (key.state === 'active') {
         const privateJwk = JSON.parse(await readFile(this.#privateFile(key.kid), 'utf8')) as JWK;
         signing = { kid: key.kid, alg: key.alg, privateKey: createPrivateKey({ key: privateJwk as never, format: 'jwk' }) };
@@ -143,10 +149,8 @@ export class Keystore {
   verificationKey(kid: string | undefined): VerificationKey | undefined {
     if (kid === undefined) return undefined;
     const key = this.#verification.get(kid);
-    if (key === undefined) return undefined;
-    const meta = this.#keys.find((k) => k.kid === kid);
-    if (meta?.verifyUntil !== undefined && Date.parse(meta.verifyUntil) <= this.#options.nowMs()) return undefined;
-    return key;
+    // Parsed once per reload: this runs for every request, cached tokens included.
+    return key !== undefined && key.verifyUntilMs > this.#options.nowMs() ? key : undefined;
   }
 
   /** The verifier's algorithm allow-list: exactly the algorithms of keys that may verify. */
