@@ -16,6 +16,7 @@ export const ERROR_TABLE = {
   GW_ERR_NOT_FOUND: { coap: '4.04', http: 404, wire: WireError.notFound },
   GW_ERR_METHOD_NOT_ALLOWED: { coap: '4.05', http: 405, wire: WireError.methodNotAllowed },
   GW_ERR_NOT_ACCEPTABLE: { coap: '4.06', http: 406, wire: WireError.notAcceptable },
+  GW_ERR_REQUEST_INCOMPLETE: { coap: '4.08', http: 400, wire: WireError.requestIncomplete },
   GW_ERR_PAYLOAD_TOO_LARGE: { coap: '4.13', http: 413, wire: WireError.payloadTooLarge },
   GW_ERR_UNSUPPORTED_CONTENT_FORMAT: { coap: '4.15', http: 415, wire: WireError.unsupportedContentFormat },
   GW_ERR_TOO_MANY_REQUESTS: { coap: '4.29', http: 429, wire: WireError.tooManyRequests },
@@ -23,6 +24,7 @@ export const ERROR_TABLE = {
   GW_ERR_BACKEND_UNREACHABLE: { coap: '5.02', http: 502, wire: WireError.badGateway },
   GW_ERR_BACKEND_BAD_RESPONSE: { coap: '5.02', http: 502, wire: WireError.badGateway },
   GW_ERR_BACKEND_UNAVAILABLE: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
+  GW_ERR_BUSY: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
   GW_ERR_BACKEND_TIMEOUT: { coap: '5.04', http: 504, wire: WireError.gatewayTimeout },
   GW_ERR_PROXYING_NOT_SUPPORTED: { coap: '5.05', http: 502, wire: WireError.proxyingNotSupported },
 } as const satisfies Record<string, { coap: string; http: number; wire: WireErrorCode }>;

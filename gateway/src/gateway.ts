@@ -76,8 +76,15 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     retireExpiredKeys,
     async start() {
       server = await buildCoapServer({
-        ...config.coap, handler, logger, nowMs,
-        onResponse: (context, code) => metrics.requests.inc({ route: context.route ?? 'unmatched', code }),
+        ...config.coap, maxPayloadBytes: config.coap.maxPayloadBytes, handler, logger, nowMs,
+        observer: {
+          answered: (context, code) => metrics.requests.inc({ route: context.route ?? 'unmatched', code }),
+          dropped: (reason) => metrics.datagramsDropped.inc({ reason }),
+          retransmitted: () => metrics.retransmissions.inc(),
+          resetReceived: () => metrics.resetsReceived.inc(),
+          evicted: (table) => metrics.evictions.inc({ table }),
+          uploadBytes: (bytes) => metrics.blockBufferBytes.set(bytes),
+        },
       });
       // The state directory is the source of truth: the CLI's changes reach us through inotify.
       const keysWatcher = watchStateDir(keystore.dir, (file) => {

@@ -1,10 +1,10 @@
 import type { Metrics } from './admin/index.ts';
-import { ACCESS_TOKEN_TYP, type TokenVerifier, createAuthResource } from './auth/index.ts';
-import type { Bridge, Router } from './bridge/index.ts';
-import type { CoapResponse, RequestHandler } from './coap/index.ts';
+import { ACCESS_TOKEN_TYP, type TokenVerifier, type VerifiedToken, createAuthResource } from './auth/index.ts';
+import { checkRequestContentFormat, type Bridge, type RouteMatch, type Router } from './bridge/index.ts';
 import type { RouteConfig } from './config/index.ts';
 import { AuthError, RequestError } from './errors.ts';
-import { linkFormat } from './well-known-core.ts';
+import type { CoapRequest, RequestContext, RequestHandler } from './messages.ts';
+import { createWellKnownCore } from './well-known-core.ts';
 import { ContentFormat, Paths } from './wire/index.ts';
 
 export interface PipelineParts {
@@ -17,36 +17,45 @@ export interface PipelineParts {
   metrics: Metrics;
 }
 
+/** Login bodies are a device id and a secret or an assertion: a few hundred bytes. */
+const MAX_AUTH_BODY_BYTES = 4096;
+
 /**
  * The request pipeline, in DESIGN.md's order: the gateway's own resources, then for bridged
- * routes: token (4.01) -> route (4.04, 4.05) -> scope (4.03) -> size (4.13) -> backend.
+ * routes: token (4.01) -> route (4.04, 4.05) -> scope (4.03) -> size (4.13) -> content format
+ * (4.15) -> backend. `admit` is the same checks without the body, for the first block of an upload.
  */
 export function createPipeline(parts: PipelineParts): RequestHandler {
   const { auth, verifyToken, router, bridge, metrics } = parts;
-  const wellKnown: CoapResponse = {
-    code: '2.05', contentFormat: ContentFormat.linkFormat, payload: Buffer.from(linkFormat(parts.routes)),
-  };
-  const onlyMethod = (method: string, request: { method: string; path: string }) => {
+  const wellKnownCore = createWellKnownCore(parts.routes);
+  const onlyMethod = (method: string, request: CoapRequest) => {
     if (request.method !== method) throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${request.path}`);
   };
+  const checkSize = (bytes: number | undefined, max: number) => {
+    if (bytes !== undefined && bytes > max) {
+      throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `${bytes} bytes > ${max}`, { size1Bytes: max });
+    }
+  };
 
-  return async (request, context) => {
+  /** The gateway's own resources; undefined for a path that may be bridged. */
+  const ownResource = (request: CoapRequest, context: RequestContext): string | undefined => {
     switch (request.path) {
       case Paths.auth:
-        context.route = request.path;
-        onlyMethod('POST', request);
-        return auth.login(request, context);
       case Paths.refresh:
         context.route = request.path;
         onlyMethod('POST', request);
-        return auth.refresh(request, context);
+        return request.path;
       case Paths.wellKnownCore:
         context.route = request.path;
         onlyMethod('GET', request);
-        return wellKnown;
+        return request.path;
       default:
-        break;
+        return undefined;
     }
+  };
+
+  const authorize = async (request: CoapRequest, context: RequestContext, bytes: number | undefined)
+    : Promise<{ match: RouteMatch; token: VerifiedToken; accessToken: string }> => {
     // Match first so refusals are counted per route, but answer 4.01 before 4.04 so that a
     // request without a valid token cannot probe for paths beyond what /.well-known/core lists.
     const match = router.match(request.segments);
@@ -61,15 +70,36 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
     if (!token.scopes.has(match.route.scope)) {
       throw new AuthError('GW_ERR_AUTH_FORBIDDEN', `token lacks scope ${match.route.scope}`);
     }
-    if (request.payload.length > parts.maxPayloadBytes) {
-      throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `${request.payload.length} bytes > ${parts.maxPayloadBytes}`,
-        { size1Bytes: parts.maxPayloadBytes });
-    }
-    const stopTimer = metrics.backendLatency.startTimer({ route: match.route.path });
-    try {
-      return await bridge.forward({ request, match, deviceId: token.sub, accessToken: request.accessToken, context });
-    } finally {
-      stopTimer();
-    }
+    checkSize(bytes, parts.maxPayloadBytes);
+    checkRequestContentFormat(match.route, request.contentFormat);
+    return { match, token, accessToken: request.accessToken };
+  };
+
+  return {
+    async admit(request, context, declaredBytes) {
+      const own = ownResource(request, context);
+      if (own === undefined) await authorize(request, context, declaredBytes);
+      else checkSize(declaredBytes, MAX_AUTH_BODY_BYTES);
+    },
+
+    async handle(request, context) {
+      switch (ownResource(request, context)) {
+        case Paths.auth:
+          return auth.login(request, context);
+        case Paths.refresh:
+          return auth.refresh(request, context);
+        case Paths.wellKnownCore:
+          return { code: '2.05', contentFormat: ContentFormat.linkFormat, payload: wellKnownCore(request.query) };
+        default:
+          break;
+      }
+      const { match, token, accessToken } = await authorize(request, context, request.payload.length);
+      const stopTimer = metrics.backendLatency.startTimer({ route: match.route.path });
+      try {
+        return await bridge.forward({ request, match, deviceId: token.sub, accessToken, context });
+      } finally {
+        stopTimer();
+      }
+    },
   };
 }

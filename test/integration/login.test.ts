@@ -56,8 +56,9 @@ t.test('login: CBOR of the wrong shape gets 4.00', async (t) => {
   await h.provision('sensor-1');
   const device = await h.device();
   const shapes: [string, unknown][] = [
-    ['an array', [1, 2]],
-    ['a number', 42],
+    // Large enough that the error body fits: an answer is never larger than its request.
+    ['an array', [1, 2, 3, 4, 5, 6, 7, 8]],
+    ['a number', 2 ** 40],
     ['text keys', { 1: 'sensor-1', 2: Buffer.alloc(32) }],
     ['id as bytes', new Map<number, unknown>([[AuthRequestKey.deviceId, Buffer.from('sensor-1')], [AuthRequestKey.secret, Buffer.alloc(32)]])],
     ['secret as text', new Map<number, unknown>([[AuthRequestKey.deviceId, 'sensor-1'], [AuthRequestKey.secret, 'hunter2']])],

@@ -25,7 +25,8 @@ t.test('defaults: only the backend is required', async (t) => {
   const config = loadConfig({ backend: BACKEND });
   t.same(config.coap, {
     host: DEFAULTS.coapHost, port: 5683, piggybackReplyMs: 50, exchangeLifetimeSec: 247, maxExchanges: 100_000, maxPayloadBytes: 16 * 1024,
-    udpRecvBufferBytes: 4 * 1024 * 1024, responseCacheBytes: 256 * 1024,
+    udpRecvBufferBytes: 4 * 1024 * 1024, responseCacheBytes: 8 * 1024 * 1024,
+    blockBufferBytes: 8 * 1024 * 1024, blockLifetimeSec: 60, representationBytes: 8 * 1024 * 1024,
   });
   t.same(config.backend, { url: BACKEND, caFile: undefined, timeoutMs: 5000, connections: 64 });
   t.same(config.tokens, { issuer: 'coap-gateway', audience: 'coap-gateway', ttlSec: 3600, refreshTtlSec: 7 * 24 * 3600, leewaySec: 30, signingAlg: 'ES256' });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { renderError } from '../../gateway/src/coap/render-error.ts';
-import type { RequestContext } from '../../gateway/src/coap/types.ts';
+import type { RequestContext } from '../../gateway/src/messages.ts';
 import { AuthError, BridgeError, ERROR_TABLE, GatewayError, RequestError, type GatewayErrorCode } from '../../gateway/src/errors.ts';
 import { ContentFormat } from '../../gateway/src/wire/index.ts';
 

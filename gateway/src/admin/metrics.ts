@@ -28,6 +28,25 @@ export function createMetrics(keystore: () => Keystore | undefined) {
     name: 'coap_gateway_key_reloads_total', help: 'Keystore reloads, by cause (watch: the state directory changed; unknown_kid)',
     labelNames: ['cause'] as const, registers: [registry],
   });
+  const datagramsDropped = new Counter({
+    name: 'coap_gateway_datagrams_dropped_total',
+    help: 'Datagrams not processed as requests (answered with RST when confirmable), by reason',
+    labelNames: ['reason'] as const, registers: [registry],
+  });
+  const blockBufferBytes = new Gauge({
+    name: 'coap_gateway_block_buffer_bytes', help: 'Bytes of Block1 uploads buffered now', registers: [registry],
+  });
+  const retransmissions = new Counter({
+    name: 'coap_gateway_retransmissions_total', help: 'Confirmable separate responses sent again for want of an ACK',
+    registers: [registry],
+  });
+  const resetsReceived = new Counter({
+    name: 'coap_gateway_resets_received_total', help: 'RST messages received from devices', registers: [registry],
+  });
+  const evictions = new Counter({
+    name: 'coap_gateway_evictions_total', help: 'Entries pushed out of a bounded table before their time, by table',
+    labelNames: ['table'] as const, registers: [registry],
+  });
   new Gauge({
     name: 'coap_gateway_keys', help: 'Signing keys by state', labelNames: ['state'] as const, registers: [registry],
     collect() {
@@ -45,6 +64,11 @@ export function createMetrics(keystore: () => Keystore | undefined) {
     verifications,
     backendLatency,
     keyReloads,
+    datagramsDropped,
+    blockBufferBytes,
+    retransmissions,
+    resetsReceived,
+    evictions,
     text: () => registry.metrics(),
     contentType: registry.contentType,
   };

@@ -1,4 +1,4 @@
-import type { CoapRequest, CoapResponse, RequestContext } from '../coap/index.ts';
+import type { CoapRequest, CoapResponse, RequestContext } from '../messages.ts';
 import { AuthError, RequestError } from '../errors.ts';
 import type { Store } from '../store/index.ts';
 import { AuthRequestKey, AuthResponseKey, ContentFormat, decodeCbor, encodeCbor } from '../wire/index.ts';

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { Pool, errors as undiciErrors } from 'undici';
-import { formatFor, mediaTypeFor, type CoapRequest, type CoapResponse, type RequestContext } from '../coap/index.ts';
-import type { RouteConfig } from '../config/index.ts';
-import { BridgeError, RequestError } from '../errors.ts';
-import { ContentFormat } from '../wire/index.ts';
-import { cborToJson, jsonToCbor } from './cbor-json.ts';
+import { BridgeError } from '../errors.ts';
+import type { CoapRequest, CoapResponse, RequestContext } from '../messages.ts';
+import { checkAnswerFormat, negotiate, requestBody, responseBody } from './body-mapping.ts';
+import { coapEtagFor } from './etag.ts';
+import { locationOptionsFor } from './location.ts';
 import { fillTemplate, type RouteMatch } from './router.ts';
 import { cacheControlToMaxAge, coapCodeFor, retryAfterToMaxAge } from './status-map.ts';
 
@@ -25,13 +25,19 @@ export interface ForwardInput {
   context: RequestContext;
 }
 
+export interface Bridge {
+  forward(input: ForwardInput): Promise<CoapResponse>;
+  close(): Promise<void>;
+}
+
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
  * Forwards approved requests to the HTTP backend over a keep-alive pool and maps the answer back
- * (RFC 8075): status, body (JSON <-> CBOR on cbor-json routes), content format, Max-Age.
+ * (RFC 7252 section 10.2, RFC 8075): status, body (JSON <-> CBOR on cbor-json routes), content
+ * format, Max-Age, ETag and Location.
  */
-export function buildBridge(options: BridgeOptions) {
+export function buildBridge(options: BridgeOptions): Bridge {
   const base = new URL(options.url);
   const prefix = base.pathname.replace(/\/$/, '');
   const ca = options.caFile !== undefined ? readFileSync(options.caFile) : undefined;
@@ -46,10 +52,7 @@ export function buildBridge(options: BridgeOptions) {
   return {
     async forward({ request, match, deviceId, accessToken, context }: ForwardInput): Promise<CoapResponse> {
       const { route } = match;
-      const wantJson = route.body === 'cbor-json' && request.accept === ContentFormat.json;
-      if (route.body === 'cbor-json' && request.accept !== undefined && request.accept !== ContentFormat.cbor && !wantJson) {
-        throw new RequestError('GW_ERR_NOT_ACCEPTABLE', `cannot answer in content format ${request.accept}`);
-      }
+      const { acceptHeader, wantJson } = negotiate(route, request.accept);
       const { body, contentType } = requestBody(request, route);
       const path = prefix + fillTemplate(route.backendPath, { ...match.params, sub: deviceId })
         + (request.query.length > 0 ? `?${request.query.map(encodeQueryPair).join('&')}` : '');
@@ -58,7 +61,7 @@ export function buildBridge(options: BridgeOptions) {
         'x-device-id': deviceId,
         'x-request-id': context.requestId,
         'x-forwarded-for': request.peer.address,
-        accept: route.body === 'cbor-json' ? 'application/json' : '*/*',
+        accept: acceptHeader,
       };
       if (contentType !== undefined) headers['content-type'] = contentType;
 
@@ -75,48 +78,36 @@ export function buildBridge(options: BridgeOptions) {
       } catch (err) {
         throw backendFailure(err);
       }
-      const code = coapCodeFor(response.statusCode, request.method);
-      const answer: CoapResponse = { code };
+      const answer: CoapResponse = { code: coapCodeFor(response.statusCode, request.method) };
       const nowMs = options.nowMs();
-      const maxAge = code === '4.29' || code === '5.03'
+      const maxAge = answer.code === '4.29' || answer.code === '5.03'
         ? retryAfterToMaxAge(header(response.headers['retry-after']), nowMs)
         : cacheControlToMaxAge(header(response.headers['cache-control']));
       if (maxAge !== undefined) answer.maxAgeSec = maxAge;
-      if (raw.length > 0) Object.assign(answer, responseBody(raw, header(response.headers['content-type']), route, wantJson));
+      const responseType = header(response.headers['content-type']);
+      if (answer.code.startsWith('2.')) {
+        if (raw.length > 0) checkAnswerFormat(route, request.accept, responseType);
+        const httpEtag = header(response.headers.etag);
+        if (httpEtag !== undefined && httpEtag !== '') answer.etag = coapEtagFor(httpEtag);
+        // RFC 7252 section 5.10.6.2: the device already holds this representation; 2.03 Valid
+        // refreshes it (with Max-Age) and carries no payload. A backend 304 maps to 2.03 by the
+        // status table and never has content (RFC 9110 section 15.4.5).
+        if (request.method === 'GET' && answer.code === '2.05' && holds(request.etags, answer.etag)) {
+          answer.code = '2.03';
+          return answer;
+        }
+        const location = response.statusCode === 201 ? header(response.headers.location) : undefined;
+        if (location !== undefined) Object.assign(answer, locationOptionsFor(location, new URL(path, base.origin), prefix));
+      }
+      if (raw.length > 0) Object.assign(answer, responseBody(raw, responseType, route, wantJson));
       return answer;
     },
     close: () => pool.close(),
   };
 }
 
-export type Bridge = ReturnType<typeof buildBridge>;
-
-function requestBody(request: CoapRequest, route: RouteConfig): { body?: string | Buffer; contentType?: string } {
-  if (request.payload.length === 0) return {};
-  if (route.body === 'pass-through') return { body: request.payload, contentType: mediaTypeFor(request.contentFormat) };
-  switch (request.contentFormat) {
-    case undefined:
-    case ContentFormat.cbor:
-      return { body: cborToJson(request.payload), contentType: 'application/json' };
-    case ContentFormat.json:
-      return { body: request.payload, contentType: 'application/json' };
-    default:
-      throw new RequestError('GW_ERR_UNSUPPORTED_CONTENT_FORMAT',
-        `route ${route.path} takes CBOR (60) or JSON (50), got content format ${request.contentFormat}`);
-  }
-}
-
-function responseBody(raw: Buffer, contentType: string | undefined, route: RouteConfig, wantJson: boolean)
-  : Pick<CoapResponse, 'payload' | 'contentFormat'> {
-  const format = formatFor(contentType);
-  if (route.body === 'cbor-json' && format === ContentFormat.json && !wantJson) {
-    try {
-      return { payload: jsonToCbor(raw.toString('utf8')), contentFormat: ContentFormat.cbor };
-    } catch (err) {
-      throw new BridgeError('GW_ERR_BACKEND_BAD_RESPONSE', `backend sent invalid JSON: ${(err as Error).message}`);
-    }
-  }
-  return format === undefined ? { payload: raw } : { payload: raw, contentFormat: format };
+function holds(etags: readonly Buffer[], etag: Buffer | undefined): boolean {
+  return etag !== undefined && etags.some((held) => held.equals(etag));
 }
 
 function backendFailure(err: unknown): BridgeError {

@@ -1,22 +1,21 @@
-import type { CoapResponse } from './types.ts';
-
-type Exchange =
-  | { state: 'pending'; expiresAtMs: number }
-  | { state: 'done'; expiresAtMs: number; response: CoapResponse };
+interface Exchange {
+  expiresAtMs: number;
+  /** What a duplicate gets: the piggybacked answer, or the empty ACK of a separate response. */
+  reply: Buffer | undefined;
+}
 
 export interface ExchangeTableOptions {
-  lifetimeMs: number;
   maxEntries: number;
-  /** Bound on the stored answers' payload bytes; the oldest exchanges go first. */
+  /** Bound on the stored replies' bytes; the oldest exchanges go first. */
   maxBytes: number;
   nowMs: () => number;
+  onEvict?: () => void;
 }
 
 /**
- * Exchanges by (endpoint, message ID), kept for EXCHANGE_LIFETIME (RFC 7252 section 4.5), so a
- * retransmitted request joins the exchange in flight or gets the stored answer, and never
- * reaches the backend twice. node-coap 1.5.0 only deduplicates piggybacked answers; this covers
- * separate responses too. Bounded: the oldest exchanges go first when full.
+ * Exchanges by (endpoint, message ID) for EXCHANGE_LIFETIME (confirmable) or NON_LIFETIME
+ * (RFC 7252 section 4.5), so a retransmitted request gets the stored reply, or joins the exchange
+ * in flight, and never reaches the backend twice. Bounded by count and bytes: the oldest go first.
  */
 export class ExchangeTable {
   readonly #entries = new Map<string, Exchange>();
@@ -31,24 +30,29 @@ export class ExchangeTable {
     return this.#entries.size;
   }
 
-  /** Returns the existing exchange, or records a new pending one and returns undefined. */
-  begin(key: string): Exchange | undefined {
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Returns the existing exchange, or records a new one and returns undefined. */
+  begin(key: string, lifetimeMs: number): Exchange | undefined {
     const now = this.#options.nowMs();
     this.#prune(now);
     const existing = this.#entries.get(key);
     if (existing !== undefined && existing.expiresAtMs > now) return existing;
     if (existing !== undefined) this.#delete(key);
-    if (this.#entries.size >= this.#options.maxEntries) this.#deleteOldest();
-    this.#entries.set(key, { state: 'pending', expiresAtMs: now + this.#options.lifetimeMs });
+    if (this.#entries.size >= this.#options.maxEntries) this.#evictOldest();
+    this.#entries.set(key, { expiresAtMs: now + lifetimeMs, reply: undefined });
     return undefined;
   }
 
-  complete(key: string, response: CoapResponse): void {
+  /** Sets (or replaces) the reply that duplicates of this exchange get. */
+  setReply(key: string, reply: Buffer): void {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
-    this.#entries.set(key, { state: 'done', expiresAtMs: entry.expiresAtMs, response });
-    this.#bytes += response.payload?.length ?? 0;
-    while (this.#bytes > this.#options.maxBytes && this.#entries.size > 1) this.#deleteOldest();
+    this.#bytes += reply.length - (entry.reply?.length ?? 0);
+    entry.reply = reply;
+    while (this.#bytes > this.#options.maxBytes && this.#entries.size > 1) this.#evictOldest();
   }
 
   clear(): void {
@@ -58,16 +62,19 @@ export class ExchangeTable {
 
   #delete(key: string): void {
     const entry = this.#entries.get(key);
-    if (entry?.state === 'done') this.#bytes -= entry.response.payload?.length ?? 0;
+    if (entry?.reply !== undefined) this.#bytes -= entry.reply.length;
     this.#entries.delete(key);
   }
 
-  #deleteOldest(): void {
+  #evictOldest(): void {
     const oldest = this.#entries.keys().next();
-    if (oldest.done !== true) this.#delete(oldest.value);
+    if (oldest.done === true) return;
+    this.#delete(oldest.value);
+    this.#options.onEvict?.();
   }
 
-  // Entries are inserted in time order, so expired ones are always at the head.
+  // Entries are inserted in time order, so expired ones gather at the head (a NON's shorter
+  // lifetime may keep it a little longer behind a CON: bounded all the same).
   #prune(now: number): void {
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAtMs > now) return;

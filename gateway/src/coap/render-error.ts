@@ -1,7 +1,7 @@
 import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
 import { ContentFormat, ErrorKey, WireError, encodeCbor } from '../wire/index.ts';
-import type { CoapResponse, RequestContext } from './types.ts';
+import type { CoapResponse, RequestContext } from '../messages.ts';
 
 // Header (4) + Content-Format option (2) + payload marker (1), without the token.
 const RESPONSE_OVERHEAD_BYTES = 7;

@@ -22,8 +22,14 @@ export const DEFAULTS = {
   maxPayloadBytes: 16 * 1024,
   /** Kernel receive queue of the CoAP socket; Linux caps it at net.core.rmem_max. */
   udpRecvBufferBytes: 4 * 1024 * 1024,
-  /** Bytes of answers node-coap keeps for retransmitting separate responses. */
-  responseCacheBytes: 256 * 1024,
+  /** Bytes of stored answers the exchange table keeps to answer retransmitted requests. */
+  responseCacheBytes: 8 * 1024 * 1024,
+  /** RFC 7959: bytes of Block1 uploads buffered at once, over all devices. */
+  blockBufferBytes: 8 * 1024 * 1024,
+  /** How long an unfinished upload or a stored Block2 answer is kept. */
+  blockLifetimeSec: 60,
+  /** Bytes of answers kept to serve their later Block2 blocks. */
+  representationBytes: 8 * 1024 * 1024,
   loginFailuresPerMinute: 10,
   adminHost: '127.0.0.1',
   adminCertFile: 'certs/out/admin-server.cert.pem',

@@ -53,6 +53,9 @@ export function loadConfig(fileInput: ConfigInput, flagInput: ConfigInput = {}):
       maxPayloadBytes: v.int('maxPayloadBytes', input.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes, 64, 1024 * 1024),
       udpRecvBufferBytes: v.int('udpRecvBufferBytes', input.udpRecvBufferBytes ?? DEFAULTS.udpRecvBufferBytes, 4096, 1 << 30),
       responseCacheBytes: v.int('responseCacheBytes', input.responseCacheBytes ?? DEFAULTS.responseCacheBytes, 1024, 1 << 30),
+      blockBufferBytes: v.int('blockBufferBytes', input.blockBufferBytes ?? DEFAULTS.blockBufferBytes, 1024, 1 << 30),
+      blockLifetimeSec: v.int('blockLifetimeSec', input.blockLifetimeSec ?? DEFAULTS.blockLifetimeSec, 1, 3600),
+      representationBytes: v.int('representationBytes', input.representationBytes ?? DEFAULTS.representationBytes, 1024, 1 << 30),
     },
     backend: {
       url: v.backendUrl('backend', input.backend),

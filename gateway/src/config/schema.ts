@@ -31,6 +31,9 @@ export interface GatewayConfig {
     maxPayloadBytes: number;
     udpRecvBufferBytes: number;
     responseCacheBytes: number;
+    blockBufferBytes: number;
+    blockLifetimeSec: number;
+    representationBytes: number;
   };
   backend: {
     url: string;
@@ -73,6 +76,9 @@ export interface ConfigInput {
   maxPayloadBytes?: unknown;
   udpRecvBufferBytes?: unknown;
   responseCacheBytes?: unknown;
+  blockBufferBytes?: unknown;
+  blockLifetimeSec?: unknown;
+  representationBytes?: unknown;
   backend?: unknown;
   backendCa?: unknown;
   backendTimeoutMs?: unknown;
@@ -97,7 +103,7 @@ export interface ConfigInput {
 
 export const CONFIG_KEYS: readonly (keyof ConfigInput)[] = [
   'coapHost', 'coapPort', 'piggybackReplyMs', 'exchangeLifetimeSec', 'maxExchanges', 'maxPayloadBytes',
-  'udpRecvBufferBytes', 'responseCacheBytes',
+  'udpRecvBufferBytes', 'responseCacheBytes', 'blockBufferBytes', 'blockLifetimeSec', 'representationBytes',
   'backend', 'backendCa', 'backendTimeoutMs', 'backendConnections', 'state', 'tokenTtl', 'refreshTtl',
   'leeway', 'issuer', 'audience', 'signingAlg', 'loginFailuresPerMinute', 'routes', 'logLevel',
   'adminHost', 'adminPort', 'adminCert', 'adminKey', 'adminCa', 'jwksPort',

@@ -59,6 +59,7 @@ export const WireError = {
   badOption: 16,
   notAcceptable: 17,
   proxyingNotSupported: 18,
+  requestIncomplete: 19,
 } as const;
 
 export type WireErrorCode = (typeof WireError)[keyof typeof WireError];

@@ -1,7 +1,11 @@
+// The request and response the pipeline passes from the transport through auth to the bridge.
+// They belong to none of those layers, so `auth` and `bridge` never import the transport.
+
+export type CoapMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'FETCH' | 'PATCH' | 'iPATCH';
+
 /** A CoAP request as the gateway core sees it, independent of the socket it came from. */
 export interface CoapRequest {
-  /** 'GET' | 'POST' | 'PUT' | 'DELETE' | ... as node-coap names the method code. */
-  method: string;
+  method: CoapMethod;
   /** The Uri-Path options, one segment each, exactly as sent (a segment may contain '/'). */
   segments: readonly string[];
   /** The segments joined for display and matching of fixed paths: '/' + each segment with '%' and '/' escaped. */
@@ -12,6 +16,8 @@ export interface CoapRequest {
   /** Content-Format option number, if present. */
   contentFormat: number | undefined;
   accept: number | undefined;
+  /** ETag options of a GET (RFC 7252 section 5.10.6.2): representations the device already holds. */
+  etags: readonly Buffer[];
   /** The Access-Token option (65003) as text, if present. */
   accessToken: string | undefined;
   peer: { address: string; port: number };
@@ -23,6 +29,11 @@ export interface CoapResponse {
   payload?: Buffer;
   contentFormat?: number;
   maxAgeSec?: number;
+  /** RFC 7252 section 5.10.6: at most 8 bytes. */
+  etag?: Buffer;
+  /** RFC 7252 section 5.10.7: where a created resource lives, one segment / one pair each. */
+  locationPath?: readonly string[];
+  locationQuery?: readonly string[];
   /** RFC 7252 section 5.10.9: on 4.13, the largest request body the gateway takes. */
   size1Bytes?: number;
 }
@@ -38,4 +49,13 @@ export interface RequestContext {
   errorReason?: string;
 }
 
-export type RequestHandler = (request: CoapRequest, context: RequestContext) => Promise<CoapResponse>;
+/**
+ * What the transport calls. `admit` runs every check that does not need the body (token, route,
+ * method, scope, content format, declared size), so a block-wise upload is refused on its first
+ * block before anything is buffered (RFC 7959 section 2.5); `handle` answers the whole request.
+ * Both throw GatewayErrors, which the transport renders.
+ */
+export interface RequestHandler {
+  admit(request: CoapRequest, context: RequestContext, declaredBytes: number | undefined): Promise<void>;
+  handle(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
+}

@@ -1,4 +1,4 @@
-import { ContentFormat } from '../wire/index.ts';
+import { ContentFormat } from './wire/index.ts';
 
 /**
  * CoAP Content-Format numbers and their media types (IANA CoAP Content-Formats): the one table

@@ -1,0 +1,117 @@
+import { createHash } from 'node:crypto';
+import { BridgeError, RequestError, AuthError } from '../errors.ts';
+import type { CoapRequest, CoapResponse, RequestContext, RequestHandler } from '../messages.ts';
+import type { Block1Assembler } from './block1-assembler.ts';
+import { MAX_MESSAGE_BYTES, type Reply } from './encode-reply.ts';
+import { blockSizeBytes, type BlockOption } from './options.ts';
+import type { TransportRequest } from './read-request.ts';
+import type { RepresentationStore } from './representation-store.ts';
+
+/** SZX 6: 1024-byte blocks, the largest that fits a 1152-byte message with its header (RFC 7959 section 2.2). */
+const MAX_SZX = 6;
+/** How long a device should wait when the upload buffer is full (RFC 7252 section 5.10.5). */
+const BUFFER_FULL_RETRY_SEC = 5;
+
+export interface BlockWiseParts {
+  handler: RequestHandler;
+  uploads: Block1Assembler;
+  representations: RepresentationStore;
+  maxPayloadBytes: number;
+}
+
+export type Block1Outcome =
+  | { kind: 'continue'; block1: BlockOption }
+  | { kind: 'complete'; request: CoapRequest; block1: BlockOption | undefined };
+
+/**
+ * RFC 7959 section 2.5, server side. Block 0 of a multi-block upload is admitted (token, route,
+ * method, scope, content format, Size1) before a byte is buffered; later blocks must carry the same
+ * Access-Token and arrive in order (else 4.08); the buffer's bound answers 5.03 with Max-Age.
+ */
+export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest, key: string, context: RequestContext)
+  : Promise<Block1Outcome> {
+  const { request } = tr;
+  const block = tr.block1!;
+  if (block.szx > MAX_SZX) throw new RequestError('GW_ERR_BAD_OPTION', 'Block1 SZX 7 (BERT) is only for reliable transports');
+  const size = blockSizeBytes(block.szx);
+  const echo: BlockOption = { num: block.num, more: block.more, szx: block.szx };
+  if (block.num === 0) {
+    if (!block.more) return { kind: 'complete', request, block1: echo };
+    await parts.handler.admit(request, context, tr.size1Bytes);
+    if (request.payload.length !== size) throw new RequestError('GW_ERR_BAD_REQUEST', `block 0 has ${request.payload.length} bytes, not ${size}`);
+    if (!parts.uploads.start(key, request.accessToken, request.payload)) {
+      throw new BridgeError('GW_ERR_BUSY', 'upload buffer full', { maxAgeSec: BUFFER_FULL_RETRY_SEC });
+    }
+    return { kind: 'continue', block1: echo };
+  }
+  const upload = parts.uploads.get(key);
+  if (upload === undefined) throw new RequestError('GW_ERR_REQUEST_INCOMPLETE', `block ${block.num} of an upload that never started`);
+  if (upload.accessToken !== request.accessToken) {
+    throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `block ${block.num} carries another Access-Token than block 0`);
+  }
+  if (block.num * size !== upload.bytes) {
+    parts.uploads.delete(key);
+    throw new RequestError('GW_ERR_REQUEST_INCOMPLETE', `block ${block.num} x ${size} bytes does not follow the ${upload.bytes} bytes received`);
+  }
+  if (block.more && request.payload.length !== size) {
+    parts.uploads.delete(key);
+    throw new RequestError('GW_ERR_BAD_REQUEST', `block ${block.num} has ${request.payload.length} bytes, not ${size}`);
+  }
+  if (upload.bytes + request.payload.length > parts.maxPayloadBytes) {
+    parts.uploads.delete(key);
+    throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `upload passed ${parts.maxPayloadBytes} bytes`,
+      { size1Bytes: parts.maxPayloadBytes });
+  }
+  if (!parts.uploads.append(key, request.payload)) {
+    throw new BridgeError('GW_ERR_BUSY', 'upload buffer full', { maxAgeSec: BUFFER_FULL_RETRY_SEC });
+  }
+  if (block.more) return { kind: 'continue', block1: echo };
+  return { kind: 'complete', request: { ...request, payload: parts.uploads.take(key) }, block1: echo };
+}
+
+/** A later block of a stored representation, when the device asks for one with the same Access-Token. */
+export function storedBlock(parts: BlockWiseParts, tr: TransportRequest, key: string): Reply | undefined {
+  const block = tr.block2;
+  if (block === undefined || block.num === 0 || tr.block1 !== undefined) return undefined;
+  const stored = parts.representations.get(key);
+  if (stored === undefined || stored.accessToken !== tr.request.accessToken) return undefined;
+  return sliceBlock(stored.response, block.num, Math.min(block.szx, MAX_SZX), tr.wantsSize2);
+}
+
+/**
+ * RFC 7959 section 2.4: an answer larger than one block (the device's Block2 SZX, or what fits in
+ * 1152 bytes with the options) is stored with an ETag and sent block by block.
+ */
+export function blockwiseAnswer(parts: BlockWiseParts, tr: TransportRequest, key: string, response: CoapResponse): Reply {
+  const payload = response.payload;
+  const szx = Math.min(tr.block2?.szx ?? MAX_SZX, fittingSzx(response));
+  if (payload === undefined || (payload.length <= blockSizeBytes(szx) && (tr.block2?.num ?? 0) === 0)) {
+    return { response };
+  }
+  const stored = { ...response, payload, etag: response.etag ?? createHash('sha256').update(payload).digest().subarray(0, 8) };
+  parts.representations.put(key, stored, tr.request.accessToken);
+  return sliceBlock(stored, tr.block2?.num ?? 0, szx, tr.wantsSize2);
+}
+
+function sliceBlock(response: CoapResponse & { payload: Buffer }, num: number, szx: number, wantsSize2: boolean): Reply {
+  const size = blockSizeBytes(szx);
+  const start = num * size;
+  if (start >= response.payload.length) throw new RequestError('GW_ERR_BAD_OPTION', `Block2 ${num} lies past the end`);
+  const end = Math.min(start + size, response.payload.length);
+  const reply: Reply = {
+    response: { ...response, payload: response.payload.subarray(start, end) },
+    block2: { num, more: end < response.payload.length, szx },
+  };
+  if (wantsSize2) reply.size2Bytes = response.payload.length;
+  return reply;
+}
+
+// Header, an 8-byte token, ETag, Content-Format, Max-Age, Block2, Size2 and the payload marker
+// take at most 45 bytes; Location options are the backend's and count in full.
+function fittingSzx(response: CoapResponse): number {
+  let overhead = 48;
+  for (const part of [...(response.locationPath ?? []), ...(response.locationQuery ?? [])]) overhead += Buffer.byteLength(part) + 3;
+  let szx = MAX_SZX;
+  while (szx > 0 && blockSizeBytes(szx) + overhead > MAX_MESSAGE_BYTES) szx -= 1;
+  return szx;
+}

@@ -1,0 +1,46 @@
+import { generate, type Option as PacketOption } from 'coap-packet';
+import type { CoapResponse } from '../messages.ts';
+import { Option, writeBlock, writeUint, type BlockOption } from './options.ts';
+
+/** RFC 7252 section 4.6: a message should fit 1152 bytes, so it needs no IP fragmentation. */
+export const MAX_MESSAGE_BYTES = 1152;
+
+/** A response as the transport sends it: the pipeline's answer plus block-wise options. */
+export interface Reply {
+  response: CoapResponse;
+  block1?: BlockOption;
+  block2?: BlockOption;
+  size2Bytes?: number;
+}
+
+export type MessageType = 'ack' | 'con' | 'non';
+
+const EMPTY = Buffer.alloc(0);
+const opt = (number: number, value: Buffer): PacketOption => ({ name: String(number), value });
+
+/**
+ * One reply as a datagram. Throws when it cannot fit MAX_MESSAGE_BYTES; the endpoint then sends
+ * a small error instead (an answer that cannot be sent must never take the endpoint down).
+ */
+export function encodeReply(reply: Reply, type: MessageType, messageId: number, token: Buffer): Buffer {
+  const { response } = reply;
+  const options: PacketOption[] = [];
+  if (response.etag !== undefined) options.push(opt(Option.etag, response.etag));
+  for (const segment of response.locationPath ?? []) options.push(opt(Option.locationPath, Buffer.from(segment)));
+  if (response.contentFormat !== undefined) options.push(opt(Option.contentFormat, writeUint(response.contentFormat)));
+  if (response.maxAgeSec !== undefined) options.push(opt(Option.maxAge, writeUint(response.maxAgeSec)));
+  for (const pair of response.locationQuery ?? []) options.push(opt(Option.locationQuery, Buffer.from(pair)));
+  if (reply.block2 !== undefined) options.push(opt(Option.block2, writeBlock(reply.block2)));
+  if (reply.block1 !== undefined) options.push(opt(Option.block1, writeBlock(reply.block1)));
+  if (reply.size2Bytes !== undefined) options.push(opt(Option.size2, writeUint(reply.size2Bytes)));
+  if (response.size1Bytes !== undefined) options.push(opt(Option.size1, writeUint(response.size1Bytes)));
+  return generate({
+    code: response.code, messageId, token, options, payload: response.payload ?? EMPTY,
+    ack: type === 'ack', confirmable: type === 'con',
+  }, MAX_MESSAGE_BYTES);
+}
+
+/** An Empty message: the ACK that promises a separate response, or the RST that rejects (section 4.2). */
+export function encodeEmpty(kind: 'ack' | 'reset', messageId: number): Buffer {
+  return generate({ code: '0.00', messageId, token: EMPTY, ack: kind === 'ack', reset: kind === 'reset' });
+}
