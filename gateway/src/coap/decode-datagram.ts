@@ -10,7 +10,6 @@ export type DropReason =
   | 'stray_reset'
   | 'response'
   | 'duplicate_non'
-  | 'closing_overflow'
   | 'internal';
 
 export type Datagram =
