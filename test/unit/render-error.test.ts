@@ -92,6 +92,11 @@ t.test('Max-Age is carried from the error, with or without a body', async (t) =>
   t.equal(withBody.code, '5.03');
   t.equal(withBody.maxAgeSec, 30);
   t.same(withBody.payload, expectedBody(13));
-  t.equal(renderError(err, { requestId: 'r' }, 0, SERVER_TIME_SEC, log).maxAgeSec, 30, 'a bare answer keeps Max-Age');
+  // Header (4) + Max-Age (delta 14: 2 header bytes, 1 value byte) = 7 bytes.
+  const noBody = renderError(err, { requestId: 'r' }, 7, SERVER_TIME_SEC, log);
+  t.equal(noBody.maxAgeSec, 30, 'a 7-byte request: Max-Age fits, the body does not');
+  t.equal(noBody.payload, undefined);
+  t.equal(renderError(err, { requestId: 'r' }, 6, SERVER_TIME_SEC, log).maxAgeSec, undefined,
+    'a 6-byte request: not even Max-Age fits, the bare code (RFC 7252 section 11.3)');
   t.equal(renderError(new RequestError('GW_ERR_BAD_REQUEST', 'x'), { requestId: 'r' }, BIG_REQUEST, 1, log).maxAgeSec, undefined, 'no Max-Age unless given');
 });

@@ -28,7 +28,7 @@ export type Block1Outcome =
  * method, scope, content format, Size1) before a byte is buffered; later blocks must carry the same
  * Access-Token and arrive in order (else 4.08); the buffer's bound answers 5.03 with Max-Age.
  */
-export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest, key: string, context: RequestContext)
+export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest, requestKey: () => string, context: RequestContext)
   : Promise<Block1Outcome> {
   const { request } = tr;
   const block = tr.block1!;
@@ -37,6 +37,7 @@ export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest,
   const echo: BlockOption = { num: block.num, more: block.more, szx: block.szx };
   if (block.num === 0) {
     if (!block.more) return { kind: 'complete', request, block1: echo };
+    const key = requestKey();
     await parts.handler.admit(request, context, tr.size1Bytes);
     if (request.payload.length !== size) throw new RequestError('GW_ERR_BAD_REQUEST', `block 0 has ${request.payload.length} bytes, not ${size}`);
     if (!parts.uploads.start(key, request.accessToken, request.payload)) {
@@ -44,6 +45,7 @@ export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest,
     }
     return { kind: 'continue', block1: echo };
   }
+  const key = requestKey();
   const upload = parts.uploads.get(key);
   if (upload === undefined) throw new RequestError('GW_ERR_REQUEST_INCOMPLETE', `block ${block.num} of an upload that never started`);
   if (upload.accessToken !== request.accessToken) {
@@ -70,10 +72,10 @@ export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest,
 }
 
 /** A later block of a stored representation, when the device asks for one with the same Access-Token. */
-export function storedBlock(parts: BlockWiseParts, tr: TransportRequest, key: string): Reply | undefined {
+export function storedBlock(parts: BlockWiseParts, tr: TransportRequest, requestKey: () => string): Reply | undefined {
   const block = tr.block2;
   if (block === undefined || block.num === 0 || tr.block1 !== undefined) return undefined;
-  const stored = parts.representations.get(key);
+  const stored = parts.representations.get(requestKey());
   if (stored === undefined || stored.accessToken !== tr.request.accessToken) return undefined;
   return sliceBlock(stored.response, block.num, Math.min(block.szx, MAX_SZX), tr.wantsSize2);
 }
@@ -82,14 +84,15 @@ export function storedBlock(parts: BlockWiseParts, tr: TransportRequest, key: st
  * RFC 7959 section 2.4: an answer larger than one block (the device's Block2 SZX, or what fits in
  * 1152 bytes with the options) is stored with an ETag and sent block by block.
  */
-export function blockwiseAnswer(parts: BlockWiseParts, tr: TransportRequest, key: string, response: CoapResponse): Reply {
+export function blockwiseAnswer(parts: BlockWiseParts, tr: TransportRequest, requestKey: () => string, response: CoapResponse)
+  : Reply {
   const payload = response.payload;
   const szx = Math.min(tr.block2?.szx ?? MAX_SZX, fittingSzx(response));
   if (payload === undefined || (payload.length <= blockSizeBytes(szx) && (tr.block2?.num ?? 0) === 0)) {
     return { response };
   }
   const stored = { ...response, payload, etag: response.etag ?? createHash('sha256').update(payload).digest().subarray(0, 8) };
-  parts.representations.put(key, stored, tr.request.accessToken);
+  parts.representations.put(requestKey(), stored, tr.request.accessToken);
   return sliceBlock(stored, tr.block2?.num ?? 0, szx, tr.wantsSize2);
 }
 

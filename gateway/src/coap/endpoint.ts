@@ -160,7 +160,7 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
       try {
         transport = readRequest(packet, peer);
         if (draining) throw new BridgeError('GW_ERR_BUSY', 'gateway shutting down', { maxAgeSec: 5 });
-        return await respond(transport, `${endpointKey} ${transport.blockKey}`, context);
+        return await respond(transport, endpointKey, context);
       } catch (err) {
         return { response: renderError(err, context, sizeBytes, Math.floor(nowMs() / 1000), logger) };
       }
@@ -187,7 +187,9 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     });
   };
 
-  const respond = async (tr: TransportRequest, blockKey: string, context: RequestContext): Promise<Reply> => {
+  const respond = async (tr: TransportRequest, endpointKey: string, context: RequestContext): Promise<Reply> => {
+    // Block-wise state is per endpoint and request (RFC 7959 section 2.5, RFC 9175 section 3.4).
+    const blockKey = () => `${endpointKey} ${tr.blockKey}`;
     const stored = storedBlock(blockParts, tr, blockKey);
     if (stored !== undefined) return stored;
     let request = tr.request;

@@ -21,7 +21,7 @@ export interface TransportRequest {
    * The request's identity for block-wise transfer: method, Uri-Path, Uri-Query, Content-Format,
    * Accept and Request-Tag (RFC 9175 section 3.4), never the CoAP token (RFC 7959 section 2.5).
    */
-  blockKey: string;
+  readonly blockKey: string;
 }
 
 /**
@@ -41,7 +41,7 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
   let block2: BlockOption | undefined;
   let size1Bytes: number | undefined;
   let wantsSize2 = false;
-  let requestTag = '';
+  const requestTags: string[] = [];
   let previous = -1;
   let seen = 0;
   for (const { name, value } of packet.options) {
@@ -69,7 +69,7 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
       case Option.block2: block2 = readBlock(value); break;
       case Option.size1: size1Bytes = readUint(value); break;
       case Option.size2: wantsSize2 = true; break;
-      case Option.requestTag: requestTag += `${value.toString('hex')},`; break;
+      case Option.requestTag: requestTags.push(value.toString('hex')); break;
       default: break;
     }
   }
@@ -78,8 +78,14 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
   const request: CoapRequest = {
     method, segments, path, query, payload: packet.payload, contentFormat, accept, etags, accessToken, peer,
   };
-  const blockKey = `${method} ${path}?${query.join('&')} ${contentFormat ?? ''}/${accept ?? ''} ${requestTag}`;
-  return { request, block1, block2, size1Bytes, wantsSize2, blockKey };
+  let blockKey: string | undefined;
+  return {
+    request, block1, block2, size1Bytes, wantsSize2,
+    // Only block-wise requests and large answers need it: computed on first use.
+    get blockKey() {
+      return (blockKey ??= JSON.stringify([method, segments, query, contentFormat ?? null, accept ?? null, requestTags]));
+    },
+  };
 }
 
 function escapeSegment(segment: string): string {

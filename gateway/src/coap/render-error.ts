@@ -2,14 +2,16 @@ import { GatewayError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
 import { ContentFormat, ErrorKey, WireError, encodeCbor } from '../wire/index.ts';
 import type { CoapResponse, RequestContext } from '../messages.ts';
+import { encodeReply } from './encode-reply.ts';
 
-// Header (4) + Content-Format option (2) + payload marker (1), without the token.
-const RESPONSE_OVERHEAD_BYTES = 7;
+const NO_TOKEN = Buffer.alloc(0);
 
 /**
  * Any error becomes a small CoAP response: the device learns the code and a wire error number,
  * the log learns why. RFC 7252 section 11.3: the answer to a request is never larger than the
- * request, so a tiny request gets the bare code without a body.
+ * request. `requestSizeBytes` is the request without its token (the answer echoes the token):
+ * Max-Age, then Size1, then the body are added only while the answer still fits it, so a tiny
+ * request gets the bare code.
  */
 export function renderError(
   err: unknown,
@@ -26,12 +28,15 @@ export function renderError(
   const wireCode = known ? err.wireCode : WireError.internal;
   const maxAgeSec = known ? err.maxAgeSec : undefined;
   const payload = encodeCbor(new Map<number, number>([[ErrorKey.code, wireCode], [ErrorKey.serverTimeSec, serverTimeSec]]));
-  const response: CoapResponse = { code: coapCode };
-  if (maxAgeSec !== undefined) response.maxAgeSec = maxAgeSec;
-  if (known && err.size1Bytes !== undefined) response.size1Bytes = err.size1Bytes;
-  if (payload.length + RESPONSE_OVERHEAD_BYTES <= requestSizeBytes) {
-    response.payload = payload;
-    response.contentFormat = ContentFormat.cbor;
+  let response: CoapResponse = { code: coapCode };
+  const fits = (candidate: CoapResponse) => encodeReply({ response: candidate }, 'ack', 0, NO_TOKEN).length <= requestSizeBytes;
+  const additions: Partial<CoapResponse>[] = [];
+  if (maxAgeSec !== undefined) additions.push({ maxAgeSec });
+  if (known && err.size1Bytes !== undefined) additions.push({ size1Bytes: err.size1Bytes });
+  additions.push({ payload, contentFormat: ContentFormat.cbor });
+  for (const addition of additions) {
+    const candidate = { ...response, ...addition, code: coapCode };
+    if (fits(candidate)) response = candidate;
   }
   return response;
 }

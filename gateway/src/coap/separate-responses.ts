@@ -49,6 +49,8 @@ export class SeparateResponses {
   }
 
   send(key: string, peer: Peer, datagram: Buffer): void {
+    // The same message ID to the same peer again (the ID counter wrapped): the new one replaces it.
+    this.#stop(key);
     if (this.#outstanding.size >= this.#options.maxOutstanding) {
       const oldest = this.#outstanding.keys().next();
       if (oldest.done !== true) {
