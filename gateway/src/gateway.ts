@@ -76,7 +76,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     retireExpiredKeys,
     async start() {
       server = await buildCoapServer({
-        ...config.coap, maxPayloadBytes: config.coap.maxPayloadBytes, handler, logger, nowMs,
+        ...config.coap, handler, logger, nowMs,
         observer: {
           answered: (context, code) => metrics.requests.inc({ route: context.route ?? 'unmatched', code }),
           dropped: (reason) => metrics.datagramsDropped.inc({ reason }),

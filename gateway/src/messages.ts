@@ -49,6 +49,12 @@ export interface RequestContext {
   errorReason?: string;
 }
 
+/** What an admitted request may upload, and whether anyone authenticated it. */
+export interface UploadLimits {
+  maxBodyBytes: number;
+  authenticated: boolean;
+}
+
 /**
  * What the transport calls. `admit` runs every check that does not need the body (token, route,
  * method, scope, content format, declared size), so a block-wise upload is refused on its first
@@ -56,6 +62,6 @@ export interface RequestContext {
  * Both throw GatewayErrors, which the transport renders.
  */
 export interface RequestHandler {
-  admit(request: CoapRequest, context: RequestContext, declaredBytes: number | undefined): Promise<void>;
+  admit(request: CoapRequest, context: RequestContext, declaredBytes: number | undefined): Promise<UploadLimits>;
   handle(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
 }

@@ -37,6 +37,12 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
     }
   };
 
+  const checkCbor = (request: CoapRequest) => {
+    if (request.contentFormat !== undefined && request.contentFormat !== ContentFormat.cbor) {
+      throw new RequestError('GW_ERR_UNSUPPORTED_CONTENT_FORMAT', `content format ${request.contentFormat} is not CBOR (60)`);
+    }
+  };
+
   /** The gateway's own resources; undefined for a path that may be bridged. */
   const ownResource = (request: CoapRequest, context: RequestContext): string | undefined => {
     switch (request.path) {
@@ -78,15 +84,25 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
   return {
     async admit(request, context, declaredBytes) {
       const own = ownResource(request, context);
-      if (own === undefined) await authorize(request, context, declaredBytes);
-      else checkSize(declaredBytes, MAX_AUTH_BODY_BYTES);
+      if (own === undefined) {
+        await authorize(request, context, declaredBytes);
+        return { maxBodyBytes: parts.maxPayloadBytes, authenticated: true };
+      }
+      // Login bodies come from devices nobody has authenticated yet: small, CBOR, and only where
+      // a body belongs (/.well-known/core takes none).
+      const maxBodyBytes = own === Paths.wellKnownCore ? 0 : MAX_AUTH_BODY_BYTES;
+      checkSize(declaredBytes ?? request.payload.length, maxBodyBytes);
+      checkCbor(request);
+      return { maxBodyBytes, authenticated: false };
     },
 
     async handle(request, context) {
       switch (ownResource(request, context)) {
         case Paths.auth:
+          checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
           return auth.login(request, context);
         case Paths.refresh:
+          checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
           return auth.refresh(request, context);
         case Paths.wellKnownCore:
           return { code: '2.05', contentFormat: ContentFormat.linkFormat, payload: wellKnownCore(request.query) };

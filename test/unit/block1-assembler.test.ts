@@ -1,8 +1,10 @@
 import t from 'tap';
-import { Block1Assembler } from '../../gateway/src/coap/block1-assembler.ts';
+import { Block1Assembler, type UploadStart } from '../../gateway/src/coap/block1-assembler.ts';
 
-// RFC 7959 section 2.5: Block1 reassembly, bounded by bytes, count and lifetime (the issue's
-// unauthenticated memory exhaustion). Time moves by the injected clock.
+// RFC 7959 section 2.5: Block1 reassembly, bounded by bytes set aside, count and lifetime (the
+// issue's unauthenticated memory exhaustion). Each upload sets aside room for its whole body when
+// it starts; unauthenticated ones share an eighth of the buffer, one per endpoint. Time moves by
+// the injected clock.
 
 function assembler(options: { maxBytes?: number; maxEntries?: number; lifetimeMs?: number } = {}) {
   let now = 5_000_000;
@@ -19,17 +21,35 @@ function assembler(options: { maxBytes?: number; maxEntries?: number; lifetimeMs
   return { uploads, advanceMs: (ms: number) => { now += ms; }, evicted: () => evicted, reported };
 }
 
+/** maxBytes 800: unauthenticated uploads share 100 bytes, authenticated ones the other 700. */
+const BUFFER = { maxBytes: 800 };
+const AUTHENTICATED_SHARE = 700;
+const ANONYMOUS_SHARE = 100;
+
+interface StartSpec { accessToken?: string; reservedBytes?: number; maxBodyBytes?: number; anonymousEndpoint?: string }
+
+/** An authenticated upload unless `anonymousEndpoint` is given; its reservation is its maxBodyBytes unless said. */
+const upload = (first: Buffer, spec: StartSpec = {}): UploadStart => ({
+  accessToken: spec.accessToken,
+  first,
+  reservedBytes: spec.reservedBytes ?? spec.maxBodyBytes ?? 1000,
+  maxBodyBytes: spec.maxBodyBytes ?? 1000,
+  anonymousEndpoint: spec.anonymousEndpoint,
+});
+
 const bytes = (n: number, fill = 0x61) => Buffer.alloc(n, fill);
 
 t.test('start, append, take: the concatenation of the blocks, and the bytes freed', async (t) => {
   const { uploads, reported } = assembler();
-  t.equal(uploads.start('k', 'tok', Buffer.from('abc')), true);
-  t.equal(uploads.bytes, 3);
+  t.equal(uploads.start('k', upload(Buffer.from('abc'), { accessToken: 'tok', reservedBytes: 7, maxBodyBytes: 16 })), true);
+  t.equal(uploads.bytes, 3, 'the gauge counts the bytes buffered, not the 7 set aside');
   t.equal(uploads.append('k', Buffer.from('def')), true);
-  t.equal(uploads.append('k', Buffer.from('g')), true);
+  t.equal(uploads.append('k', Buffer.from('g')), true, 'a body of exactly its reservation fits');
   t.equal(uploads.bytes, 7);
   t.equal(uploads.get('k')?.bytes, 7, 'the upload counts its own bytes');
   t.equal(uploads.get('k')?.accessToken, 'tok', 'and keeps the Access-Token of block 0');
+  t.equal(uploads.get('k')?.reservedBytes, 7, 'and the bytes set aside for it');
+  t.equal(uploads.get('k')?.maxBodyBytes, 16, 'and the largest body it may have');
   t.equal(uploads.take('k').toString(), 'abcdefg');
   t.equal(uploads.bytes, 0, 'taking frees the bytes');
   t.equal(uploads.size, 0);
@@ -41,7 +61,7 @@ t.test('the buffered blocks are copies: the datagram buffers may be reused', asy
   const { uploads } = assembler();
   const first = Buffer.from('first-');
   const second = Buffer.from('second');
-  uploads.start('k', undefined, first);
+  uploads.start('k', upload(first));
   first.fill(0x58);
   uploads.append('k', second);
   second.fill(0x59);
@@ -51,44 +71,124 @@ t.test('the buffered blocks are copies: the datagram buffers may be reused', asy
 t.test('the body taken is the caller\'s: a one-block upload too', async (t) => {
   const { uploads } = assembler();
   const first = Buffer.from('only');
-  uploads.start('k', undefined, first);
+  uploads.start('k', upload(first));
   const body = uploads.take('k');
   body.fill(0x5a);
   t.equal(first.toString(), 'only', 'the input is untouched by changes to the body');
 });
 
-t.test('bounded by bytes: start is refused when full, and nothing else is evicted', async (t) => {
-  const { uploads, evicted } = assembler({ maxBytes: 100 });
-  t.equal(uploads.start('a', 'ta', bytes(60)), true);
-  t.equal(uploads.start('b', 'tb', bytes(41)), false, '60 + 41 > 100: refused');
-  t.equal(uploads.bytes, 60, 'nothing buffered for b');
+t.test('reservations, not buffered bytes, decide admission; a refusal evicts nothing', async (t) => {
+  const { uploads, evicted } = assembler(BUFFER);
+  t.equal(uploads.start('a', upload(bytes(10), { accessToken: 'ta', reservedBytes: 600 })), true);
+  t.equal(uploads.bytes, 10, '10 bytes buffered, 600 set aside');
+  t.equal(uploads.start('b', upload(bytes(10), { accessToken: 'tb', reservedBytes: 101 })), false,
+    '600 + 101 set aside > 700: refused though 790 bytes of the buffer are empty');
+  t.equal(uploads.bytes, 10, 'nothing buffered for b');
   t.not(uploads.get('a'), undefined, 'a is still there');
   t.equal(uploads.get('b'), undefined);
   t.equal(evicted(), 0, 'no eviction');
-  t.equal(uploads.start('b', 'tb', bytes(40)), true, '60 + 40 = 100 fits exactly');
-  t.equal(uploads.bytes, 100);
+  t.equal(uploads.start('b', upload(bytes(10), { accessToken: 'tb', reservedBytes: 100 })), true, '600 + 100 = 700 fits exactly');
+  t.equal(uploads.bytes, 20);
+  t.equal(uploads.start('c', upload(bytes(1), { reservedBytes: 1 })), false,
+    'an authenticated upload may not use the eighth kept for unauthenticated ones');
+  t.equal(uploads.size, 2);
+});
+
+t.test('an upload under way finishes even after other starts were refused and the buffer is full', async (t) => {
+  const { uploads, evicted } = assembler(BUFFER);
+  const body = Buffer.from(Array.from({ length: AUTHENTICATED_SHARE }, (_, i) => i & 0xff));
+  t.equal(uploads.start('a', upload(body.subarray(0, 100), { accessToken: 'ta', reservedBytes: AUTHENTICATED_SHARE })), true);
+  t.equal(uploads.start('b', upload(bytes(1), { accessToken: 'tb', reservedBytes: 1 })), false, 'b refused: a set aside the share');
+  t.equal(uploads.start('c', upload(bytes(10), { reservedBytes: ANONYMOUS_SHARE, anonymousEndpoint: 'ep-c' })), true,
+    'an unauthenticated upload takes the eighth');
+  t.equal(uploads.append('c', bytes(90)), true);
+  t.equal(uploads.start('d', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-d' })), false, 'd refused: the eighth is taken');
+  for (let at = 100; at < AUTHENTICATED_SHARE; at += 100) {
+    t.equal(uploads.append('a', body.subarray(at, at + 100)), true, `a: bytes ${at} to ${at + 100} appended`);
+  }
+  t.equal(uploads.bytes, 800, 'every byte of the buffer in use');
+  t.ok(uploads.take('a').equals(body), 'a finished whole');
+  t.equal(uploads.bytes, ANONYMOUS_SHARE, 'its bytes freed');
+  t.equal(evicted(), 0, 'nobody was pushed out');
+  t.equal(uploads.start('b', upload(bytes(1), { accessToken: 'tb', reservedBytes: AUTHENTICATED_SHARE })), true,
+    'a\'s reservation freed: a full-size start fits');
+});
+
+t.test('append past its own reservation returns false, drops that upload and frees its bytes and reservation', async (t) => {
+  const { uploads, evicted, reported } = assembler(BUFFER);
+  uploads.start('a', upload(bytes(60), { reservedBytes: 100 }));
+  uploads.start('b', upload(bytes(10), { reservedBytes: 600 }));
+  t.equal(uploads.append('a', bytes(41)), false, '60 + 41 > the 100 its Size1 announced');
+  t.equal(uploads.get('a'), undefined, 'the upload that passed its reservation is gone');
+  t.not(uploads.get('b'), undefined, 'the other stays');
+  t.equal(uploads.bytes, 10, 'a\'s bytes freed');
+  t.equal(reported.at(-1), 10, 'and reported');
+  t.equal(evicted(), 0, 'a device that lied about its size is not an eviction');
+  t.equal(uploads.append('a', bytes(1)), false, 'a later block finds no upload');
+  t.equal(uploads.start('c', upload(bytes(1), { reservedBytes: 100 })), true, 'a\'s 100 bytes set aside are free again');
+  t.equal(uploads.start('d', upload(bytes(1), { reservedBytes: 1 })), false, 'and nothing more');
+});
+
+t.test('a first block larger than its reservation cannot take bytes nobody set aside', async (t) => {
+  // A device whose Size1 (0 here) is smaller than block 0 lies from the start: the buffer's bound holds anyway.
+  const { uploads } = assembler(BUFFER);
+  for (let n = 0; n < 20; n += 1) uploads.start(`anonymous-${n}`, upload(bytes(64), { reservedBytes: 0, anonymousEndpoint: `ep-${n}` }));
+  t.ok(uploads.bytes <= ANONYMOUS_SHARE, `unauthenticated uploads buffer at most their eighth: ${uploads.bytes} <= ${ANONYMOUS_SHARE} bytes`);
+  for (let n = 0; n < 20; n += 1) uploads.start(`authenticated-${n}`, upload(bytes(64), { reservedBytes: 0 }));
+  t.ok(uploads.bytes <= BUFFER.maxBytes, `all uploads buffer at most maxBytes: ${uploads.bytes} <= ${BUFFER.maxBytes} bytes`);
+});
+
+t.test('unauthenticated uploads share an eighth of the buffer and leave the rest to authenticated ones', async (t) => {
+  const { uploads, evicted } = assembler(BUFFER);
+  t.equal(uploads.start('x', upload(bytes(10), { reservedBytes: ANONYMOUS_SHARE + 1, anonymousEndpoint: 'ep-x' })), false,
+    'more than the eighth: refused even with the buffer empty');
+  t.equal(uploads.start('a', upload(bytes(10), { reservedBytes: 60, anonymousEndpoint: 'ep-a' })), true);
+  t.equal(uploads.start('b', upload(bytes(10), { reservedBytes: 41, anonymousEndpoint: 'ep-b' })), false, '60 + 41 > 100');
+  t.equal(uploads.start('b', upload(bytes(10), { reservedBytes: 40, anonymousEndpoint: 'ep-b' })), true, '60 + 40 = 100 fits exactly');
+  t.equal(uploads.start('c', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-c' })), false, 'the eighth is full');
+  t.equal(uploads.start('d', upload(bytes(10), { accessToken: 'td', reservedBytes: AUTHENTICATED_SHARE })), true,
+    'the other seven eighths are all there for an authenticated upload');
+  t.equal(uploads.start('e', upload(bytes(1), { accessToken: 'te', reservedBytes: 1 })), false, 'and no more');
+  t.equal(evicted(), 0);
+  t.equal(uploads.size, 3);
+  t.equal(uploads.bytes, 30);
+});
+
+t.test('one unauthenticated upload per endpoint: a new one replaces the previous, counted as an eviction', async (t) => {
+  const { uploads, evicted } = assembler(BUFFER);
+  t.equal(uploads.start('a1', upload(bytes(10, 0x31), { reservedBytes: 50, anonymousEndpoint: 'ep-a' })), true);
+  t.equal(uploads.start('b1', upload(bytes(20), { reservedBytes: 50, anonymousEndpoint: 'ep-b' })), true);
+  t.equal(uploads.start('a2', upload(bytes(30, 0x32), { reservedBytes: 50, anonymousEndpoint: 'ep-a' })), true,
+    'the eighth is full, but a2 takes the place of a1');
+  t.equal(evicted(), 1, 'a1 evicted');
+  t.equal(uploads.get('a1'), undefined);
+  t.equal(uploads.append('a1', bytes(1)), false, 'a1\'s later blocks find nothing');
+  t.not(uploads.get('b1'), undefined, 'another endpoint\'s upload stays');
+  t.equal(uploads.size, 2);
+  t.equal(uploads.bytes, 50, 'a1\'s 10 bytes freed');
+  t.equal(uploads.start('c1', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-c' })), false,
+    'a1\'s reservation went to a2: the eighth is still full');
+  t.ok(uploads.take('a2').equals(bytes(30, 0x32)), 'a2 holds its own bytes only');
+  t.equal(uploads.start('a3', upload(bytes(10), { reservedBytes: 50, anonymousEndpoint: 'ep-a' })), true);
+  t.equal(evicted(), 1, 'a2 was finished, not replaced: no eviction');
+  t.not(uploads.get('b1'), undefined);
 });
 
 t.test('bounded by count: start is refused past maxEntries, and nothing else is evicted', async (t) => {
   const { uploads, evicted } = assembler({ maxEntries: 2 });
-  t.equal(uploads.start('a', undefined, bytes(1)), true);
-  t.equal(uploads.start('b', undefined, bytes(1)), true);
-  t.equal(uploads.start('c', undefined, bytes(1)), false);
+  t.equal(uploads.start('a', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-a' })), true);
+  t.equal(uploads.start('b', upload(bytes(1), { reservedBytes: 1 })), true);
+  t.equal(uploads.start('c', upload(bytes(1), { reservedBytes: 1 })), false);
+  t.equal(uploads.start('d', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-d' })), false, 'an unauthenticated one too');
   t.equal(uploads.size, 2);
   t.equal(evicted(), 0);
   t.not(uploads.get('a'), undefined);
   t.not(uploads.get('b'), undefined);
   t.equal(uploads.bytes, 2);
-});
-
-t.test('append past the byte bound is refused and drops that upload, freeing its bytes', async (t) => {
-  const { uploads } = assembler({ maxBytes: 100 });
-  uploads.start('a', undefined, bytes(50));
-  uploads.start('b', undefined, bytes(30));
-  t.equal(uploads.append('a', bytes(21)), false, '80 + 21 > 100');
-  t.equal(uploads.get('a'), undefined, 'the upload that overflowed is gone');
-  t.not(uploads.get('b'), undefined, 'the other stays');
-  t.equal(uploads.bytes, 30);
+  t.equal(uploads.start('a2', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-a' })), true,
+    'an endpoint\'s new unauthenticated upload replaces its previous one, also when the count is reached');
+  t.equal(evicted(), 1);
+  t.equal(uploads.size, 2);
 });
 
 t.test('append to an upload that was never started is refused and changes nothing', async (t) => {
@@ -101,7 +201,7 @@ t.test('append to an upload that was never started is refused and changes nothin
 
 t.test('an upload lives exactly its lifetime from block 0; expiry is an eviction and frees its bytes', async (t) => {
   const { uploads, advanceMs, evicted } = assembler({ lifetimeMs: 1000 });
-  uploads.start('k', undefined, bytes(10));
+  uploads.start('k', upload(bytes(10)));
   advanceMs(500);
   uploads.append('k', bytes(10));
   advanceMs(499);
@@ -113,21 +213,29 @@ t.test('an upload lives exactly its lifetime from block 0; expiry is an eviction
   t.equal(uploads.size, 0);
 });
 
-t.test('expired uploads make room for new ones', async (t) => {
-  const { uploads, advanceMs } = assembler({ maxBytes: 100, maxEntries: 1, lifetimeMs: 1000 });
-  uploads.start('a', undefined, bytes(100));
-  t.equal(uploads.start('b', undefined, bytes(1)), false, 'full while a lives');
-  advanceMs(1000);
-  t.equal(uploads.start('b', undefined, bytes(100)), true, 'a expired: b fits');
-  t.equal(uploads.bytes, 100);
-  t.equal(uploads.size, 1);
+t.test('expired uploads give back their reservations and their places', async (t) => {
+  const { uploads, advanceMs, evicted } = assembler({ ...BUFFER, maxEntries: 2, lifetimeMs: 1000 });
+  uploads.start('a', upload(bytes(100), { reservedBytes: AUTHENTICATED_SHARE }));
+  uploads.start('x', upload(bytes(10), { reservedBytes: ANONYMOUS_SHARE, anonymousEndpoint: 'ep-x' }));
+  t.equal(uploads.start('b', upload(bytes(1), { reservedBytes: 1 })), false, 'full while a lives');
+  t.equal(uploads.start('y', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-y' })), false, 'the eighth full while x lives');
+  advanceMs(999);
+  t.equal(uploads.start('b', upload(bytes(1), { reservedBytes: 1 })), false, 'still full at 999 ms');
+  advanceMs(1);
+  t.equal(uploads.start('b', upload(bytes(100), { reservedBytes: AUTHENTICATED_SHARE })), true, 'a expired: a full-size b fits');
+  t.equal(uploads.start('y', upload(bytes(10), { reservedBytes: ANONYMOUS_SHARE, anonymousEndpoint: 'ep-y' })), true,
+    'x expired: the whole eighth is free');
+  t.equal(evicted(), 2, 'both expiries counted');
+  t.equal(uploads.bytes, 110);
+  t.equal(uploads.size, 2);
 });
 
-t.test('starting the same key again restarts it: counted as an eviction, the old bytes freed', async (t) => {
-  const { uploads, evicted } = assembler({ maxBytes: 100 });
-  uploads.start('k', 'old', bytes(60, 0x6f));
+t.test('starting the same key again restarts it: counted as an eviction, the old bytes and reservation freed', async (t) => {
+  const { uploads, evicted } = assembler(BUFFER);
+  uploads.start('k', upload(bytes(60, 0x6f), { accessToken: 'old', reservedBytes: AUTHENTICATED_SHARE }));
   uploads.append('k', bytes(20, 0x6f));
-  t.equal(uploads.start('k', 'new', bytes(60, 0x6e)), true, 'its own old bytes do not count against the restart');
+  t.equal(uploads.start('k', upload(bytes(60, 0x6e), { accessToken: 'new', reservedBytes: AUTHENTICATED_SHARE })), true,
+    'its own old reservation does not count against the restart');
   t.equal(evicted(), 1);
   t.equal(uploads.bytes, 60);
   t.equal(uploads.size, 1);
@@ -135,24 +243,38 @@ t.test('starting the same key again restarts it: counted as an eviction, the old
   t.ok(uploads.take('k').equals(bytes(60, 0x6e)), 'only the new block');
 });
 
-t.test('delete and clear free the bytes and report 0', async (t) => {
-  const { uploads, reported } = assembler();
-  uploads.start('a', undefined, bytes(10));
-  uploads.start('b', undefined, bytes(20));
+t.test('delete frees the bytes and the reservation', async (t) => {
+  const { uploads } = assembler(BUFFER);
+  uploads.start('a', upload(bytes(10), { reservedBytes: AUTHENTICATED_SHARE }));
+  uploads.start('b', upload(bytes(20), { reservedBytes: ANONYMOUS_SHARE, anonymousEndpoint: 'ep-b' }));
   uploads.delete('a');
   t.equal(uploads.bytes, 20);
   uploads.delete('a');
   t.equal(uploads.bytes, 20, 'deleting twice is harmless');
-  uploads.start('c', undefined, bytes(5));
+  t.equal(uploads.start('c', upload(bytes(5), { reservedBytes: AUTHENTICATED_SHARE })), true, 'a\'s reservation is free');
+  uploads.delete('b');
+  t.equal(uploads.start('d', upload(bytes(5), { reservedBytes: ANONYMOUS_SHARE, anonymousEndpoint: 'ep-d' })), true, 'and b\'s');
+});
+
+t.test('clear() resets everything: bytes reported 0, and a full-size start succeeds again', async (t) => {
+  const { uploads, reported, evicted } = assembler(BUFFER);
+  uploads.start('a', upload(bytes(10), { reservedBytes: AUTHENTICATED_SHARE }));
+  uploads.start('b', upload(bytes(20), { reservedBytes: ANONYMOUS_SHARE, anonymousEndpoint: 'ep-b' }));
+  t.equal(uploads.start('c', upload(bytes(1), { reservedBytes: 1 })), false, 'full before clear()');
   uploads.clear();
   t.equal(uploads.bytes, 0);
   t.equal(uploads.size, 0);
   t.equal(reported.at(-1), 0, 'the last report is 0');
+  t.equal(uploads.start('c', upload(bytes(5), { reservedBytes: AUTHENTICATED_SHARE })), true, 'the whole authenticated share is free');
+  t.equal(uploads.start('d', upload(bytes(5), { reservedBytes: ANONYMOUS_SHARE, anonymousEndpoint: 'ep-b' })), true,
+    'and the whole eighth');
+  t.equal(evicted(), 0, 'clearing is not evicting');
+  t.equal(uploads.bytes, 10);
 });
 
 t.test('take of an unknown key is an empty body and changes nothing', async (t) => {
   const { uploads } = assembler();
-  uploads.start('a', undefined, bytes(10));
+  uploads.start('a', upload(bytes(10)));
   t.equal(uploads.take('nope').length, 0);
   t.equal(uploads.bytes, 10);
 });

@@ -3,11 +3,11 @@ import { Writable } from 'node:stream';
 import { generate, parse, type Option as PacketOption, type ParsedPacket } from 'coap-packet';
 import { Decoder } from 'cbor-x';
 import { pino, type Logger } from 'pino';
-import { createEndpoint, type EndpointOptions } from '../../gateway/src/coap/endpoint.ts';
+import { createEndpoint, type EndpointOptions, type EvictedTable } from '../../gateway/src/coap/endpoint.ts';
 import type { DropReason } from '../../gateway/src/coap/decode-datagram.ts';
 import type { Peer } from '../../gateway/src/coap/peer.ts';
 import { AuthError, BridgeError, RequestError } from '../../gateway/src/errors.ts';
-import type { CoapRequest, CoapResponse, RequestContext, RequestHandler } from '../../gateway/src/messages.ts';
+import type { CoapRequest, CoapResponse, RequestContext, RequestHandler, UploadLimits } from '../../gateway/src/messages.ts';
 import { ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
 
 // The endpoint without a socket (aedes-style `handle(datagram, peer)`): datagrams in, datagrams
@@ -24,6 +24,7 @@ const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
 
 // ---------------------------------------------------------------------------------------------
 // The stub handler: records what reached admit() and handle(), answers what the test says.
+// admit() grants `maxBodyBytes` to every request, authenticated unless `authenticated` says not.
 
 interface Admitted { request: CoapRequest; declaredBytes: number | undefined; uploadBytesAtAdmit: number }
 
@@ -31,12 +32,15 @@ class StubHandler implements RequestHandler {
   readonly admitted: Admitted[] = [];
   readonly handled: CoapRequest[] = [];
   uploadBytes: () => number = () => 0;
+  maxBodyBytes = 16_384;
+  authenticated: (request: CoapRequest) => boolean = () => true;
   admitImpl: (request: CoapRequest, declaredBytes: number | undefined) => void = () => {};
   handleImpl: (request: CoapRequest) => CoapResponse | Promise<CoapResponse> = () => ({ code: '2.05', payload: Buffer.from('ok'), contentFormat: 0 });
 
-  async admit(request: CoapRequest, _context: RequestContext, declaredBytes: number | undefined): Promise<void> {
+  async admit(request: CoapRequest, _context: RequestContext, declaredBytes: number | undefined): Promise<UploadLimits> {
     this.admitted.push({ request, declaredBytes, uploadBytesAtAdmit: this.uploadBytes() });
     this.admitImpl(request, declaredBytes);
+    return { maxBodyBytes: this.maxBodyBytes, authenticated: this.authenticated(request) };
   }
 
   async handle(request: CoapRequest, _context: RequestContext): Promise<CoapResponse> {
@@ -63,6 +67,7 @@ function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
   const sent: Sent[] = [];
   const dropped: DropReason[] = [];
   const uploadReports: number[] = [];
+  const evicted: EvictedTable[] = [];
   const counts = { retransmitted: 0, resets: 0 };
   const waiters: { ready: () => boolean; wake: () => void }[] = [];
   const notify = () => {
@@ -92,7 +97,6 @@ function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
     exchangeLifetimeSec: 247,
     maxExchanges: 1000,
     exchangeBytes: 1 << 20,
-    maxPayloadBytes: 16_384,
     blockBufferBytes: 1 << 20,
     blockLifetimeSec: 60,
     representationBytes: 1 << 20,
@@ -102,6 +106,7 @@ function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
       retransmitted: () => { counts.retransmitted += 1; },
       resetReceived: () => { counts.resets += 1; },
       uploadBytes: (bytes) => { uploadReports.push(bytes); },
+      evicted: (table) => { evicted.push(table); },
     },
     ...overrides,
   });
@@ -125,7 +130,7 @@ function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
     await until(() => toPeer() !== undefined, `an answer to ${peer.address}:${peer.port}`);
     return toPeer()!;
   };
-  return { endpoint, handler, sent, dropped, uploadReports, counts, until, ask, advanceMs: (ms: number) => { now += ms; }, nowMs: () => now };
+  return { endpoint, handler, sent, dropped, uploadReports, evicted, counts, until, ask, advanceMs: (ms: number) => { now += ms; }, nowMs: () => now };
 }
 
 const samePeer = (a: Peer, b: Peer) => a.address === b.address && a.port === b.port;
@@ -577,8 +582,9 @@ t.test('Block1: block N without block 0 gets 4.08, without admit or handle', asy
   t.equal(h.handler.handled.length, 0);
 });
 
-t.test('Block1: Size1 above maxPayloadBytes on block 0 gets what admit throws (4.13 with Size1), nothing buffered', async (t) => {
-  const h = harness(t, { maxPayloadBytes: 16_384 });
+t.test('Block1: Size1 above maxBodyBytes on block 0 gets what admit throws (4.13 with Size1), nothing buffered', async (t) => {
+  const h = harness(t);
+  h.handler.maxBodyBytes = 16_384;
   h.handler.admitImpl = (_request, declaredBytes) => {
     if (declaredBytes !== undefined && declaredBytes > 16_384) {
       throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', 'declared too large', { size1Bytes: 16_384 });
@@ -591,8 +597,9 @@ t.test('Block1: Size1 above maxPayloadBytes on block 0 gets what admit throws (4
   t.equal(h.endpoint.uploadBytes(), 0);
 });
 
-t.test('Block1: an upload growing past maxPayloadBytes without Size1 gets 4.13 with Size1, and is dropped', async (t) => {
-  const h = harness(t, { maxPayloadBytes: 128 });
+t.test('Block1: an upload growing past admit\'s maxBodyBytes without Size1 gets 4.13 with Size1, and is dropped', async (t) => {
+  const h = harness(t);
+  h.handler.maxBodyBytes = 128;
   const body = patterned(64 * 3);
   t.equal((await h.ask(uploadBlock(body, 0))).packet.code, '2.31');
   t.equal((await h.ask(uploadBlock(body, 1))).packet.code, '2.31');
@@ -603,18 +610,118 @@ t.test('Block1: an upload growing past maxPayloadBytes without Size1 gets 4.13 w
   t.equal(h.handler.handled.length, 0);
 });
 
-t.test('Block1: the buffer full gets 5.03 with Max-Age, for a new upload and for a growing one', async (t) => {
-  const h = harness(t, { blockBufferBytes: 100 });
+t.test('Block1: block 0 larger than admit\'s maxBodyBytes gets 4.13 with Size1, nothing buffered', async (t) => {
+  const h = harness(t);
+  h.handler.maxBodyBytes = 32;
+  const reply = await h.ask(uploadBlock(patterned(64 * 3), 0));
+  t.equal(reply.packet.code, '4.13');
+  t.equal(readUint(option(reply, 'Size1')), 32);
+  t.equal(h.endpoint.uploadBytes(), 0);
+  t.ok(h.uploadReports.every((bytes) => bytes === 0), 'the buffer gauge never rose');
+});
+
+t.test('Block1: a new upload gets 5.03 with Max-Age when reservations fill the buffer; the upload under way finishes', async (t) => {
+  // 256 bytes: 224 for authenticated uploads, 32 for unauthenticated ones.
+  const h = harness(t, { blockBufferBytes: 256 });
+  h.handler.handleImpl = () => ({ code: '2.04' });
+  const bodyA = patterned(64 * 3);
+  const bodyB = Buffer.alloc(64 * 3, 0xbb);
+  t.equal((await h.ask(uploadBlock(bodyA, 0, { size1: bodyA.length }), PEER_A)).packet.code, '2.31', 'A: 192 bytes set aside');
+  const refused = await h.ask(uploadBlock(bodyB, 0, { accessToken: 'tok-B', size1: bodyB.length }), PEER_B);
+  t.equal(refused.packet.code, '5.03', 'B: 192 + 192 set aside would pass 224, though only 64 bytes are buffered');
+  t.equal(readUint(option(refused, 'Max-Age')), 5, 'with Max-Age');
+  t.equal(h.endpoint.uploadBytes(), 64, 'A is still buffered, nothing of B');
+  t.equal((await h.ask(uploadBlock(bodyA, 1), PEER_A)).packet.code, '2.31', 'A: block 1 has its room');
+  t.equal((await h.ask(uploadBlock(bodyA, 2), PEER_A)).packet.code, '2.04', 'A: finished');
+  t.ok(h.handler.handled[0]?.payload.equals(bodyA), 'with its whole body');
+  t.same(h.evicted, [], 'nobody was pushed out');
+  t.equal(h.endpoint.uploadBytes(), 0);
+  t.equal((await h.ask(uploadBlock(bodyB, 0, { accessToken: 'tok-B', size1: bodyB.length }), PEER_B)).packet.code, '2.31',
+    'B: room again once A is done');
+});
+
+t.test('Block1: an upload without Size1 sets aside the largest body admit allows; with Size1, only that', async (t) => {
+  // 1024 bytes: 896 for authenticated uploads.
+  const h = harness(t, { blockBufferBytes: 1024 });
+  h.handler.maxBodyBytes = 512;
   const body = patterned(64 * 3);
-  t.equal((await h.ask(uploadBlock(body, 0), PEER_A)).packet.code, '2.31', 'A: 64 of 100 bytes');
-  const newUpload = await h.ask(uploadBlock(body, 0, { accessToken: 'tok-B' }), PEER_B);
-  t.equal(newUpload.packet.code, '5.03', 'B: no room for 64 more');
-  t.equal(readUint(option(newUpload, 'Max-Age')), 5, 'with Max-Age');
-  t.equal(h.endpoint.uploadBytes(), 64, 'A is still buffered');
-  const growing = await h.ask(uploadBlock(body, 1), PEER_A);
-  t.equal(growing.packet.code, '5.03', 'A: no room for its block 1');
-  t.equal(readUint(option(growing, 'Max-Age')), 5);
-  t.equal(h.endpoint.uploadBytes(), 0, 'A\'s upload dropped');
+  t.equal((await h.ask(uploadBlock(body, 0), PEER_A)).packet.code, '2.31', 'A: 512 set aside');
+  t.equal((await h.ask(uploadBlock(body, 0, { accessToken: 'tok-B' }), PEER_B)).packet.code, '5.03', 'B without Size1: 512 more would pass 896');
+  t.equal((await h.ask(uploadBlock(body, 0, { accessToken: 'tok-B', size1: body.length }), PEER_B)).packet.code, '2.31',
+    'B with Size1 192: 704 fits');
+  t.equal(h.endpoint.uploadBytes(), 128);
+});
+
+t.test('Block1: a body passing its own Size1 gets 4.00 and the upload is dropped', async (t) => {
+  const h = harness(t);
+  const body = patterned(64 * 3);
+  t.equal((await h.ask(uploadBlock(body, 0, { size1: 100 }))).packet.code, '2.31', 'block 0: 64 of the 100 announced');
+  t.equal((await h.ask(uploadBlock(body, 1))).packet.code, '4.00', 'block 1: 128 bytes, more than the device announced');
+  t.equal(h.endpoint.uploadBytes(), 0, 'its bytes freed');
+  t.equal((await h.ask(uploadBlock(body, 2))).packet.code, '4.08', 'the upload is gone');
+  t.equal(h.handler.handled.length, 0);
+  t.same(h.evicted, [], 'not an eviction');
+});
+
+t.test('Block1: a Size1 smaller than block 0 cannot make the buffer pass its bound', async (t) => {
+  // 8192 bytes, 1024 of them for unauthenticated uploads; every peer announces 1 byte and sends 1024.
+  const h = harness(t, { blockBufferBytes: 8192 });
+  const body = patterned(2048);
+  const peer = (n: number): Peer => ({ address: '198.51.100.7', port: 30_000 + n });
+  h.handler.authenticated = () => false;
+  for (let n = 0; n < 20; n += 1) await h.ask(uploadBlock(body, 0, { accessToken: undefined, size1: 1, szx: 6 }), peer(n));
+  t.ok(h.endpoint.uploadBytes() <= 1024, `unauthenticated uploads buffer at most an eighth: ${h.endpoint.uploadBytes()} <= 1024 bytes`);
+  h.handler.authenticated = () => true;
+  for (let n = 20; n < 40; n += 1) await h.ask(uploadBlock(body, 0, { size1: 1, szx: 6 }), peer(n));
+  t.ok(h.endpoint.uploadBytes() <= 8192, `all uploads buffer at most blockBufferBytes: ${h.endpoint.uploadBytes()} <= 8192 bytes`);
+});
+
+t.test('Block1: an anonymous upload cannot take the room of an authenticated upload from another peer', async (t) => {
+  // 1024 bytes: 128 for unauthenticated uploads (logins), 896 for authenticated ones.
+  const h = harness(t, { blockBufferBytes: 1024 });
+  h.handler.authenticated = (req) => req.accessToken !== undefined;
+  h.handler.handleImpl = (req) => ({ code: req.accessToken === undefined ? '2.01' : '2.04' });
+  const login = patterned(128);
+  const greedy = await h.ask(uploadBlock(patterned(1024), 0, { path: ['auth'], accessToken: undefined, size1: 1024 }), PEER_B);
+  t.equal(greedy.packet.code, '5.03', 'an anonymous upload announcing the whole buffer is refused, the buffer empty');
+  t.equal(readUint(option(greedy, 'Max-Age')), 5, 'with Max-Age');
+  t.equal((await h.ask(uploadBlock(login, 0, { path: ['auth'], accessToken: undefined, size1: login.length }), PEER_B)).packet.code, '2.31',
+    'B: an anonymous upload within the eighth');
+  t.equal((await h.ask(uploadBlock(login, 0, { path: ['auth'], accessToken: undefined, size1: 128 }), PEER_A_OTHER_PORT)).packet.code,
+    '5.03', 'another anonymous peer: the eighth is taken');
+  const body = patterned(896);
+  const codes: string[] = [];
+  for (let num = 0; num < 14; num += 1) codes.push((await h.ask(uploadBlock(body, num, { size1: body.length }), PEER_A)).packet.code);
+  t.same(codes, [...Array<string>(13).fill('2.31'), '2.04'], 'A: all seven eighths set aside and used, beside the anonymous upload');
+  t.ok(h.handler.handled.at(-1)?.payload.equals(body), 'A got its whole body');
+  t.equal((await h.ask(uploadBlock(login, 1, { path: ['auth'], accessToken: undefined }), PEER_B)).packet.code, '2.01',
+    'B\'s anonymous upload finishes too');
+  t.ok(h.handler.handled.at(-1)?.payload.equals(login));
+  t.same(h.evicted, []);
+  t.equal(h.endpoint.uploadBytes(), 0);
+});
+
+t.test('Block1: a second anonymous upload from the same peer replaces the first; another peer\'s stays', async (t) => {
+  // 2048 bytes: 256 for unauthenticated uploads, room for two of 128.
+  const h = harness(t, { blockBufferBytes: 2048 });
+  h.handler.authenticated = () => false;
+  h.handler.handleImpl = () => ({ code: '2.01' });
+  const first = Buffer.alloc(128, 0x31);
+  const second = Buffer.alloc(128, 0x32);
+  const other = Buffer.alloc(128, 0x33);
+  const anonymous = (body: Buffer, num: number, path: string[]) =>
+    uploadBlock(body, num, { path, accessToken: undefined, ...(num === 0 ? { size1: body.length } : {}) });
+  t.equal((await h.ask(anonymous(first, 0, ['auth']), PEER_B)).packet.code, '2.31', 'B: first upload');
+  t.equal((await h.ask(anonymous(other, 0, ['auth']), PEER_A_OTHER_PORT)).packet.code, '2.31', 'another peer: the eighth now full');
+  t.equal((await h.ask(anonymous(second, 0, ['refresh']), PEER_B)).packet.code, '2.31', 'B: a second upload takes the first\'s place');
+  t.same(h.evicted, ['uploads'], 'the first counted as evicted');
+  t.equal(h.endpoint.uploadBytes(), 128, 'the first one\'s bytes freed');
+  t.equal((await h.ask(anonymous(first, 1, ['auth']), PEER_B)).packet.code, '4.08', 'the first upload is gone');
+  t.equal((await h.ask(anonymous(other, 1, ['auth']), PEER_A_OTHER_PORT)).packet.code, '2.01', 'the other peer\'s upload finishes');
+  t.equal((await h.ask(anonymous(second, 1, ['refresh']), PEER_B)).packet.code, '2.01', 'and so does B\'s second');
+  t.same(h.handler.handled.map((req) => [req.path, req.payload.toString()]),
+    [['/auth', other.toString()], ['/refresh', second.toString()]], 'each with its own body');
+  t.same(h.evicted, ['uploads'], 'one eviction in all');
 });
 
 t.test('Block1: SZX 7 (BERT) is refused with 4.02 on UDP', async (t) => {
@@ -751,7 +858,10 @@ t.test('handle() never throws and never fails inside for 2,000 seeded random and
   const errorLines: string[] = [];
   const sink = new Writable({ write(chunk: Buffer, _enc, done) { errorLines.push(chunk.toString()); done(); } });
   const logger: Logger = pino({ level: 'error' }, sink);
-  const h = harness(t, { logger, maxPayloadBytes: 4096, blockBufferBytes: 8192 });
+  const h = harness(t, { logger, blockBufferBytes: 8192 });
+  h.handler.maxBodyBytes = 4096;
+  // Requests without an Access-Token count as unauthenticated, so both shares of the buffer are fuzzed.
+  h.handler.authenticated = (req) => req.accessToken !== undefined;
   h.handler.handleImpl = (req) => ({ code: '2.05', payload: Buffer.alloc((req.payload.length * 37 + req.path.length * 101) % 3000, 0x5a) });
   const seeds = [
     request({ path: ['sensors', 'temp'], accessToken: 'tok', token: 'a1b2' }),

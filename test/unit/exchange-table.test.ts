@@ -19,7 +19,7 @@ t.test('a new exchange has no reply; a retransmission joins it; once answered it
   t.equal(exchanges.size, 1);
   t.match(exchanges.begin('127.0.0.1:5000/1', 1000), { reply: undefined }, 'second copy: in flight');
   exchanges.setReply('127.0.0.1:5000/1', reply);
-  t.equal(exchanges.begin('127.0.0.1:5000/1', 1000)?.reply, reply, 'third copy: the stored reply itself');
+  t.same(exchanges.begin('127.0.0.1:5000/1', 1000)?.reply, reply, 'third copy: the stored reply, byte for byte');
   t.equal(exchanges.size, 1, 'still one exchange');
 });
 

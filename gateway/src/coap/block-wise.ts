@@ -16,7 +16,6 @@ export interface BlockWiseParts {
   handler: RequestHandler;
   uploads: Block1Assembler;
   representations: RepresentationStore;
-  maxPayloadBytes: number;
 }
 
 export type Block1Outcome =
@@ -28,8 +27,9 @@ export type Block1Outcome =
  * method, scope, content format, Size1) before a byte is buffered; later blocks must carry the same
  * Access-Token and arrive in order (else 4.08); the buffer's bound answers 5.03 with Max-Age.
  */
-export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest, requestKey: () => string, context: RequestContext)
-  : Promise<Block1Outcome> {
+export async function receiveBlock1(
+  parts: BlockWiseParts, tr: TransportRequest, endpoint: string, requestKey: () => string, context: RequestContext,
+): Promise<Block1Outcome> {
   const { request } = tr;
   const block = tr.block1!;
   if (block.szx > MAX_SZX) throw new RequestError('GW_ERR_BAD_OPTION', 'Block1 SZX 7 (BERT) is only for reliable transports');
@@ -38,11 +38,20 @@ export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest,
   if (block.num === 0) {
     if (!block.more) return { kind: 'complete', request, block1: echo };
     const key = requestKey();
-    await parts.handler.admit(request, context, tr.size1Bytes);
+    const limits = await parts.handler.admit(request, context, tr.size1Bytes);
     if (request.payload.length !== size) throw new RequestError('GW_ERR_BAD_REQUEST', `block 0 has ${request.payload.length} bytes, not ${size}`);
-    if (!parts.uploads.start(key, request.accessToken, request.payload)) {
-      throw new BridgeError('GW_ERR_BUSY', 'upload buffer full', { maxAgeSec: BUFFER_FULL_RETRY_SEC });
+    if (request.payload.length > limits.maxBodyBytes) throw tooLarge(limits.maxBodyBytes);
+    if (tr.size1Bytes !== undefined && tr.size1Bytes <= size) {
+      throw new RequestError('GW_ERR_BAD_REQUEST', `Size1 ${tr.size1Bytes} announces no more than block 0 itself`);
     }
+    const started = parts.uploads.start(key, {
+      accessToken: request.accessToken, first: request.payload,
+      // Room for the whole body is set aside now, so an upload under way can always finish.
+      reservedBytes: Math.min(tr.size1Bytes ?? limits.maxBodyBytes, limits.maxBodyBytes),
+      anonymousEndpoint: limits.authenticated ? undefined : endpoint,
+      maxBodyBytes: limits.maxBodyBytes,
+    });
+    if (!started) throw new BridgeError('GW_ERR_BUSY', 'upload buffer full', { maxAgeSec: BUFFER_FULL_RETRY_SEC });
     return { kind: 'continue', block1: echo };
   }
   const key = requestKey();
@@ -59,17 +68,19 @@ export async function receiveBlock1(parts: BlockWiseParts, tr: TransportRequest,
     parts.uploads.delete(key);
     throw new RequestError('GW_ERR_BAD_REQUEST', `block ${block.num} has ${request.payload.length} bytes, not ${size}`);
   }
-  if (upload.bytes + request.payload.length > parts.maxPayloadBytes) {
+  if (upload.bytes + request.payload.length > upload.maxBodyBytes) {
     parts.uploads.delete(key);
-    throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `upload passed ${parts.maxPayloadBytes} bytes`,
-      { size1Bytes: parts.maxPayloadBytes });
+    throw tooLarge(upload.maxBodyBytes);
   }
   if (!parts.uploads.append(key, request.payload)) {
-    throw new BridgeError('GW_ERR_BUSY', 'upload buffer full', { maxAgeSec: BUFFER_FULL_RETRY_SEC });
+    throw new RequestError('GW_ERR_BAD_REQUEST', `upload passed the ${upload.reservedBytes} bytes its Size1 announced`);
   }
   if (block.more) return { kind: 'continue', block1: echo };
   return { kind: 'complete', request: { ...request, payload: parts.uploads.take(key) }, block1: echo };
 }
+
+const tooLarge = (maxBodyBytes: number) =>
+  new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `upload passes ${maxBodyBytes} bytes`, { size1Bytes: maxBodyBytes });
 
 /** A later block of a stored representation, when the device asks for one with the same Access-Token. */
 export function storedBlock(parts: BlockWiseParts, tr: TransportRequest, requestKey: () => string): Reply | undefined {

@@ -2,11 +2,25 @@ interface Assembly {
   readonly accessToken: string | undefined;
   readonly chunks: Buffer[];
   bytes: number;
+  /** Bytes set aside for the whole body when it started: its Size1, or the largest body allowed. */
+  readonly reservedBytes: number;
+  readonly maxBodyBytes: number;
+  readonly anonymousEndpoint: string | undefined;
   readonly expiresAtMs: number;
 }
 
+export interface UploadStart {
+  accessToken: string | undefined;
+  first: Buffer;
+  reservedBytes: number;
+  /** The largest body the request may have (its route's, or a login's). */
+  maxBodyBytes: number;
+  /** Set for uploads nobody authenticated (a login body): their endpoint, one upload each. */
+  anonymousEndpoint: string | undefined;
+}
+
 export interface Block1AssemblerOptions {
-  /** Total bytes buffered over all uploads (RFC 7959 section 2.5 leaves the bound to the server). */
+  /** Bytes set aside over all uploads (RFC 7959 section 2.5 leaves the bound to the server). */
   maxBytes: number;
   maxEntries: number;
   lifetimeMs: number;
@@ -16,20 +30,29 @@ export interface Block1AssemblerOptions {
   onBytesChanged?: (bytes: number) => void;
 }
 
+/** Unauthenticated uploads (logins) share this part of the buffer and no more. */
+const ANONYMOUS_SHARE = 8;
+
 /**
  * Block1 uploads in progress, keyed by endpoint and request key (never by CoAP token). Only
- * uploads whose first block was admitted are here. When full, new uploads are refused rather
- * than older ones evicted, so a burst of uploads cannot push out a device's upload half-way.
+ * uploads whose first block was admitted are here, and each sets aside room for its whole body
+ * when it starts: when the buffer is full, new uploads are refused, and an upload under way always
+ * has room to finish. Uploads that nobody authenticated get one per endpoint and an eighth of the
+ * buffer, so they cannot take it from devices that did authenticate.
  */
 export class Block1Assembler {
   readonly #uploads = new Map<string, Assembly>();
+  readonly #anonymousByEndpoint = new Map<string, string>();
   readonly #options: Block1AssemblerOptions;
   #bytes = 0;
+  #reserved = 0;
+  #anonymousReserved = 0;
 
   constructor(options: Block1AssemblerOptions) {
     this.#options = options;
   }
 
+  /** Bytes buffered now. */
   get bytes(): number {
     return this.#bytes;
   }
@@ -38,28 +61,44 @@ export class Block1Assembler {
     return this.#uploads.size;
   }
 
-  /** Starts (or restarts) an upload with its first block; false when the buffer is full. */
-  start(key: string, accessToken: string | undefined, first: Buffer): boolean {
+  /** Starts (or restarts) an upload with its first block; false when there is no room for it. */
+  start(key: string, upload: UploadStart): boolean {
     this.#prune();
     if (this.#uploads.has(key)) this.#drop(key, true);
-    if (this.#bytes + first.length > this.#options.maxBytes || this.#uploads.size >= this.#options.maxEntries) return false;
+    if (upload.first.length > upload.reservedBytes) return false;
+    const anonymousCap = Math.floor(this.#options.maxBytes / ANONYMOUS_SHARE);
+    if (upload.anonymousEndpoint !== undefined) {
+      const previous = this.#anonymousByEndpoint.get(upload.anonymousEndpoint);
+      if (previous !== undefined) this.#drop(previous, true);
+      if (this.#anonymousReserved + upload.reservedBytes > anonymousCap) return false;
+    } else if (this.#reserved - this.#anonymousReserved + upload.reservedBytes > this.#options.maxBytes - anonymousCap) {
+      return false;
+    }
+    if (this.#uploads.size >= this.#options.maxEntries) return false;
     this.#uploads.set(key, {
-      accessToken, chunks: [Buffer.from(first)], bytes: first.length, expiresAtMs: this.#options.nowMs() + this.#options.lifetimeMs,
+      accessToken: upload.accessToken, chunks: [Buffer.from(upload.first)], bytes: upload.first.length,
+      reservedBytes: upload.reservedBytes, maxBodyBytes: upload.maxBodyBytes, anonymousEndpoint: upload.anonymousEndpoint,
+      expiresAtMs: this.#options.nowMs() + this.#options.lifetimeMs,
     });
-    this.#add(first.length);
+    this.#reserved += upload.reservedBytes;
+    if (upload.anonymousEndpoint !== undefined) {
+      this.#anonymousReserved += upload.reservedBytes;
+      this.#anonymousByEndpoint.set(upload.anonymousEndpoint, key);
+    }
+    this.#add(upload.first.length);
     return true;
   }
 
-  get(key: string): Assembly | undefined {
+  get(key: string): Readonly<Assembly> | undefined {
     this.#prune();
     return this.#uploads.get(key);
   }
 
-  /** Appends the next block; false (and the upload dropped) when the buffer is full. */
+  /** Appends the next block; false (and the upload dropped) when it passes the room set aside. */
   append(key: string, chunk: Buffer): boolean {
     const upload = this.#uploads.get(key);
     if (upload === undefined) return false;
-    if (this.#bytes + chunk.length > this.#options.maxBytes) {
+    if (upload.bytes + chunk.length > upload.reservedBytes) {
       this.#drop(key, false);
       return false;
     }
@@ -83,6 +122,9 @@ export class Block1Assembler {
 
   clear(): void {
     this.#uploads.clear();
+    this.#anonymousByEndpoint.clear();
+    this.#reserved = 0;
+    this.#anonymousReserved = 0;
     this.#add(-this.#bytes);
   }
 
@@ -95,6 +137,11 @@ export class Block1Assembler {
     const upload = this.#uploads.get(key);
     if (upload === undefined) return;
     this.#uploads.delete(key);
+    this.#reserved -= upload.reservedBytes;
+    if (upload.anonymousEndpoint !== undefined) {
+      this.#anonymousReserved -= upload.reservedBytes;
+      this.#anonymousByEndpoint.delete(upload.anonymousEndpoint);
+    }
     this.#add(-upload.bytes);
     if (evicted) this.#options.onEvict?.();
   }

@@ -41,7 +41,6 @@ export interface EndpointOptions {
   exchangeLifetimeSec: number;
   maxExchanges: number;
   exchangeBytes: number;
-  maxPayloadBytes: number;
   blockBufferBytes: number;
   blockLifetimeSec: number;
   representationBytes: number;
@@ -84,7 +83,7 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     send, maxOutstanding: options.maxExchanges, parameters: options.transmission,
     onRetransmit: () => observer.retransmitted?.(), onGiveUp: (why) => why === 'evicted' && observer.evicted?.('separate_responses'),
   });
-  const blockParts: BlockWiseParts = { handler, uploads, representations, maxPayloadBytes: options.maxPayloadBytes };
+  const blockParts: BlockWiseParts = { handler, uploads, representations };
   let nextMessageId = Math.floor(Math.random() * 0x10000);
   const newMessageId = () => (nextMessageId = (nextMessageId + 1) & 0xffff);
   let inFlight = 0;
@@ -195,7 +194,7 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     let request = tr.request;
     let block1;
     if (tr.block1 !== undefined) {
-      const outcome = await receiveBlock1(blockParts, tr, blockKey, context);
+      const outcome = await receiveBlock1(blockParts, tr, endpointKey, blockKey, context);
       if (outcome.kind === 'continue') return { response: { code: '2.31' }, block1: outcome.block1 };
       ({ request, block1 } = outcome);
     }

@@ -47,9 +47,13 @@ export class ExchangeTable {
   }
 
   /** Sets (or replaces) the reply that duplicates of this exchange get. */
-  setReply(key: string, reply: Buffer): void {
+  setReply(key: string, datagram: Buffer): void {
     const entry = this.#entries.get(key);
     if (entry === undefined) return;
+    // A copy from Node's shared buffer pool: kept for minutes by the thousand, a reply of its own
+    // ArrayBuffer costs a few hundred bytes of bookkeeping more than its bytes.
+    const reply = Buffer.allocUnsafe(datagram.length);
+    datagram.copy(reply);
     this.#bytes += reply.length - (entry.reply?.length ?? 0);
     entry.reply = reply;
     while (this.#bytes > this.#options.maxBytes && this.#entries.size > 1) this.#evictOldest();

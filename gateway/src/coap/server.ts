@@ -12,7 +12,6 @@ export interface CoapServerOptions {
   exchangeLifetimeSec: number;
   maxExchanges: number;
   responseCacheBytes: number;
-  maxPayloadBytes: number;
   blockBufferBytes: number;
   blockLifetimeSec: number;
   representationBytes: number;

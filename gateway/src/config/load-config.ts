@@ -92,6 +92,10 @@ export function loadConfig(fileInput: ConfigInput, flagInput: ConfigInput = {}):
       v.optionalFile(`${name!} (admin API on; run \`make certs\`)`, file);
     }
   }
+  // Each upload sets aside room for its whole body when it starts (its Size1, else maxPayloadBytes).
+  if (config.coap.blockBufferBytes < 2 * config.coap.maxPayloadBytes) {
+    problems.push(`blockBufferBytes: must be at least twice maxPayloadBytes (${2 * config.coap.maxPayloadBytes}), got ${config.coap.blockBufferBytes}`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(config);
 }

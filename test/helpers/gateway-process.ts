@@ -1,0 +1,146 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { DeviceClient } from '../../device-sim/src/device-client.ts';
+import { gatewayCli, spawnGateway, type RunningGateway } from '../../device-sim/src/spawn-gateway.ts';
+import { adminRequest, makeAdminPki, type ClientTls } from './admin-client.ts';
+import { parsePrometheusText, type Exposition } from './admin-prometheus.ts';
+import { startTestBackend, type TestBackend } from './test-backend.ts';
+
+export interface GatewayProcessOptions {
+  /** Keys for a `--config` file (those the CLI has no flag for: piggybackReplyMs, blockBufferBytes...). */
+  config?: Record<string, unknown>;
+  /** How many devices to provision (`dev-1`.. with telemetry:write and config:read) before it starts. */
+  devices?: number;
+  /** Turn the admin API on (a dev PKI in a temporary directory), for GET /metrics. */
+  admin?: boolean;
+}
+
+export interface GatewayProcess {
+  /** The gateway's CoAP port on 127.0.0.1. */
+  port: number;
+  pid: number;
+  backend: TestBackend;
+  stateDir: string;
+  logFile: string;
+  devices: readonly { id: string; secret: Buffer }[];
+  /** Still running: no exit code, no signal. */
+  alive(): boolean;
+  /** VmRSS of the gateway process from /proc, in KiB. */
+  rssKb(): Promise<number>;
+  /** Logs device `index` in over CoAP (node-coap) and returns its access token. */
+  login(index?: number): Promise<string>;
+  /** GET /metrics from the admin API, parsed (the process must have been started with `admin`). */
+  metrics(): Promise<Exposition>;
+  /** A fresh socket logs in and makes a bridged request that must succeed. */
+  assertStillServes(t: Test): Promise<void>;
+  /** The gateway's JSON log lines so far. */
+  logLines(): Promise<Record<string, unknown>[]>;
+}
+
+const STOP_LIMIT_MS = 5000;
+
+/**
+ * The real gateway, `gateway serve` in a process of its own (as operators run it), on an
+ * ephemeral port on 127.0.0.1, bridged to a real HTTP backend in this process; devices
+ * provisioned with the CLI. Everything is stopped and removed after the test.
+ */
+export async function startGatewayProcess(t: Test, options: GatewayProcessOptions = {}): Promise<GatewayProcess> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'gw-proc-'));
+  const backend = await startTestBackend();
+  const clients: DeviceClient[] = [];
+  let running: RunningGateway | undefined;
+  t.teardown(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    if (running !== undefined) await stop(running);
+    await backend.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  const count = options.devices ?? 2;
+  const devicesFile = join(stateDir, 'provisioned.json');
+  await gatewayCli(['devices', 'add', '--count', String(count), '--prefix', 'dev-', '--out', devicesFile,
+    '--scope', 'telemetry:write', 'config:read', '--state', stateDir]);
+  const devices = (JSON.parse(await readFile(devicesFile, 'utf8')) as { id: string; secret: string }[])
+    .map(({ id, secret }) => ({ id, secret: Buffer.from(secret, 'hex') }));
+
+  const args = ['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', backend.url, '--state', stateDir];
+  if (options.config !== undefined) {
+    const configFile = join(stateDir, 'config.json');
+    await writeFile(configFile, JSON.stringify(options.config));
+    args.push('--config', configFile);
+  }
+  let adminTls: ClientTls | undefined;
+  if (options.admin === true) {
+    const pki = await makeAdminPki(t);
+    adminTls = pki.client;
+    args.push('--admin-port', '0', '--admin-cert', pki.config.adminCert, '--admin-key', pki.config.adminKey,
+      '--admin-ca', pki.config.adminCa);
+  }
+  const logFile = join(stateDir, 'gateway.log');
+  running = await spawnGateway(args, logFile);
+  const child = running.process;
+  // The last line may be half written: only whole JSON lines count.
+  const logLines = async () => (await readFile(logFile, 'utf8')).split('\n')
+    .filter((line) => line.startsWith('{') && line.endsWith('}')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const adminPort = options.admin === true ? await adminPortFrom(logLines) : undefined;
+
+  const gateway: GatewayProcess = {
+    port: running.port,
+    pid: child.pid!,
+    backend, stateDir, logFile, devices, logLines,
+    alive: () => child.exitCode === null && child.signalCode === null,
+    async rssKb() {
+      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+      if (m === null) throw new Error(`no VmRSS in /proc/${child.pid}/status`);
+      return Number(m[1]);
+    },
+    async login(index = 0) {
+      const device = devices[index];
+      if (device === undefined) throw new TypeError(`only ${devices.length} devices provisioned`);
+      const client = await DeviceClient.open('127.0.0.1', running!.port, { timeoutMs: 10_000 });
+      clients.push(client);
+      const { answer, tokens } = await client.login(device.id, device.secret);
+      if (tokens === undefined) throw new Error(`login of ${device.id} failed: ${answer.code}`);
+      return tokens.accessToken;
+    },
+    async metrics() {
+      if (adminPort === undefined || adminTls === undefined) throw new TypeError('started without the admin API');
+      const res = await adminRequest(adminPort, 'GET', '/metrics', { tls: adminTls });
+      if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
+      return parsePrometheusText(res.text);
+    },
+    async assertStillServes(t2) {
+      t2.ok(gateway.alive(), 'the gateway process is still running');
+      const device = devices[devices.length - 1]!;
+      const client = await DeviceClient.open('127.0.0.1', running!.port, { timeoutMs: 10_000 });
+      clients.push(client);
+      const { answer, tokens } = await client.login(device.id, device.secret);
+      t2.equal(answer.code, '2.01', 'gateway still logs devices in');
+      const res = await client.send({ method: 'GET', path: '/config', token: tokens?.accessToken ?? null });
+      t2.equal(res.code, '2.05', 'gateway still bridges a good request');
+    },
+  };
+  return gateway;
+}
+
+/** SIGTERM, and SIGKILL when the process has not exited in time (a hung gateway must not hang the suite). */
+async function stop(running: RunningGateway): Promise<void> {
+  const child = running.process;
+  const killer = setTimeout(() => child.kill('SIGKILL'), STOP_LIMIT_MS);
+  await running.stop();
+  clearTimeout(killer);
+}
+
+/** The admin port the gateway logged (`gateway listening`, `admin`); its log is written asynchronously. */
+async function adminPortFrom(logLines: () => Promise<Record<string, unknown>[]>): Promise<number> {
+  const deadline = performance.now() + STOP_LIMIT_MS;
+  while (performance.now() < deadline) {
+    const line = (await logLines()).find((l) => l.msg === 'gateway listening');
+    if (typeof line?.admin === 'number') return line.admin;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error('the gateway never logged its admin port');
+}
