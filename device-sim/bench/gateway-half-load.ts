@@ -21,8 +21,10 @@ try {
   const report = await runFleet({ ...common, devices, durationSec, warmup: true, onProgress: watch.onProgress });
   loadWindow = watch.window();
   printReport('gateway at half load', report);
+  const usPerUnit = await watch.usPerRequest(report.requests.sent);
   const gc = await watch.gcPauses();
   const udpDrops = await watch.udpDrops();
+  say(`CPU per request: gateway ${usPerUnit.gateway} us`);
   say(`during the load: gateway GC ${gc?.count} pauses, ${gc?.totalMs} ms in all, longest ${gc?.maxMs} ms, ${gc?.over20Ms} of 20 ms or more `
     + `(${gc?.markCompacts} mark-compact); UDP datagrams dropped for full receive buffers (machine-wide): ${udpDrops}`);
   emitResult(profile ? { profiled_p99_ms_at_half_load: report.requests.latencyMs.p99 } : {
@@ -32,6 +34,7 @@ try {
     p50_ms_at_half_load: report.requests.latencyMs.p50,
     p90_ms_at_half_load: report.requests.latencyMs.p90,
     max_ms_at_half_load: report.requests.latencyMs.max,
+    half_load_gateway_cpu_us_per_request: usPerUnit.gateway,
     half_load_gc_pause_max_ms: gc?.maxMs,
     half_load_gc_pauses_over_20ms: gc?.over20Ms,
     half_load_gc_pause_total_ms: gc?.totalMs,

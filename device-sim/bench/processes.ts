@@ -1,13 +1,20 @@
 // Starting the processes a benchmark measures: the gateway (`gateway serve`), the HTTP backend
-// and the node-coap echo server, each in its own process, as an operator would run them.
+// and the echo servers (node-coap's and the raw node:dgram one), each in its own process, as an
+// operator would run them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import type { SourceMapPayload } from 'node:module';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { summarizeCpuProfile, type ProfileSummary, type ProfileWindow } from '../src/cpu-profile.ts';
 import { spawnGateway } from '../src/spawn-gateway.ts';
 
+/** Functions listed by self time in a gateway profile. */
+const PROFILE_TOP_FUNCTIONS = 25;
+/** Preloaded into a profiled gateway: writes SOURCE_MAPS_FILE next to the profile at exit. */
+const KEEP_SOURCE_MAPS = fileURLToPath(new URL('./keep-source-maps.mjs', import.meta.url));
+const SOURCE_MAPS_FILE = 'source-maps.json';
 const DEVICE_SIM_BIN = fileURLToPath(new URL('../bin/device-sim.js', import.meta.url));
 
 export interface Child {
@@ -47,9 +54,9 @@ export async function startBackendProcess(): Promise<Child & { url: string }> {
   return { ...child, url: String(first.backend) };
 }
 
-/** The node-coap echo server (the ceiling), in its own process. */
-export async function startEchoProcess(): Promise<Child & { port: number }> {
-  const { child, first } = await startDeviceSimProcess(['echo-server', '--port', '0']);
+/** The node-coap echo server (the ceiling), or with `raw` the node:dgram one (the floor), in its own process. */
+export async function startEchoProcess(options: { raw?: boolean } = {}): Promise<Child & { port: number }> {
+  const { child, first } = await startDeviceSimProcess(['echo-server', '--port', '0', ...(options.raw === true ? ['--raw'] : [])]);
   return { ...child, port: Number(first.coap) };
 }
 
@@ -69,7 +76,7 @@ export async function startGatewayProcess(options: {
 }): Promise<GatewayProcess> {
   const logFile = join(options.stateDir, 'gateway.log');
   const nodeArgs = [
-    ...(options.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : []),
+    ...(options.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir, '--import', KEEP_SOURCE_MAPS] : []),
     ...(options.traceGc === true ? ['--trace-gc'] : []),
   ];
   const gateway = await spawnGateway(['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', options.backendUrl,
@@ -82,8 +89,14 @@ export async function startGatewayProcess(options: {
     logFile,
     async profile(window) {
       if (options.profileDir === undefined) return undefined;
-      const file = (await readdir(options.profileDir)).find((f) => f.endsWith('.cpuprofile'));
-      return file === undefined ? undefined : summarizeCpuProfile(join(options.profileDir, file), window);
+      const files = await readdir(options.profileDir);
+      // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: the main thread's (0), not the loader thread's.
+      const profile = files.find((f) => /\.0\.\d+\.cpuprofile$/.test(f)) ?? files.find((f) => f.endsWith('.cpuprofile'));
+      if (profile === undefined) return undefined;
+      const sourceMaps = files.includes(SOURCE_MAPS_FILE)
+        ? JSON.parse(await readFile(join(options.profileDir, SOURCE_MAPS_FILE), 'utf8')) as Record<string, SourceMapPayload>
+        : undefined;
+      return summarizeCpuProfile(join(options.profileDir, profile), { window, top: PROFILE_TOP_FUNCTIONS, sourceMaps });
     },
   };
 }

@@ -5,9 +5,9 @@ import { SimError } from './errors.ts';
 /** `device-sim bench` (`make bench`): every benchmark scenario, each in a fresh process. */
 export function registerBenchCommand(program: Command, log: (line: string) => void): void {
   program.command('bench')
-    .description('measure the gateway against a plain node-coap echo server, logins, token verification, CBOR and memory; write results.json')
+    .description('measure the gateway against a node-coap echo server (ceiling) and a raw node:dgram echo (floor), logins, token verification, CBOR and memory; write results.json')
     .option('--only <steps>', `comma-separated steps: ${BENCH_STEP_NAMES.join(', ')}`)
-    .option('--profile <when>', 'run the gateway under --cpu-prof: auto (when a target is missed) | always | never', 'auto')
+    .option('--profile <when>', 'run the gateway under --cpu-prof: auto (when a throughput, CPU or latency target is missed) | always | never', 'auto')
     .option('--quick', 'short runs and a small fleet: checks the benchmark works, figures not to quote')
     .option('--out <file>', 'where to write the results', DEFAULT_RESULTS_FILE)
     .action(async (options: { only?: string; profile: string; quick?: boolean; out: string }) => {

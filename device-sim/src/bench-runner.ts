@@ -35,48 +35,55 @@ interface Target {
   field: string;
   compare: '>=' | '<=';
   limit: number;
-  value(results: Results): number | undefined;
 }
 
 const num = (results: Results, field: string): number | undefined =>
   (typeof results[field] === 'number' ? results[field] as number : undefined);
 
+// Issue 7: the comparative targets (CPU and tail latency against the node-coap echo server, same
+// run) replace the absolute "p99 <= 5 ms", which two shared cores could not meet even for the echo.
 const TARGETS: readonly Target[] = [
-  { name: 'gateway throughput / node-coap echo ceiling', field: 'ratio', compare: '>=', limit: 0.5, value: (r) => num(r, 'ratio') },
-  { name: 'p99 latency at half the gateway\'s peak (ms)', field: 'p99_ms_at_half_load', compare: '<=', limit: 5, value: (r) => num(r, 'p99_ms_at_half_load') },
-  { name: 'repeated-token verification / cold', field: 'verify_cached_vs_cold', compare: '>=', limit: 50, value: (r) => num(r, 'verify_cached_vs_cold') },
-  { name: 'gateway RSS, 100k provisioned, 10k active (MB)', field: 'rss_mb_100k_devices', compare: '<=', limit: 200, value: (r) => num(r, 'rss_mb_100k_devices') },
+  { name: 'gateway throughput / node-coap echo ceiling', field: 'ratio', compare: '>=', limit: 0.5 },
+  { name: 'echo CPU per request / gateway CPU per request', field: 'cpu_ratio', compare: '>=', limit: 1 },
+  { name: 'gateway p99 / echo p99, at half the gateway\'s peak', field: 'p99_half_load_vs_echo', compare: '<=', limit: 1 },
+  { name: 'repeated-token verification / cold', field: 'verify_cached_vs_cold', compare: '>=', limit: 50 },
+  { name: 'gateway RSS, 100k provisioned, 10k active (MB)', field: 'rss_mb_100k_devices', compare: '<=', limit: 200 },
 ];
 
-const missed = (results: Results, field: string) => TARGETS.some((t) => {
-  const v = t.value(results);
-  return t.field === field && v !== undefined && !(t.compare === '>=' ? v >= t.limit : v <= t.limit);
+const isMet = (t: Target, value: number) => (t.compare === '>=' ? value >= t.limit : value <= t.limit);
+
+const missed = (results: Results, ...fields: string[]) => TARGETS.some((t) => {
+  const v = num(results, t.field);
+  return fields.includes(t.field) && v !== undefined && !isMet(t, v);
 });
 
-// One scenario per file, each in a fresh process, in this order (half-load needs the peak).
+const QUICK_LOAD = ['--duration', '3', '--devices', '300'];
+const halfLoadRate = (r: Results) => String(num(r, 'half_load_rps') ?? 1000);
+
+// One scenario per file, each in a fresh process, in this order (half-load needs the peak, and
+// the controls at the same rate need the half-load rate).
 const STEPS: readonly BenchStep[] = [
-  { name: 'ceiling', file: 'ceiling.ts', args: (_, q) => (q ? ['--duration', '3', '--devices', '300'] : []) },
-  { name: 'gateway-peak', file: 'gateway-peak.ts', args: (_, q) => (q ? ['--duration', '3', '--devices', '300'] : []) },
+  { name: 'floor', file: 'floor.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
+  { name: 'ceiling', file: 'ceiling.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
+  { name: 'gateway-peak', file: 'gateway-peak.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
   {
     name: 'gateway-half-load', file: 'gateway-half-load.ts',
-    args: (r, q) => ['--rate', String(Math.max(1, Math.round((num(r, 'gateway_rps') ?? 1000) / 2))), ...(q ? ['--duration', '3', '--devices', '300'] : [])],
+    args: (r, q) => ['--rate', String(Math.max(1, Math.round((num(r, 'gateway_rps') ?? 1000) / 2))), ...(q ? QUICK_LOAD : [])],
   },
-  {
-    name: 'echo-same-rate', file: 'echo-same-rate.ts',
-    args: (r, q) => ['--rate', String(num(r, 'half_load_rps') ?? 1000), ...(q ? ['--duration', '3', '--devices', '300'] : [])],
-  },
+  { name: 'echo-same-rate', file: 'echo-same-rate.ts', args: (r, q) => ['--rate', halfLoadRate(r), ...(q ? QUICK_LOAD : [])] },
+  { name: 'floor-same-rate', file: 'floor-same-rate.ts', args: (r, q) => ['--rate', halfLoadRate(r), ...(q ? QUICK_LOAD : [])] },
   { name: 'logins', file: 'logins.ts', args: (_, q) => (q ? ['--duration', '2', '--devices', '300'] : []) },
   { name: 'verify', file: 'verify.ts', args: (_, q) => (q ? ['--ms', '300', '--rounds', '2'] : []) },
   { name: 'cbor-decode', file: 'cbor-decode.ts', args: (_, q) => (q ? ['--ms', '300', '--rounds', '2'] : []) },
   { name: 'rss-100k', file: 'rss-100k.ts', args: (_, q) => (q ? ['--provisioned', '20000', '--active', '2000'] : []) },
   {
     name: 'gateway-profile', file: 'gateway-peak.ts', args: (_, q) => ['--profile', '--duration', q ? '3' : '5', ...(q ? ['--devices', '300'] : [])],
-    when: (r, o) => o.profile === 'always' || (o.profile === 'auto' && missed(r, 'ratio')),
+    when: (r, o) => o.profile === 'always' || (o.profile === 'auto' && missed(r, 'ratio', 'cpu_ratio')),
   },
   {
     name: 'half-load-profile', file: 'gateway-half-load.ts',
-    args: (r, q) => ['--profile', '--rate', String(num(r, 'half_load_rps') ?? 1000), '--duration', q ? '3' : '5', ...(q ? ['--devices', '300'] : [])],
-    when: (r, o) => o.profile === 'always' || (o.profile === 'auto' && missed(r, 'p99_ms_at_half_load')),
+    args: (r, q) => ['--profile', '--rate', halfLoadRate(r), '--duration', q ? '3' : '5', ...(q ? ['--devices', '300'] : [])],
+    when: (r, o) => o.profile === 'always' || (o.profile === 'auto' && missed(r, 'p99_half_load_vs_echo')),
   },
 ];
 
@@ -117,8 +124,8 @@ export async function runBench(options: BenchOptions): Promise<number> {
   const summary = {
     ...pickNumbers(results),
     targets: TARGETS.map((t) => {
-      const value = t.value(results);
-      const met = value === undefined ? null : t.compare === '>=' ? value >= t.limit : value <= t.limit;
+      const value = num(results, t.field);
+      const met = value === undefined ? null : isMet(t, value);
       const missedByPercent = value === undefined || met === true ? 0
         : Math.round((t.compare === '>=' ? 1 - value / t.limit : value / t.limit - 1) * 100);
       return { name: t.name, field: t.field, target: `${t.compare} ${t.limit}`, value: value ?? null, met, missed_by_percent: missedByPercent };
@@ -154,66 +161,100 @@ async function runStep(step: BenchStep, args: string[], results: Results, log: (
 }
 
 function derive(results: Results): void {
-  const ceiling = num(results, 'ceiling_rps');
-  const gateway = num(results, 'gateway_rps');
-  if (ceiling !== undefined && gateway !== undefined && ceiling > 0) results.ratio = round(gateway / ceiling, 3);
-  const cold = num(results, 'verify_cold_per_s');
-  const cached = num(results, 'verify_cached_per_s');
-  if (cold !== undefined && cached !== undefined && cold > 0) results.verify_cached_vs_cold = round(cached / cold, 1);
-  const gatewayCpu = num(results, 'gateway_cpu_us_per_request');
-  const echoCpu = num(results, 'ceiling_server_cpu_us_per_request');
-  if (gatewayCpu !== undefined && echoCpu !== undefined && gatewayCpu > 0) results.cpu_ratio = round(echoCpu / gatewayCpu, 3);
+  const ratio = (field: string, numerator: string, denominator: string, digits: number) => {
+    const a = num(results, numerator);
+    const b = num(results, denominator);
+    if (a !== undefined && b !== undefined && b > 0) results[field] = round(a / b, digits);
+  };
+  ratio('ratio', 'gateway_rps', 'ceiling_rps', 3);
+  ratio('verify_cached_vs_cold', 'verify_cached_per_s', 'verify_cold_per_s', 1);
+  ratio('cpu_ratio', 'ceiling_server_cpu_us_per_request', 'gateway_cpu_us_per_request', 3);
+  ratio('cpu_ratio_at_half_load', 'echo_cpu_us_per_request_at_half_load_rate', 'half_load_gateway_cpu_us_per_request', 3);
+  ratio('p99_half_load_vs_echo', 'p99_ms_at_half_load', 'echo_p99_ms_at_half_load_rate', 3);
+  for (const row of ROWS) if (row.floor !== undefined) ratio(`${row.field}_vs_floor`, row.field, row.floor, 2);
 }
 
 function pickNumbers(results: Results): Record<string, number> {
   return Object.fromEntries(Object.entries(results).filter(([, v]) => typeof v === 'number')) as Record<string, number>;
 }
 
+interface Row {
+  field: string;
+  label: string | ((r: Results) => string);
+  unit: string;
+  /** The raw node:dgram echo's figure for the same measure: the row also shows value / floor. */
+  floor?: string;
+}
+
 const fleetSize = (r: Results) => `${num(r, 'rss_provisioned_devices') ?? '?'} provisioned, ${num(r, 'rss_active_devices') ?? '?'} active`;
-const ROWS: readonly [string, string | ((r: Results) => string), string][] = [
-  ['ceiling_rps', 'node-coap echo ceiling', 'req/s'],
-  ['gateway_rps', 'gateway end to end, peak', 'req/s'],
-  ['ratio', 'gateway / ceiling', 'x'],
-  ['cpu_ratio', 'echo CPU per request / gateway CPU per request', 'x'],
-  ['ceiling_server_cpu_us_per_request', 'echo server CPU per request', 'us'],
-  ['gateway_cpu_us_per_request', 'gateway CPU per request', 'us'],
-  ['backend_cpu_us_per_request', 'backend CPU per request', 'us'],
-  ['generator_cpu_us_per_request', 'load generator CPU per request (echo run)', 'us'],
-  ['gateway_peak_p99_ms', 'gateway p99 at peak (closed loop)', 'ms'],
-  ['p99_ms_at_half_load', 'gateway p99 at half of peak (open loop)', 'ms'],
-  ['p50_ms_at_half_load', 'gateway p50 at half of peak', 'ms'],
-  ['half_load_udp_drops', 'datagrams dropped (full receive buffer) at half load', ''],
-  ['half_load_gc_pause_max_ms', 'gateway longest GC pause at half load', 'ms'],
-  ['echo_p99_ms_at_half_load_rate', 'control: echo server p99 at the same rate', 'ms'],
-  ['echo_p50_ms_at_half_load_rate', 'control: echo server p50 at the same rate', 'ms'],
-  ['gateway_rss_mb_after_peak', 'gateway RSS after the peak run (1,000 devices)', 'MB'],
-  ['login_rps', 'logins', '/s'],
-  ['verify_cold_per_s', 'token verification, cold (signature)', '/s'],
-  ['verify_jose_per_s', 'jose jwtVerify alone', '/s'],
-  ['verify_cached_per_s', 'token verification, same token (cache)', '/s'],
-  ['verify_cached_fleet_per_s', 'token verification, 2,000 tokens in turn', '/s'],
-  ['verify_cached_vs_cold', 'cached / cold', 'x'],
-  ['cbor_decode_per_s', 'CBOR decode of a reading', '/s'],
-  ['cbor_to_json_per_s', 'CBOR -> JSON of a reading', '/s'],
-  ['rss_idle_mb_100k_devices', (r) => `gateway RSS, ${num(r, 'rss_provisioned_devices') ?? '?'} provisioned, idle`, 'MB'],
-  ['rss_mb_100k_devices', (r) => `gateway RSS, ${fleetSize(r)}`, 'MB'],
-  ['rss_peak_mb_100k_devices', 'gateway peak RSS, same run', 'MB'],
+const ROWS: readonly Row[] = [
+  { field: 'floor_rps', label: 'raw node:dgram echo floor, peak', unit: 'req/s' },
+  { field: 'ceiling_rps', label: 'node-coap echo ceiling, peak', unit: 'req/s', floor: 'floor_rps' },
+  { field: 'gateway_rps', label: 'gateway end to end, peak', unit: 'req/s', floor: 'floor_rps' },
+  { field: 'ratio', label: 'gateway / ceiling', unit: 'x' },
+  { field: 'floor_server_cpu_us_per_request', label: 'floor CPU per request, peak', unit: 'us' },
+  { field: 'ceiling_server_cpu_us_per_request', label: 'echo server CPU per request, peak', unit: 'us', floor: 'floor_server_cpu_us_per_request' },
+  { field: 'gateway_cpu_us_per_request', label: 'gateway CPU per request, peak', unit: 'us', floor: 'floor_server_cpu_us_per_request' },
+  { field: 'cpu_ratio', label: 'echo CPU per request / gateway CPU per request', unit: 'x' },
+  { field: 'backend_cpu_us_per_request', label: 'backend CPU per request', unit: 'us' },
+  { field: 'generator_cpu_us_per_request', label: 'load generator CPU per request (echo run)', unit: 'us', floor: 'floor_generator_cpu_us_per_request' },
+  { field: 'floor_p99_ms', label: 'floor p99 at peak (closed loop)', unit: 'ms' },
+  { field: 'ceiling_p99_ms', label: 'echo server p99 at peak (closed loop)', unit: 'ms', floor: 'floor_p99_ms' },
+  { field: 'gateway_peak_p99_ms', label: 'gateway p99 at peak (closed loop)', unit: 'ms', floor: 'floor_p99_ms' },
+  { field: 'half_load_rps', label: 'half of the gateway\'s peak (open loop rate)', unit: 'req/s' },
+  { field: 'p99_ms_at_half_load', label: 'gateway p99 at half of peak (open loop)', unit: 'ms', floor: 'floor_p99_ms_at_half_load_rate' },
+  { field: 'echo_p99_ms_at_half_load_rate', label: 'echo server p99 at the same rate', unit: 'ms', floor: 'floor_p99_ms_at_half_load_rate' },
+  { field: 'floor_p99_ms_at_half_load_rate', label: 'floor p99 at the same rate', unit: 'ms' },
+  { field: 'p99_half_load_vs_echo', label: 'gateway p99 / echo p99 at that rate', unit: 'x' },
+  { field: 'p50_ms_at_half_load', label: 'gateway p50 at half of peak', unit: 'ms', floor: 'floor_p50_ms_at_half_load_rate' },
+  { field: 'echo_p50_ms_at_half_load_rate', label: 'echo server p50 at the same rate', unit: 'ms', floor: 'floor_p50_ms_at_half_load_rate' },
+  { field: 'floor_p50_ms_at_half_load_rate', label: 'floor p50 at the same rate', unit: 'ms' },
+  {
+    field: 'half_load_gateway_cpu_us_per_request', label: 'gateway CPU per request at half of peak', unit: 'us',
+    floor: 'floor_cpu_us_per_request_at_half_load_rate',
+  },
+  {
+    field: 'echo_cpu_us_per_request_at_half_load_rate', label: 'echo server CPU per request at the same rate', unit: 'us',
+    floor: 'floor_cpu_us_per_request_at_half_load_rate',
+  },
+  { field: 'floor_cpu_us_per_request_at_half_load_rate', label: 'floor CPU per request at the same rate', unit: 'us' },
+  { field: 'cpu_ratio_at_half_load', label: 'echo CPU / gateway CPU per request at that rate', unit: 'x' },
+  { field: 'half_load_udp_drops', label: 'datagrams dropped (full receive buffer) at half load', unit: '' },
+  { field: 'half_load_gc_pause_max_ms', label: 'gateway longest GC pause at half load', unit: 'ms' },
+  { field: 'gateway_rss_mb_after_peak', label: 'gateway RSS after the peak run (1,000 devices)', unit: 'MB' },
+  { field: 'login_rps', label: 'logins', unit: '/s' },
+  { field: 'verify_cold_per_s', label: 'token verification, cold (signature)', unit: '/s' },
+  { field: 'verify_jose_per_s', label: 'jose jwtVerify alone', unit: '/s' },
+  { field: 'verify_cached_per_s', label: 'token verification, same token (cache)', unit: '/s' },
+  { field: 'verify_cached_fleet_per_s', label: 'token verification, 2,000 tokens in turn', unit: '/s' },
+  { field: 'verify_cached_vs_cold', label: 'cached / cold', unit: 'x' },
+  { field: 'cbor_decode_per_s', label: 'CBOR decode of a reading', unit: '/s' },
+  { field: 'cbor_to_json_per_s', label: 'CBOR -> JSON of a reading', unit: '/s' },
+  { field: 'rss_idle_mb_100k_devices', label: (r) => `gateway RSS, ${num(r, 'rss_provisioned_devices') ?? '?'} provisioned, idle`, unit: 'MB' },
+  { field: 'rss_mb_100k_devices', label: (r) => `gateway RSS, ${fleetSize(r)}`, unit: 'MB' },
+  { field: 'rss_peak_mb_100k_devices', label: 'gateway peak RSS, same run', unit: 'MB' },
 ];
 
 interface TargetResult { name: string; target: string; value: number | null; met: boolean | null; missed_by_percent: number }
 
 function formatSummary(summary: Record<string, unknown> & { targets: TargetResult[] }): string[] {
   const env = summary.environment as { node: string; cpu: string; cores: number; loadavg_1m_at_start: number; loadavg_1m_at_end: number };
-  const lines = [`figures (Node ${env.node}, ${env.cpu} x ${env.cores} cores, load average ${env.loadavg_1m_at_start} -> ${env.loadavg_1m_at_end})`];
-  for (const [field, label, unit] of ROWS) {
+  const lines = [
+    `figures (Node ${env.node}, ${env.cpu} x ${env.cores} cores, load average ${env.loadavg_1m_at_start} -> ${env.loadavg_1m_at_end});`,
+    '"x floor": the figure over the raw node:dgram echo\'s same measure (rps, p99, CPU per request)',
+  ];
+  for (const { field, label, unit, floor } of ROWS) {
     const value = summary[field];
+    if (typeof value !== 'number') continue;
     const text = typeof label === 'function' ? label(summary) : label;
-    if (typeof value === 'number') lines.push(`  ${text.padEnd(52)} ${String(value).padStart(10)} ${unit}   (${field})`);
+    const vsFloor = floor === undefined ? undefined : summary[`${field}_vs_floor`];
+    const ratio = typeof vsFloor === 'number' ? `${vsFloor} x floor` : '';
+    lines.push(`  ${text.padEnd(54)} ${String(value).padStart(10)} ${unit.padEnd(5)} ${ratio.padStart(14)}   (${field})`);
   }
   lines.push('targets (reported, not asserted):');
   for (const t of summary.targets) {
     const verdict = t.met === null ? 'not measured' : t.met ? 'met' : `MISSED by ${t.missed_by_percent} %`;
-    lines.push(`  ${t.name.padEnd(52)} ${String(t.value ?? '-').padStart(10)}   target ${t.target.padEnd(7)} ${verdict}`);
+    lines.push(`  ${t.name.padEnd(54)} ${String(t.value ?? '-').padStart(10)}   target ${t.target.padEnd(7)} ${verdict}`);
   }
   return lines;
 }

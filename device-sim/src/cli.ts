@@ -3,6 +3,7 @@ import { registerBenchCommand } from './bench-command.ts';
 import { DEFAULT_CERTS_DIR, runDemo } from './demo.ts';
 import { buildEchoServer } from './echo-server.ts';
 import { SimError } from './errors.ts';
+import { buildRawEchoServer } from './raw-echo-server.ts';
 import { registerRunCommand } from './run-command.ts';
 import { buildSinkBackend } from './sink-backend.ts';
 
@@ -45,8 +46,10 @@ program.command('echo-server')
   .description('run a plain node-coap server that echoes every payload (the benchmark ceiling)')
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'UDP port (0 picks a free one)', '0')
-  .action(async (options: { host: string; port: string }) => {
-    const server = await buildEchoServer(options.host, Number(options.port));
+  .option('--raw', 'a bare node:dgram socket instead, flipping each request into its answer (the benchmark floor)')
+  .action(async (options: { host: string; port: string; raw?: boolean }) => {
+    const build = options.raw === true ? buildRawEchoServer : buildEchoServer;
+    const server = await build(options.host, Number(options.port));
     log(JSON.stringify({ coap: server.port }));
     await untilSignal();
     await server.close();

@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import { SourceMap, type SourceMapPayload } from 'node:module';
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  /** Zero-based position of the function's start in the code V8 ran. */
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
 }
 
@@ -32,6 +34,11 @@ export interface ProfileSummary {
   functions: ProfileEntry[];
   /** Self time grouped by package or Node subsystem. */
   areas: ProfileEntry[];
+  /**
+   * The same, with Node's internals and native code charged to the nearest caller in a package or
+   * a gateway folder (a socket write made for undici counts as undici's): what each part costs.
+   */
+  callerAreas: ProfileEntry[];
   /** Stretches where the event loop never went idle: while they last, no new datagram is read. */
   busy: {
     thresholdMs: number;
@@ -52,16 +59,31 @@ export interface ProfileWindow {
 
 const BUSY_THRESHOLD_MS = 10;
 
+export interface SummarizeOptions {
+  /** Only the samples inside this window (e.g. the load phase, leaving start-up out). */
+  window?: ProfileWindow;
+  /** How many functions to list by self time (default 15). */
+  top?: number;
+  /**
+   * Source maps by file URL (as the profiled process registered them): a function in a file that
+   * was compiled on load (tsx) is then named by its line in the source, not in the generated code.
+   */
+  sourceMaps?: Readonly<Record<string, SourceMapPayload>>;
+}
+
 /**
- * Summarises a V8 `.cpuprofile` (from `node --cpu-prof`), optionally only the samples inside
- * `window` (e.g. the load phase, leaving start-up out): functions with the most self time, the
+ * Summarises a V8 `.cpuprofile` (from `node --cpu-prof`): functions with the most self time, the
  * same time grouped by where the code lives, and the stretches in which the event loop never idled.
  */
-export async function summarizeCpuProfile(file: string, window?: ProfileWindow, top = 15): Promise<ProfileSummary> {
+export async function summarizeCpuProfile(file: string, options: SummarizeOptions = {}): Promise<ProfileSummary> {
+  const { window, top = 15 } = options;
   const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const sourceLine = sourceLineResolver(options.sourceMaps ?? {});
   const byFunction = new Map<string, number>();
   const byArea = new Map<string, number>();
+  const byCallerArea = new Map<string, number>();
+  const callerAreaOf = callerAreaResolver(profile.nodes);
   const busyByFunction = new Map<string, number>();
   const busy = { count: 0, maxUs: 0, totalUs: 0, samplesUs: 0 };
   let stretch: { name: string; us: number }[] = [];
@@ -88,11 +110,12 @@ export async function summarizeCpuProfile(file: string, window?: ProfileWindow, 
     if (window !== undefined && (at < window.fromUs || at > window.toUs)) continue;
     const node = byId.get(profile.samples[i]!);
     if (node === undefined) continue;
-    const { functionName, url, lineNumber } = node.callFrame;
-    const name = `${functionName || '(anonymous)'} ${shortUrl(url)}${url ? `:${lineNumber + 1}` : ''}`.trim();
+    const { functionName, url } = node.callFrame;
+    const name = `${functionName || '(anonymous)'} ${shortUrl(url)}${url ? `:${sourceLine(node.callFrame)}` : ''}`.trim();
     totalUs += us;
     add(byFunction, name, us);
     add(byArea, areaOf(functionName, url), us);
+    add(byCallerArea, callerAreaOf(node), us);
     if (functionName === '(idle)') {
       idleUs += us;
       endStretch();
@@ -111,6 +134,7 @@ export async function summarizeCpuProfile(file: string, window?: ProfileWindow, 
     idlePercent: round1((idleUs / Math.max(1, totalUs)) * 100),
     functions: entries(byFunction, top, totalUs),
     areas: entries(byArea, 12, totalUs),
+    callerAreas: entries(byCallerArea, 12, totalUs),
     busy: {
       thresholdMs: BUSY_THRESHOLD_MS,
       count: busy.count,
@@ -124,6 +148,8 @@ export async function summarizeCpuProfile(file: string, window?: ProfileWindow, 
 export function formatProfileSummary(summary: ProfileSummary): string[] {
   const lines = [`CPU profile: ${summary.totalMs} ms, idle ${summary.idlePercent} %`, 'self time by area:'];
   for (const a of summary.areas) lines.push(`  ${String(a.selfPercent).padStart(5)} %  ${a.name}`);
+  lines.push('self time by area, Node internals and native code charged to their caller:');
+  for (const a of summary.callerAreas) lines.push(`  ${String(a.selfPercent).padStart(5)} %  ${a.name}`);
   lines.push('top functions by self time:');
   for (const f of summary.functions) lines.push(`  ${String(f.selfPercent).padStart(5)} %  ${f.name}`);
   const { busy } = summary;
@@ -134,6 +160,38 @@ export function formatProfileSummary(summary: ProfileSummary): string[] {
     for (const f of busy.functions) lines.push(`  ${String(f.selfPercent).padStart(5)} %  ${f.name}`);
   }
   return lines;
+}
+
+/** The area of a sample's function, or for Node's own and native code, of its nearest caller outside them. */
+function callerAreaResolver(nodes: readonly ProfileNode[]) {
+  const parentOf = new Map<number, ProfileNode>();
+  for (const node of nodes) for (const child of node.children ?? []) parentOf.set(child, node);
+  const memo = new Map<number, string>();
+  const isNodes = (area: string) => area === '(native)' || area.startsWith('node:');
+  return (node: ProfileNode): string => {
+    const known = memo.get(node.id);
+    if (known !== undefined) return known;
+    let area = areaOf(node.callFrame.functionName, node.callFrame.url);
+    for (let at = parentOf.get(node.id); isNodes(area) && at !== undefined; at = parentOf.get(at.id)) {
+      const caller = areaOf(at.callFrame.functionName, at.callFrame.url);
+      // The root and Node's start-up frames: nothing of ours called it (e.g. a socket read).
+      if (caller.startsWith('(')) break;
+      if (!isNodes(caller)) area = caller;
+    }
+    memo.set(node.id, area);
+    return area;
+  };
+}
+
+/** One-based line of a function's start, through the file's source map when there is one. */
+function sourceLineResolver(payloads: Readonly<Record<string, SourceMapPayload>>) {
+  const maps = new Map<string, SourceMap | undefined>();
+  return ({ url, lineNumber, columnNumber }: ProfileNode['callFrame']): number => {
+    if (!maps.has(url)) maps.set(url, payloads[url] === undefined ? undefined : new SourceMap(payloads[url]));
+    const entry = maps.get(url)?.findEntry(lineNumber, columnNumber);
+    // findEntry answers {} when no mapping covers the position.
+    return entry !== undefined && 'originalLine' in entry ? entry.originalLine + 1 : lineNumber + 1;
+  };
 }
 
 function add(map: Map<string, number>, key: string, us: number): void {
