@@ -80,7 +80,9 @@ export async function startGatewayProcess(options: {
     ...(options.traceGc === true ? ['--trace-gc'] : []),
   ];
   const gateway = await spawnGateway(['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', options.backendUrl,
-    '--state', options.stateDir, ...(options.args ?? [])], logFile, nodeArgs);
+    '--state', options.stateDir, ...(options.args ?? [])], logFile, nodeArgs,
+    // A profile maps functions to their TypeScript files through tsx's source maps.
+    options.profileDir !== undefined ? { GATEWAY_LOADER: 'tsx' } : {});
   return {
     process: gateway.process,
     pid: gateway.process.pid!,

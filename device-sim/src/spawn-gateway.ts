@@ -26,9 +26,12 @@ export interface RunningGateway {
  * load generator here pays nothing for the gateway's log lines; its few stderr lines are copied
  * there too. `nodeArgs` go to node itself (e.g. --cpu-prof).
  */
-export async function spawnGateway(args: readonly string[], logFile: string, nodeArgs: readonly string[] = []): Promise<RunningGateway> {
+export async function spawnGateway(
+  args: readonly string[], logFile: string, nodeArgs: readonly string[] = [], env: Readonly<Record<string, string>> = {},
+): Promise<RunningGateway> {
   const out = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeArgs, GATEWAY_BIN, 'serve', ...args], { stdio: ['ignore', out, 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, GATEWAY_BIN, 'serve', ...args],
+    { stdio: ['ignore', out, 'pipe'], env: { ...process.env, ...env } });
   closeSync(out);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {

@@ -58,6 +58,14 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     maxPayloadBytes: config.coap.maxPayloadBytes,
   });
 
+  // prom-client hashes the labels on every inc(); routes and codes are few, so keep each child.
+  const requestCounters = new Map<string, ReturnType<typeof metrics.requests.labels>>();
+  const requestCounter = (route: string, code: string) => {
+    const key = `${route} ${code}`;
+    let counter = requestCounters.get(key);
+    if (counter === undefined) requestCounters.set(key, (counter = metrics.requests.labels({ route, code })));
+    return counter;
+  };
   let server: CoapServer | undefined;
   let admin: AdminServer | undefined;
   const stoppers: (() => void)[] = [];
@@ -78,7 +86,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
       server = await buildCoapServer({
         ...config.coap, handler, logger, nowMs,
         observer: {
-          answered: (context, code) => metrics.requests.inc({ route: context.route ?? 'unmatched', code }),
+          answered: (context, code) => requestCounter(context.route ?? 'unmatched', code).inc(),
           dropped: (reason) => metrics.datagramsDropped.inc({ reason }),
           retransmitted: () => metrics.retransmissions.inc(),
           resetReceived: () => metrics.resetsReceived.inc(),

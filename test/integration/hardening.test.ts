@@ -75,6 +75,23 @@ t.test('removing a device and adding it again does not bring its old tokens back
   t.equal((await device.send({ path: '/config', token: renewed.tokens!.accessToken })).code, '2.05', 'new tokens work');
 });
 
+t.test('a backend answer over 1 MB is cut off as it arrives: 5.02', async (t) => {
+  const h = await startHarness(t);
+  h.backend.setHandler((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.end(Buffer.alloc(1024 * 1024 + 1));
+  });
+  const secret = await h.provision('sensor-1');
+  const device = await h.device();
+  const { tokens } = await device.login('sensor-1', secret);
+  const answer = await device.send({ path: '/config', token: tokens!.accessToken });
+  t.equal(answer.code, '5.02');
+  t.equal(wireCode(answer.payload), WireError.badGateway);
+  t.ok(h.logs.some((l) => String(l.reason).includes('larger than 1048576 bytes')), 'the log says why');
+  h.backend.setHandler((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  await h.assertStillServes(t);
+});
+
 t.test('a backend trickling its answer is cut off at the timeout: 5.04', async (t) => {
   const h = await startHarness(t, { config: { backendTimeoutMs: 300 } });
   let stopped = false;

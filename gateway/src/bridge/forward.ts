@@ -5,6 +5,7 @@ import type { CoapRequest, CoapResponse, RequestContext } from '../messages.ts';
 import { checkAnswerFormat, negotiate, requestBody, responseBody } from './body-mapping.ts';
 import { coapEtagFor } from './etag.ts';
 import { locationOptionsFor } from './location.ts';
+import { exchange, type HttpAnswer } from './http-exchange.ts';
 import { fillTemplate, type RouteMatch } from './router.ts';
 import { cacheControlToMaxAge, coapCodeFor, retryAfterToMaxAge } from './status-map.ts';
 
@@ -65,19 +66,15 @@ export function buildBridge(options: BridgeOptions): Bridge {
       };
       if (contentType !== undefined) headers['content-type'] = contentType;
 
-      let response;
+      let response: HttpAnswer;
       try {
-        response = await pool.request({ method: request.method as 'GET', path, headers, body });
+        response = await exchange(pool, { method: request.method as 'GET', path, headers, body },
+          maxResponseBytes, performance.now() + options.timeoutMs);
       } catch (err) {
         throw backendFailure(err);
       }
       context.backendStatus = response.statusCode;
-      let raw: Buffer;
-      try {
-        raw = await readLimited(response.body, maxResponseBytes, performance.now() + options.timeoutMs);
-      } catch (err) {
-        throw backendFailure(err);
-      }
+      const raw = response.body;
       const answer: CoapResponse = { code: coapCodeFor(response.statusCode, request.method) };
       const nowMs = options.nowMs();
       const maxAge = answer.code === '4.29' || answer.code === '5.03'
@@ -117,22 +114,6 @@ function backendFailure(err: unknown): BridgeError {
     return new BridgeError('GW_ERR_BACKEND_TIMEOUT', `backend did not answer in time (${code})`, { cause: err });
   }
   return new BridgeError('GW_ERR_BACKEND_UNREACHABLE', `backend unreachable (${code || (err as Error).message})`, { cause: err });
-}
-
-/**
- * bodyTimeout bounds each gap between chunks; the deadline, checked per chunk, bounds the whole
- * body, so a backend trickling bytes cannot hold a request open (and costs no timer per request).
- */
-async function readLimited(body: AsyncIterable<Buffer>, limit: number, deadlineMs: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (total > limit) throw new BridgeError('GW_ERR_BACKEND_BAD_RESPONSE', `backend answer larger than ${limit} bytes`);
-    if (performance.now() > deadlineMs) throw new BridgeError('GW_ERR_BACKEND_TIMEOUT', 'backend answer took longer than the timeout');
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }
 
 function header(value: string | string[] | undefined): string | undefined {
