@@ -4,7 +4,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Keystore, createTokenIssuer, generateSecret, hashSecret } from '../../gateway/src/auth/index.ts';
+import { Keystore, createTokenIssuer, generateSecret, hashSecret, newRecordId, recordIdOf } from '../../gateway/src/auth/index.ts';
 import { DEFAULTS } from '../../gateway/src/config/index.ts';
 import { buildFileStore } from '../../gateway/src/store/index.ts';
 import type { DeviceCredentials } from '../src/devices-file.ts';
@@ -67,7 +67,7 @@ export async function gatewayLikeToken(sub: string): Promise<string> {
     const keystore = await Keystore.open({ dir: dir.path, signingAlg: DEFAULTS.signingAlg, maxTokenLifetimeSec: 3600, nowMs: Date.now }, true);
     const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
       ttlSec: DEFAULTS.tokenTtlSec, refreshTtlSec: DEFAULTS.refreshTtlSec, nowMs: Date.now });
-    return (await issuer.issue(sub, ['telemetry:write'])).accessToken;
+    return (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: newRecordId() })).accessToken;
   } finally {
     await dir.remove();
   }
@@ -90,7 +90,8 @@ export async function tokenFixture(): Promise<{
   await store.addDevices(ids.map((id) => ({ id, secretHash: hashSecret(generateSecret()), scopes: ['telemetry:write'], createdAt })));
   const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
     ttlSec: DEFAULTS.tokenTtlSec, refreshTtlSec: DEFAULTS.refreshTtlSec, nowMs: Date.now });
-  const issue = async (sub: string) => (await issuer.issue(sub, ['telemetry:write'])).accessToken;
+  const issue = async (sub: string) =>
+    (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: recordIdOf(store.getDevice(sub)!) })).accessToken;
   return { token: await issue(ids[0]!), keystore, store, issue, remove: dir.remove };
 }
 

@@ -3,7 +3,8 @@ import { ACCESS_TOKEN_TYP, type TokenVerifier, type VerifiedToken, createAuthRes
 import { checkRequestContentFormat, type Bridge, type RouteMatch, type Router } from './bridge/index.ts';
 import type { RouteConfig } from './config/index.ts';
 import { AuthError, RequestError } from './errors.ts';
-import type { CoapRequest, RequestContext, RequestHandler } from './messages.ts';
+import { cut } from './log/index.ts';
+import type { CoapRequest, CoapResponse, RequestContext, RequestHandler } from './messages.ts';
 import { createWellKnownCore } from './well-known-core.ts';
 import { ContentFormat, Paths } from './wire/index.ts';
 
@@ -15,6 +16,12 @@ export interface PipelineParts {
   bridge: Bridge;
   maxPayloadBytes: number;
   metrics: Metrics;
+}
+
+/** Tokens are only issued to a device that proved who it is: its answer may outgrow the request. */
+function proved(response: CoapResponse, context: RequestContext): CoapResponse {
+  context.authenticated = true;
+  return response;
 }
 
 /** Login bodies are a device id and a secret or an assertion: a few hundred bytes. */
@@ -32,7 +39,7 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
   const backendTimers = new Map(parts.routes.map((route) => [route.path, metrics.backendLatency.labels({ route: route.path })]));
   const backendTimer = (route: string) => backendTimers.get(route) ?? metrics.backendLatency.labels({ route });
   const onlyMethod = (method: string, request: CoapRequest) => {
-    if (request.method !== method) throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${request.path}`);
+    if (request.method !== method) throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${cut(request.path)}`);
   };
   const checkSize = (bytes: number | undefined, max: number) => {
     if (bytes !== undefined && bytes > max) {
@@ -70,9 +77,10 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
     const match = router.match(request.segments);
     if (match !== undefined) context.route = match.route.path;
     if (request.accessToken === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option');
-    const token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP);
+    const token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP, true, { address: request.peer.address });
     context.deviceId = token.sub;
-    if (match === undefined) throw new RequestError('GW_ERR_NOT_FOUND', `no route for ${request.path}`);
+    context.authenticated = true;
+    if (match === undefined) throw new RequestError('GW_ERR_NOT_FOUND', `no route for ${cut(request.path)}`);
     if (!match.route.methods.includes(request.method as never)) {
       throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} not allowed on ${match.route.path}`);
     }
@@ -103,10 +111,10 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
       switch (ownResource(request, context)) {
         case Paths.auth:
           checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
-          return auth.login(request, context);
+          return proved(await auth.login(request, context), context);
         case Paths.refresh:
           checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
-          return auth.refresh(request, context);
+          return proved(await auth.refresh(request, context), context);
         case Paths.wellKnownCore:
           return { code: '2.05', contentFormat: ContentFormat.linkFormat, payload: wellKnownCore(request.query) };
         default:

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { Test } from 'tap';
 import { DeviceClient } from '../../device-sim/src/device-client.ts';
-import { generateSecret, hashSecret } from '../../gateway/src/auth/index.ts';
+import { generateSecret, hashSecret, newRecordId } from '../../gateway/src/auth/index.ts';
 import { loadConfig, type ConfigInput } from '../../gateway/src/config/index.ts';
 import { buildGateway, type Gateway } from '../../gateway/src/gateway.ts';
 import { REDACT_PATHS } from '../../gateway/src/log/index.ts';
@@ -62,7 +62,9 @@ export async function startHarness(t: Test, options: HarnessOptions = {}): Promi
     gateway, port, backend, stateDir, logs, clock,
     async provision(id, scopes = ['telemetry:write', 'config:read']) {
       const secret = generateSecret();
-      await gateway.store.addDevices([{ id, secretHash: hashSecret(secret), scopes, createdAt: new Date(clock.nowMs()).toISOString() }]);
+      await gateway.store.addDevices([{
+        id, secretHash: hashSecret(secret), scopes, createdAt: new Date(clock.nowMs()).toISOString(), recordId: newRecordId(),
+      }]);
       return secret;
     },
     async device() {

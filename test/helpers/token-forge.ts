@@ -18,7 +18,11 @@ export interface ForgeHeader {
 
 const b64url = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-/** The claims the gateway writes for `sub` at `nowMs`: iss, aud, sub, iat, exp, jti, scope. */
+/**
+ * The claims the gateway wrote for `sub` at `nowMs` before tokens were bound to records: iss, aud,
+ * sub, iat, exp, jti, scope. Still accepted, bound to the record's creation second; `boundClaims`
+ * adds what the gateway writes now (`rid`, `fam`).
+ */
 export function accessClaims(sub: string, nowMs: number, scope = 'telemetry:write config:read', ttlSec = 3600): ForgeClaims {
   const iat = Math.floor(nowMs / 1000);
   return {
@@ -83,4 +87,31 @@ function splitToken(token: string): [string, string, string] {
   const parts = token.split('.');
   if (parts.length !== 3) throw new TypeError(`not a JWS compact serialization: ${parts.length} parts`);
   return parts as [string, string, string];
+}
+
+/** Claims bound to a device record, as the gateway now issues them: `rid` (and a family, `fam`). */
+export function boundClaims(sub: string, rid: string, nowMs: number, changes: ForgeClaims = {}): ForgeClaims {
+  return { ...accessClaims(sub, nowMs), rid, fam: randomBytes(12).toString('base64url'), ...changes };
+}
+
+/** The same header and claims under 64 random bytes: what a signature flood sends, one forgery each. */
+export function randomSignature(token: string): string {
+  const [header, payload] = splitToken(token);
+  return `${header}.${payload}.${randomBytes(64).toString('base64url')}`;
+}
+
+/**
+ * Another spelling of the same bytes: the last character of a part with its unused low bits set
+ * (RFC 4648 section 3.5 says they are zero). Base64url decoders ignore them, so the part decodes
+ * to the very same bytes. Throws for a part whose length leaves no unused bits.
+ */
+export function nonCanonical(token: string, part: 0 | 1 | 2): string {
+  const parts = splitToken(token);
+  const text = parts[part];
+  const unusedBits = text.length % 4 === 2 ? 4 : text.length % 4 === 3 ? 2 : 0;
+  if (unusedBits === 0) throw new TypeError(`part ${part} (${text.length} chars) has no unused bits`);
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  const last = alphabet.indexOf(text.at(-1)!);
+  parts[part] = text.slice(0, -1) + alphabet[last | 1]!;
+  return parts.join('.');
 }

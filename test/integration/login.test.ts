@@ -18,7 +18,8 @@ t.test('login: a provisioned device gets an ES256 access token, a refresh token 
   t.equal(header.alg, 'ES256');
   t.equal(header.kid, h.gateway.keystore.signingKey().kid);
   const claims = decodeJwt(tokens!.accessToken);
-  t.same(Object.keys(claims).sort(), ['aud', 'exp', 'iat', 'iss', 'jti', 'scope', 'sub']);
+  // rid binds the token to the device record, fam to its refresh-token family (issue 8).
+  t.same(Object.keys(claims).sort(), ['aud', 'exp', 'fam', 'iat', 'iss', 'jti', 'rid', 'scope', 'sub']);
   t.equal(claims.sub, 'sensor-1');
   t.equal(claims.scope, 'telemetry:write');
   t.equal(claims.exp! - claims.iat!, 3600);

@@ -216,10 +216,13 @@ t.test('refresh: new tokens once per refresh token', async (t) => {
   t.equal(next.expiresInSec, TTL_SEC);
   t.equal((await device.send(config(next.accessToken))).code, '2.05', 'the new access token works');
   t.equal(h.backend.requests.at(-1)?.headers.authorization, `Bearer ${next.accessToken}`);
+  const third = await device.refresh(next.refreshToken);
+  t.equal(third.answer.code, '2.01', 'the rotated refresh token works once');
+  t.equal((await device.refresh(next.refreshToken)).answer.code, '4.01', 'and only once');
+  // RFC 9700 section 4.14.2: that reuse revoked the family, the successor it had issued included.
+  t.equal((await device.refresh(third.tokens!.refreshToken)).answer.code, '4.01', 'the family is revoked');
   await expectRefused(t, h, device, { method: 'POST', path: '/auth/refresh', body: new Map([[5, tokens.refreshToken]]) },
     invalid, 'the used refresh token again');
-  t.equal((await device.refresh(next.refreshToken)).answer.code, '2.01', 'the rotated refresh token works once');
-  t.equal((await device.refresh(next.refreshToken)).answer.code, '4.01', 'and only once');
 });
 
 t.test('logs: one line per request with id, device, route, code, latency; no token or secret anywhere', async (t) => {

@@ -1,4 +1,4 @@
-import { DEVICE_ID_PATTERN, SCOPE_PATTERN, generateSecret, hashSecret } from '../auth/index.ts';
+import { DEVICE_ID_PATTERN, SCOPE_PATTERN, generateSecret, hashSecret, newRecordId } from '../auth/index.ts';
 import { AdminError } from '../errors.ts';
 import type { DeviceRecord, Store } from '../store/index.ts';
 
@@ -14,7 +14,9 @@ export async function provisionDevices(store: Store, ids: readonly string[], sco
   const cleanScopes = validScopes(scopes);
   const createdAt = new Date().toISOString();
   const devices = ids.map((id) => ({ id: validDeviceId(id), secret: generateSecret() }));
-  const records: DeviceRecord[] = devices.map((d) => ({ id: d.id, secretHash: hashSecret(d.secret), scopes: cleanScopes, createdAt }));
+  const records: DeviceRecord[] = devices.map((d) => ({
+    id: d.id, secretHash: hashSecret(d.secret), scopes: cleanScopes, createdAt, recordId: newRecordId(),
+  }));
   await store.addDevices(records);
   return devices.map((d) => ({ id: d.id, secret: d.secret.toString('hex'), scopes: cleanScopes }));
 }

@@ -1,12 +1,17 @@
 import type { CoapRequest, CoapResponse, RequestContext } from '../messages.ts';
 import { AuthError, RequestError } from '../errors.ts';
-import type { Store } from '../store/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { DeviceRecord, Store } from '../store/index.ts';
 import { AuthRequestKey, AuthResponseKey, ContentFormat, decodeCbor, encodeCbor } from '../wire/index.ts';
 import { DEVICE_ID_PATTERN, secretMatches } from './credentials.ts';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type IssuedTokens, type TokenIssuer } from './issue-tokens.ts';
 import type { LoginLimiter } from './login-limiter.ts';
+import { recordIdOf } from './record-id.ts';
+import { createRefreshFamilies, type RefreshFamilies } from './refresh-families.ts';
 import type { TokenVerifier } from './verify-token.ts';
 
+export type LoginOutcome =
+  'ok' | 'bad_credentials' | 'bad_request' | 'rate_limited' | 'refreshed' | 'refresh_rejected' | 'refresh_reused';
 
 export interface AuthResourceOptions {
   store: Store;
@@ -15,21 +20,42 @@ export interface AuthResourceOptions {
   limiter: LoginLimiter;
   /** The verifier accepts a refresh token until exp + leeway: it must stay spent that long. */
   leewaySec: number;
-  onLogin?: (outcome: 'ok' | 'bad_credentials' | 'bad_request' | 'rate_limited' | 'refreshed' | 'refresh_rejected') => void;
+  /**
+   * Revoked refresh-token families. Share it with the verifier (its `isRevoked`) so that a
+   * family's access tokens stop too; without one, only its refresh tokens are refused.
+   */
+  families?: RefreshFamilies;
+  /** The refresh token lifetime now; a revocation lasts at least this long past the reuse. */
+  refreshTtlSec?: number;
+  nowMs?: () => number;
+  logger?: Logger;
+  onLogin?: (outcome: LoginOutcome) => void;
+  /** A refresh token was presented again and its family revoked (metrics). */
+  onFamilyRevoked?: () => void;
+}
+
+export interface AuthResource {
+  /** `POST /auth`: a device id and its secret; a new token pair in a new refresh-token family. */
+  login(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
+  /** `POST /auth/refresh`: a refresh token, once; the next pair of its family. */
+  refresh(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
 }
 
 /** `POST /auth` and `POST /auth/refresh`: CBOR in, CBOR tokens out (DESIGN.md wire contract). */
-export function createAuthResource(options: AuthResourceOptions) {
-  const { store, issuer, verifyToken, limiter } = options;
+export function createAuthResource(options: AuthResourceOptions): AuthResource {
+  const { store, issuer, verifyToken, limiter, leewaySec } = options;
+  const nowMs = options.nowMs ?? Date.now;
+  const families = options.families ?? createRefreshFamilies({ nowMs });
   const count = options.onLogin ?? (() => undefined);
-  const issue = async (deviceId: string, scopes: readonly string[]): Promise<CoapResponse> => {
-    const tokens = await issuer.issue(deviceId, scopes);
+  const familyRevoked = options.onFamilyRevoked ?? (() => undefined);
+  const issue = async (device: DeviceRecord, family?: string): Promise<CoapResponse> => {
+    const tokens = await issuer.issue({ id: device.id, scopes: device.scopes, recordId: recordIdOf(device) }, family);
     verifyToken.remember(tokens.accessToken, ACCESS_TOKEN_TYP, tokens.accessClaims);
     return tokensResponse(tokens);
   };
 
   return {
-    async login(request: CoapRequest, context: RequestContext): Promise<CoapResponse> {
+    async login(request, context) {
       let body: Map<unknown, unknown>;
       try {
         body = decodeMap(request);
@@ -53,9 +79,7 @@ export function createAuthResource(options: AuthResourceOptions) {
       if (!secretMatches(secret, device?.secretHash) || device === undefined) {
         // The limit applies to failures only: a right secret always gets in, so nobody can lock
         // a device out by sending wrong secrets in its name (secrets are 256 bits: no guessing).
-        const limitKeys = [`device:${deviceId}`, `peer:${request.peer.address}`];
-        const retryAfterSec = limiter.retryAfterSec(limitKeys);
-        limiter.recordFailure(limitKeys);
+        const retryAfterSec = await limiter.recordFailure(deviceId, request.peer.address);
         if (retryAfterSec !== undefined) {
           count('rate_limited');
           throw new AuthError('GW_ERR_TOO_MANY_REQUESTS', 'too many failed logins', { maxAgeSec: retryAfterSec });
@@ -64,10 +88,11 @@ export function createAuthResource(options: AuthResourceOptions) {
         throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', device === undefined ? 'unknown device' : 'wrong secret');
       }
       count('ok');
-      return issue(device.id, device.scopes);
+      // A login starts a new family (RFC 9700 section 4.14.2).
+      return issue(device);
     },
 
-    async refresh(request: CoapRequest, context: RequestContext): Promise<CoapResponse> {
+    async refresh(request, context) {
       const body = decodeMap(request);
       const refreshToken = body.get(AuthRequestKey.refreshToken);
       if (typeof refreshToken !== 'string') {
@@ -75,20 +100,44 @@ export function createAuthResource(options: AuthResourceOptions) {
       }
       let claims;
       try {
-        claims = await verifyToken(refreshToken, REFRESH_TOKEN_TYP, false);
+        // One use each, so never cached; forged ones count against their source's budget.
+        claims = await verifyToken(refreshToken, REFRESH_TOKEN_TYP, false, { address: request.peer.address });
       } catch (err) {
         count('refresh_rejected');
         throw err;
       }
       context.deviceId = claims.sub;
-      // Refresh tokens rotate: each one can be used once, so a stolen copy is only good once.
-      if (!(await store.consumeOnce(`refresh:${claims.jti}`, claims.exp + options.leewaySec))) {
+      // The verifier asks `families` too once it is given as its `isRevoked`; asking here keeps
+      // the refresh side right whatever verifier this resource is given.
+      if (families.isRevoked(claims)) {
         count('refresh_rejected');
-        throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token already used');
+        throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token of a revoked family');
       }
-      const device = store.getDevice(claims.sub)!;
+      // Refresh tokens rotate: each one can be used once (RFC 9700 section 4.14.2).
+      if (!(await store.consumeOnce(`refresh:${claims.jti}`, claims.exp + leewaySec))) {
+        count('refresh_reused');
+        if (claims.fam === undefined) {
+          // Issued before families: nothing names its successors, so only this copy is refused.
+          options.logger?.warn({ deviceId: claims.sub }, 'refresh token used twice (possible theft); it names no family to revoke');
+          throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token already used');
+        }
+        // The device or a thief holds a copy, and either may hold the successor: revoke it all
+        // until the last refresh token the family can hold has stopped verifying.
+        const lifetimeSec = Math.max(claims.exp - claims.iat, options.refreshTtlSec ?? 0);
+        families.revoke({ family: claims.fam, deviceId: claims.sub, untilSec: Math.ceil(nowMs() / 1000) + lifetimeSec + leewaySec });
+        familyRevoked();
+        options.logger?.warn({ deviceId: claims.sub, family: claims.fam },
+          'refresh token used twice: its family is revoked (possible theft)');
+        throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token already used: family revoked');
+      }
+      const device = store.getDevice(claims.sub);
+      if (device === undefined) {
+        count('refresh_rejected');
+        throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'device removed while refreshing');
+      }
       count('refreshed');
-      return issue(device.id, device.scopes);
+      // A refresh token from before families starts one; every other refresh continues its own.
+      return issue(device, claims.fam);
     },
   };
 }

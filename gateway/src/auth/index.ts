@@ -1,6 +1,13 @@
-export { createAuthResource } from './auth-resource.ts';
+export { createAuthResource, type AuthResource, type AuthResourceOptions, type LoginOutcome } from './auth-resource.ts';
 export { Keystore, type KeyMetadata, type KeyState } from './keystore.ts';
 export { createTokenIssuer, ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type TokenIssuer } from './issue-tokens.ts';
 export { createTokenVerifier, type TokenVerifier, type VerifiedToken } from './verify-token.ts';
-export { createLoginLimiter } from './login-limiter.ts';
+export { type TokenSource, type TokenVerifierOptions, type VerifyOutcome } from './verify-token.ts';
+export { type IssuedTokens, type TokenSubject } from './issue-tokens.ts';
+export { newRecordId, recordIdOf } from './record-id.ts';
+export { createVerificationBudget, type BudgetKind, type VerificationBudget } from './verification-budget.ts';
+export { isCanonicalBase64url, MAX_TOKEN_CHARS } from './decode-token.ts';
+export { createLoginLimiter, type LoginLimiter, type LoginLimiterOptions } from './login-limiter.ts';
+export { createRefreshFamilies, type RefreshFamilies, type RefreshFamiliesOptions } from './refresh-families.ts';
+export { sourceKey } from './source-key.ts';
 export { generateSecret, hashSecret, DEVICE_ID_PATTERN, SCOPE_PATTERN } from './credentials.ts';

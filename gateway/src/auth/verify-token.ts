@@ -1,8 +1,12 @@
-import { hash } from 'node:crypto';
+import { hash, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify, type JWTPayload } from 'jose';
+import { DEFAULTS } from '../config/index.ts';
 import { AuthError } from '../errors.ts';
 import type { Store } from '../store/index.ts';
+import { decodeJws, echo, splitCompactJws, type JwsParts } from './decode-token.ts';
 import type { Keystore } from './keystore.ts';
+import { recordIdOf } from './record-id.ts';
+import { createVerificationBudget, type BudgetKind } from './verification-budget.ts';
 
 export interface VerifiedToken {
   sub: string;
@@ -12,9 +16,24 @@ export interface VerifiedToken {
   jti: string;
   exp: number;
   kid: string;
+  /** The device record it was issued to; '' for a token from before records had ids. */
+  rid: string;
+  /** Its refresh-token family; undefined for a token from before families. */
+  fam: string | undefined;
 }
 
-export type VerifyOutcome = 'ok' | 'cache_hit' | 'expired' | 'invalid';
+/**
+ * What became of one verification. `rejected_early`: refused before any signature work (size,
+ * shape, encoding, header, claims, device); `invalid`: refused by or after the signature check,
+ * or a cached token revoked since; `rate_limited`: its source or device spent its budget of
+ * failed signature checks.
+ */
+export type VerifyOutcome = 'ok' | 'cache_hit' | 'expired' | 'invalid' | 'rejected_early' | 'rate_limited';
+
+/** Where a token came from, for the per-source budget. */
+export interface TokenSource {
+  address: string;
+}
 
 export interface TokenVerifierOptions {
   keystore: Keystore;
@@ -26,69 +45,142 @@ export interface TokenVerifierOptions {
   /** Verified access tokens remembered by hash; 0 turns the cache off. */
   cacheEntries?: number;
   onOutcome?: (outcome: VerifyOutcome) => void;
+  /** Asked on every cache hit and after every signature check: a revocation holds from the next request. */
+  isRevoked?: (token: VerifiedToken) => boolean;
+  /** Failed signature checks per source address and per claimed device a minute; then 4.29. */
+  forgedTokensPerMinute?: number;
+  /** A token was refused unchecked because its source's or its device's budget was spent (metrics). */
+  onBudgetExceeded?: (kind: BudgetKind) => void;
+  /** The budget forgot a source's failures because its table was full (metrics). */
+  onBudgetEvicted?: () => void;
 }
 
+export interface TokenVerifier {
+  /**
+   * Verifies `token` as a `typ` token. `cacheable`: remember it and answer from memory next time
+   * (false for one-use tokens). `source`: the peer it came from, counted against its budget.
+   */
+  (token: string, typ: string, cacheable?: boolean, source?: TokenSource): Promise<VerifiedToken>;
+  /**
+   * Remembers a token this gateway has just signed, so a device's first request after login
+   * costs no signature check, and is never refused for someone else's flood of forgeries in
+   * its name. Hits re-check expiry, key, device record and revocation like any other.
+   */
+  remember(token: string, typ: string, verified: VerifiedToken): void;
+}
+
+/** What the checks before the signature found: the key to check it with, and who it names. */
+interface Prechecked {
+  key: { alg: string; publicKey: KeyObject };
+  sub: string;
+}
+
+const REQUIRED_CLAIMS = ['sub', 'exp', 'iat', 'jti'];
+/** Both of our algorithms (ES256 in IEEE P1363 form, Ed25519) have 64-byte signatures. */
+const SIGNATURE_BYTES = 64;
+
 /**
- * Verifies a gateway-issued token: signature by a key of the keystore (by `kid`), algorithm
- * from the keystore's allow-list (asymmetric only: never `none`, never HS*), `typ`, issuer,
- * audience, exp and nbf with the clock-skew leeway, and that the device is still provisioned.
- * Every failure is an AuthError; jose's reason goes to the log only.
- *
- * A verified token is remembered by its SHA-256 until it expires. A hit re-checks what can
- * change meanwhile (expiry with leeway, its key still verifying, its device still provisioned),
- * so a key retirement or a device removal takes effect on the next request.
+ * Verifies a gateway-issued token, cheapest checks first, so that a forgery costs a signature
+ * check only when nothing cheaper refuses it:
+ * 1. size, three parts, canonical base64url (before the cache: one token, one spelling);
+ * 2. the verified-token cache (a hit re-checks what can change: expiry, key, device record,
+ *    revocation), so a device's cached token never waits behind anything below;
+ * 3. header (alg on the keystore's allow-list, a kid it knows, typ), claims (iss, aud, exp, nbf,
+ *    iat with the leeway; iat not in the future) and the device record the token is bound to;
+ * 4. the budget of failed signature checks of the source and of the device it names: past it,
+ *    4.29 with Max-Age and no signature check;
+ * 5. the signature, by jose, which checks the claims again.
+ * Every failure is an AuthError whose message (for the log only) carries no token material and
+ * at most 64 characters of anything the sender chose.
  */
-export function createTokenVerifier(options: TokenVerifierOptions) {
+export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const { keystore, store, issuer, audience, leewaySec, nowMs } = options;
   const cacheEntries = options.cacheEntries ?? 100_000;
   const cache = new Map<string, VerifiedToken>();
   const outcome = options.onOutcome ?? (() => undefined);
+  const isRevoked = options.isRevoked ?? (() => false);
+  const onBudgetExceeded = options.onBudgetExceeded ?? (() => undefined);
+  const budget = createVerificationBudget({
+    failuresPerMinute: options.forgedTokensPerMinute ?? DEFAULTS.forgedTokensPerMinute, nowMs, onEvicted: options.onBudgetEvicted,
+  });
+  const invalid = (message: string) => new AuthError('GW_ERR_AUTH_TOKEN_INVALID', message);
 
-  // A token is only good for the device record it was issued to: removing a device and adding
-  // it again (the answer to a compromised device) must not bring its old tokens back. `iat` has
-  // whole seconds, so only a token issued in the very second of the re-provisioning survives.
-  const issuedToCurrentDevice = (sub: string, iat: number): boolean => {
+  /**
+   * Tokens are good only for the device record they were issued to (`rid`), so removing a
+   * device and adding it again (the answer to a compromise) refuses its old tokens, even
+   * within the same second. A token from before `rid` existed is bound as it was then: to
+   * the record's creation second.
+   */
+  const bindingProblem = (sub: string, rid: string, iat: number): string | undefined => {
     const device = store.getDevice(sub);
-    return device !== undefined && iat >= Math.floor(Date.parse(device.createdAt) / 1000);
+    if (device === undefined) return `device ${echo(sub)} is not provisioned`;
+    const bound = rid === '' ? iat >= Math.floor(Date.parse(device.createdAt) / 1000) : rid === recordIdOf(device);
+    return bound ? undefined : `token of an earlier record of device ${echo(sub)}`;
   };
   const stillValid = (token: VerifiedToken): boolean =>
     token.exp + leewaySec > nowMs() / 1000
     && keystore.verificationKey(token.kid) !== undefined
-    && issuedToCurrentDevice(token.sub, token.iat);
+    && bindingProblem(token.sub, token.rid, token.iat) === undefined;
 
-  const verifySignature = async (token: string, typ: string): Promise<VerifiedToken> => {
+  const precheck = async (parts: JwsParts, typ: string): Promise<Prechecked> => {
+    const { header, claims, signatureBytes } = decodeJws(parts);
+    if (typeof header.alg !== 'string' || !keystore.algorithms().includes(header.alg as never)) {
+      throw invalid(`alg ${echo(header.alg)} is not allowed`);
+    }
+    if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== normalizeTyp(typ)) {
+      throw invalid(`typ ${echo(header.typ)}, expected "${typ}"`);
+    }
+    if (signatureBytes !== SIGNATURE_BYTES) throw invalid(`signature of ${signatureBytes} bytes, expected ${SIGNATURE_BYTES}`);
+    for (const claim of REQUIRED_CLAIMS) if (!Object.hasOwn(claims, claim)) throw invalid(`no ${claim} claim`);
+    const { sub, iat, exp, nbf, rid } = claims;
+    if (typeof sub !== 'string' || typeof claims.jti !== 'string') throw invalid('sub and jti must be strings');
+    if (typeof iat !== 'number' || typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) {
+      throw invalid('iat, exp and nbf must be numbers');
+    }
+    if (rid !== undefined && typeof rid !== 'string') throw invalid('rid must be a string');
+    if (claims.iss !== issuer) throw invalid(`iss ${echo(claims.iss)}`);
+    if (!(claims.aud === audience || (Array.isArray(claims.aud) && claims.aud.includes(audience)))) throw invalid('aud is not ours');
+    // The same arithmetic as jose's (whole seconds), so both agree on every token.
+    const nowSec = Math.floor(nowMs() / 1000);
+    if (exp <= nowSec - leewaySec) throw new AuthError('GW_ERR_AUTH_TOKEN_EXPIRED', 'token expired');
+    if (nbf !== undefined && nbf > nowSec + leewaySec) throw invalid(`nbf ${nbf} is more than ${leewaySec} s ahead`);
+    // jose checks iat only against a maximum age; a token from the future is no token of ours.
+    if (iat > nowSec + leewaySec) throw invalid(`iat ${iat} is more than ${leewaySec} s ahead`);
+    const problem = bindingProblem(sub, rid ?? '', iat);
+    if (problem !== undefined) throw invalid(problem);
+    // Last, as the only check that may read files: an unknown kid reloads the keystore, at most
+    // once a second for all callers together.
+    const kid = typeof header.kid === 'string' ? header.kid : undefined;
+    const key = keystore.verificationKey(kid) ?? (await keystore.reloadForUnknownKid(kid));
+    if (key === undefined || key.alg !== header.alg) throw invalid(`no verifying key for kid ${echo(header.kid)} and alg ${echo(header.alg)}`);
+    return { key, sub };
+  };
+
+  const verifySignature = async (token: string, typ: string, key: Prechecked['key'], settle: (signatureFailed: boolean) => void)
+    : Promise<VerifiedToken> => {
     let payload: JWTPayload;
-    let kid: string | undefined;
+    let kid: string;
     try {
-      const result = await jwtVerify(token, async (header) => {
-        const key = keystore.verificationKey(header.kid) ?? (await keystore.reloadForUnknownKid(header.kid));
-        if (key === undefined || key.alg !== header.alg) {
-          throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `no verifying key for kid ${JSON.stringify(header.kid)}`);
-        }
-        return key.publicKey;
-      }, {
-        issuer,
-        audience,
-        algorithms: keystore.algorithms(),
-        clockTolerance: leewaySec,
-        currentDate: new Date(nowMs()),
-        typ,
-        requiredClaims: ['sub', 'exp', 'iat', 'jti'],
+      const result = await jwtVerify(token, key.publicKey, {
+        issuer, audience, typ, algorithms: [key.alg], clockTolerance: leewaySec, currentDate: new Date(nowMs()),
+        requiredClaims: REQUIRED_CLAIMS,
       });
       payload = result.payload;
-      kid = result.protectedHeader.kid;
+      kid = result.protectedHeader.kid!;
     } catch (err) {
-      if (err instanceof AuthError) throw err;
-      if (err instanceof errors.JWTExpired) throw new AuthError('GW_ERR_AUTH_TOKEN_EXPIRED', 'token expired', { cause: err });
-      const reason = err instanceof errors.JOSEError ? `${err.code}: ${err.message}` : String(err);
-      throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `token rejected (${reason})`, { cause: err });
+      // Only a failed signature counts against the budget: anything else jose refuses cost next to nothing.
+      settle(err instanceof errors.JWSSignatureVerificationFailed);
+      if (err instanceof errors.JWTExpired) throw new AuthError('GW_ERR_AUTH_TOKEN_EXPIRED', 'token expired');
+      // By code only: some of jose's messages quote the token's header (a crit parameter name).
+      throw invalid(`token rejected (${err instanceof errors.JOSEError ? err.code : (err as Error).name})`);
     }
-    const sub = payload.sub!;
-    if (!issuedToCurrentDevice(sub, payload.iat!)) {
-      throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `device "${sub}" is not provisioned (or was provisioned again after this token)`);
-    }
+    settle(false);
     const scope = typeof payload.scope === 'string' ? payload.scope : '';
-    return { sub, iat: payload.iat!, scopes: new Set(scope.split(' ').filter(Boolean)), jti: payload.jti!, exp: payload.exp!, kid: kid ?? '' };
+    return {
+      sub: payload.sub!, iat: payload.iat!, scopes: new Set(scope.split(' ').filter(Boolean)), jti: payload.jti!,
+      exp: payload.exp!, kid, rid: typeof payload.rid === 'string' ? payload.rid : '',
+      fam: typeof payload.fam === 'string' ? payload.fam : undefined,
+    };
   };
 
   const cacheKey = (token: string, typ: string): string => hash('sha256', `${typ} ${token}`, 'base64');
@@ -96,39 +188,66 @@ export function createTokenVerifier(options: TokenVerifierOptions) {
     if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
     cache.set(key, verified);
   };
+  const refuse = (result: VerifyOutcome, err: unknown): never => {
+    outcome(result);
+    throw err;
+  };
 
-  async function verifyToken(token: string, typ: string, cacheable = true): Promise<VerifiedToken> {
+  async function verifyToken(token: string, typ: string, cacheable = true, source?: TokenSource): Promise<VerifiedToken> {
+    let parts: JwsParts;
+    try {
+      parts = splitCompactJws(token);
+    } catch (err) {
+      return refuse('rejected_early', err);
+    }
     const useCache = cacheable && cacheEntries > 0;
     const key = useCache ? cacheKey(token, typ) : '';
     if (useCache) {
       const hit = cache.get(key);
       if (hit !== undefined && stillValid(hit)) {
-        outcome('cache_hit');
-        return hit;
+        if (!isRevoked(hit)) {
+          outcome('cache_hit');
+          return hit;
+        }
+        cache.delete(key);
+        return refuse('invalid', invalid('token revoked'));
       }
       if (hit !== undefined) cache.delete(key);
     }
+    let checked: Prechecked;
+    try {
+      checked = await precheck(parts, typ);
+    } catch (err) {
+      return refuse((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'rejected_early', err);
+    }
+    const reservation = await budget.reserve(source?.address, checked.sub);
+    if (!reservation.granted) {
+      const { kind, retryAfterSec } = reservation.exceeded;
+      onBudgetExceeded(kind);
+      return refuse('rate_limited', new AuthError('GW_ERR_TOO_MANY_REQUESTS',
+        `too many failed signature checks for this ${kind}`, { maxAgeSec: retryAfterSec }));
+    }
     let verified: VerifiedToken;
     try {
-      verified = await verifySignature(token, typ);
+      verified = await verifySignature(token, typ, checked.key, reservation.settle);
     } catch (err) {
-      outcome((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'invalid');
-      throw err;
+      return refuse((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'invalid', err);
     }
+    if (isRevoked(verified)) return refuse('invalid', invalid('token revoked'));
     outcome('ok');
     if (useCache) remember(key, verified);
     return verified;
   }
 
   return Object.assign(verifyToken, {
-    /**
-     * Remembers a token this gateway has just signed, so a device's first request after login
-     * costs no signature check. Hits re-check expiry, key and device like any other.
-     */
     remember(token: string, typ: string, verified: VerifiedToken): void {
       if (cacheEntries > 0) remember(cacheKey(token, typ), verified);
     },
   });
 }
 
-export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
+/** RFC 8725 section 3.11 and jose: media types compare case-insensitively, `application/` optional. */
+function normalizeTyp(value: string): string {
+  const lower = value.toLowerCase();
+  return lower.includes('/') ? lower : `application/${lower}`;
+}

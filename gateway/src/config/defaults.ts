@@ -31,6 +31,8 @@ export const DEFAULTS = {
   /** Bytes of answers kept to serve their later Block2 blocks. */
   representationBytes: 8 * 1024 * 1024,
   loginFailuresPerMinute: 10,
+  /** Failed token signature checks per source address, and per device named, before 4.29. */
+  forgedTokensPerMinute: 20,
   adminHost: '127.0.0.1',
   adminCertFile: 'certs/out/admin-server.cert.pem',
   adminKeyFile: 'certs/out/admin-server.key.pem',

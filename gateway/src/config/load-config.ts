@@ -75,6 +75,8 @@ export function loadConfig(fileInput: ConfigInput, flagInput: ConfigInput = {}):
     auth: {
       loginFailuresPerMinute: v.int(
         'loginFailuresPerMinute', input.loginFailuresPerMinute ?? DEFAULTS.loginFailuresPerMinute, 1, 1_000_000),
+      forgedTokensPerMinute: v.int(
+        'forgedTokensPerMinute', input.forgedTokensPerMinute ?? DEFAULTS.forgedTokensPerMinute, 1, 1_000_000),
     },
     routes: v.routes('routes', input.routes ?? DEFAULT_ROUTES),
     logLevel: v.oneOf('logLevel', input.logLevel ?? DEFAULTS.logLevel, LOG_LEVELS) as LogLevel,

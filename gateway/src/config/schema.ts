@@ -52,6 +52,7 @@ export interface GatewayConfig {
   };
   auth: {
     loginFailuresPerMinute: number;
+    forgedTokensPerMinute: number;
   };
   routes: RouteConfig[];
   logLevel: LogLevel;
@@ -91,6 +92,7 @@ export interface ConfigInput {
   audience?: unknown;
   signingAlg?: unknown;
   loginFailuresPerMinute?: unknown;
+  forgedTokensPerMinute?: unknown;
   routes?: unknown;
   logLevel?: unknown;
   adminHost?: unknown;
@@ -107,4 +109,5 @@ export const CONFIG_KEYS: readonly (keyof ConfigInput)[] = [
   'backend', 'backendCa', 'backendTimeoutMs', 'backendConnections', 'state', 'tokenTtl', 'refreshTtl',
   'leeway', 'issuer', 'audience', 'signingAlg', 'loginFailuresPerMinute', 'routes', 'logLevel',
   'adminHost', 'adminPort', 'adminCert', 'adminKey', 'adminCa', 'jwksPort',
+  'forgedTokensPerMinute',
 ];

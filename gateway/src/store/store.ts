@@ -6,6 +6,12 @@ export interface DeviceRecord {
   scopes: string[];
   /** ISO 8601. */
   createdAt: string;
+  /**
+   * Random (16 bytes, base64url), made when the device is provisioned; tokens carry it as `rid`,
+   * so removing a device and adding it again refuses its old tokens. Older state files have
+   * none: such a record counts as `legacy:${createdAt}` (see `recordIdOf`).
+   */
+  recordId?: string;
 }
 
 /**
