@@ -1,15 +1,18 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
+import { createServer, type Server, type ServerOptions } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Keystore } from '../auth/index.ts';
 import { SIGNING_ALGS, type SigningAlg } from '../config/index.ts';
 import { AdminError, type AdminErrorCode } from '../errors.ts';
-import type { Logger } from '../log/index.ts';
+import { cut, type Logger } from '../log/index.ts';
 import type { Store } from '../store/index.ts';
 import type { Metrics } from './metrics.ts';
 import { provisionDevices, removeDevice } from './provision.ts';
+import {
+  ADMIN_LIMITS, BodyTooLargeError, ClientGoneError, guardServer, readBody, timeoutOptions, type AdminLimits,
+} from './server-limits.ts';
 
 export interface AdminServerOptions {
   host: string;
@@ -25,6 +28,18 @@ export interface AdminServerOptions {
   metrics: Metrics;
   logger: Logger;
   health: () => { ok: boolean; [key: string]: unknown };
+  /** Largest request body read; a larger one is answered 413 and the connection closed. */
+  bodyLimitBytes?: number;
+  /** Time a client has to send its request headers. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send its whole request, body included. */
+  requestTimeoutMs?: number;
+  /** How long an idle keep-alive connection stays open between requests. */
+  keepAliveTimeoutMs?: number;
+  /** Time a client has to complete the TLS handshake. */
+  handshakeTimeoutMs?: number;
+  /** Open connections per listener; more are closed at once. */
+  maxConnections?: number;
 }
 
 const STATUS_BY_CODE: Record<AdminErrorCode, number> = {
@@ -85,42 +100,67 @@ export async function buildAdminServer(options: AdminServerOptions) {
     }],
   ];
 
-  const handle = async (req: IncomingMessage, res: ServerResponse, allowed: typeof routes): Promise<void> => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    let reply: Reply;
-    const candidates = allowed.filter(([, pattern]) => pattern.test(path));
-    const route = candidates.find(([method]) => method === req.method);
-    try {
-      if (route === undefined) {
-        reply = candidates.length > 0 ? { status: 405, body: { error: 'method not allowed' } } : { status: 404, body: { error: 'not found' } };
-      } else {
-        reply = await route[2](route[1].exec(path)!, () => readJson(req));
-      }
-    } catch (err) {
-      if (err instanceof AdminError) reply = { status: STATUS_BY_CODE[err.code], body: { error: err.code, message: err.message } };
-      else if (err instanceof SyntaxError) reply = { status: 400, body: { error: 'bad JSON body' } };
-      else {
-        logger.error({ err }, 'admin request failed');
-        reply = { status: 500, body: { error: 'internal error' } };
-      }
-    }
-    const peer = (req.socket as TLSSocket).getPeerCertificate?.()?.subject?.CN;
-    logger.info({ admin: true, method: req.method, path, status: reply.status, client: peer }, 'admin request');
-    if (reply.text !== undefined) res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'text/plain' }).end(reply.text);
-    else if (reply.body === undefined) res.writeHead(reply.status).end();
-    else res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
+  const limits: AdminLimits = {
+    bodyLimitBytes: options.bodyLimitBytes ?? ADMIN_LIMITS.bodyLimitBytes,
+    headersTimeoutMs: options.headersTimeoutMs ?? ADMIN_LIMITS.headersTimeoutMs,
+    requestTimeoutMs: options.requestTimeoutMs ?? ADMIN_LIMITS.requestTimeoutMs,
+    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? ADMIN_LIMITS.keepAliveTimeoutMs,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? ADMIN_LIMITS.handshakeTimeoutMs,
+    maxConnections: options.maxConnections ?? ADMIN_LIMITS.maxConnections,
+  };
+  const replyFor = (err: unknown): Reply | undefined => {
+    if (err instanceof AdminError) return { status: STATUS_BY_CODE[err.code], body: { error: err.code, message: err.message } };
+    if (err instanceof BodyTooLargeError) return { status: 413, body: { error: err.code, message: err.message } };
+    if (err instanceof SyntaxError) return { status: 400, body: { error: 'bad JSON body' } };
+    if (err instanceof ClientGoneError) return undefined;
+    logger.error({ err }, 'admin request failed');
+    return { status: 500, body: { error: 'internal error' } };
   };
 
-  const admin: Server = createServer({ ...tls, ca: readFileSync(options.caFile), requestCert: true, rejectUnauthorized: true },
-    (req, res) => void handle(req, res, routes));
+  const handle = async (req: IncomingMessage, res: ServerResponse, allowed: typeof routes): Promise<void> => {
+    // Read before any await. Issue 8's crash was this read after a body reader had destroyed the
+    // request, when req.socket was already null.
+    const client = clientName(req);
+    const path = (req.url ?? '/').split('?')[0]!;
+    let reply: Reply | undefined;
+    try {
+      const declared = Number(req.headers['content-length'] ?? 0);
+      const candidates = allowed.filter(([, pattern]) => pattern.test(path));
+      const route = candidates.find(([method]) => method === req.method);
+      if (declared > limits.bodyLimitBytes) {
+        throw new BodyTooLargeError(`request body of ${declared} bytes; the limit is ${limits.bodyLimitBytes}`);
+      } else if (route === undefined) {
+        reply = candidates.length > 0 ? { status: 405, body: { error: 'method not allowed' } } : { status: 404, body: { error: 'not found' } };
+      } else {
+        reply = await route[2](route[1].exec(path)!, () => readJson(req, limits.bodyLimitBytes));
+      }
+    } catch (err) {
+      reply = replyFor(err);
+    }
+    logger.info({ admin: true, method: cut(req.method), path: cut(path), status: reply?.status, client }, 'admin request');
+    if (reply !== undefined) send(req, res, reply);
+  };
+  // The last guard: whatever a request does, the process keeps running.
+  const serve = (allowed: typeof routes) => (req: IncomingMessage, res: ServerResponse) => {
+    handle(req, res, allowed).catch((err: unknown) => {
+      logger.error({ err }, 'admin request failed after its answer was chosen');
+      if (!res.headersSent) send(req, res, { status: 500, body: { error: 'internal error' } });
+      else res.destroy();
+    });
+  };
+
+  const serverOptions: ServerOptions = { ...tls, ...timeoutOptions(limits) };
+  const admin: Server = createServer({ ...serverOptions, ca: readFileSync(options.caFile), requestCert: true, rejectUnauthorized: true },
+    serve(routes));
   const servers: Server[] = [admin];
-  await listen(admin, options.port, options.host);
   let jwksServer: Server | undefined;
   if (options.jwksPort !== undefined) {
-    jwksServer = createServer(tls, (req, res) => void handle(req, res, routes.slice(0, 1)));
+    jwksServer = createServer(serverOptions, serve(routes.slice(0, 1)));
     servers.push(jwksServer);
-    await listen(jwksServer, options.jwksPort, options.host);
   }
+  for (const server of servers) guardServer(server, limits, logger);
+  await listen(admin, options.port, options.host);
+  if (jwksServer !== undefined) await listen(jwksServer, options.jwksPort!, options.host);
   return {
     address: () => admin.address() as AddressInfo,
     jwksAddress: () => jwksServer?.address() as AddressInfo | undefined,
@@ -149,14 +189,26 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > 64 * 1024) throw new SyntaxError('body too large');
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8').trim();
+function send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+  // A body the client is still sending is not read: answering closes the connection instead.
+  if (!req.complete && declaresBody(req)) res.setHeader('connection', 'close');
+  if (reply.text !== undefined) res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'text/plain' }).end(reply.text);
+  else if (reply.body === undefined) res.writeHead(reply.status).end();
+  else res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
+}
+
+const declaresBody = (req: IncomingMessage): boolean =>
+  req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+
+/** The client certificate's CN, or undefined (the JWKS port asks for none; the socket may be gone). */
+function clientName(req: IncomingMessage): string | undefined {
+  const socket = req.socket as TLSSocket | null;
+  const cn = socket?.getPeerCertificate?.()?.subject?.CN;
+  return typeof cn === 'string' ? cut(cn) : undefined;
+}
+
+/** The body as JSON (undefined when empty), read only up to the limit. */
+async function readJson(req: IncomingMessage, limitBytes: number): Promise<unknown> {
+  const text = (await readBody(req, limitBytes)).toString('utf8').trim();
   return text === '' ? undefined : JSON.parse(text);
 }

@@ -5,7 +5,13 @@ import type { Keystore } from '../auth/index.ts';
  * The gateway's Prometheus metrics, on a registry of its own (no prom-client global state), so
  * two gateways in one process (tests) never share counters.
  */
-export function createMetrics(keystore: () => Keystore | undefined) {
+/** Sizes of bounded tables owned elsewhere, read when metrics are scraped. */
+export interface MetricSources {
+  loginLimiterEntries?: () => number;
+  revokedFamilies?: () => number;
+}
+
+export function createMetrics(keystore: () => Keystore | undefined, sources: MetricSources = {}) {
   const registry = new Registry();
   const requests = new Counter({
     name: 'coap_gateway_requests_total', help: 'CoAP requests answered, by route and CoAP response code',
@@ -43,6 +49,33 @@ export function createMetrics(keystore: () => Keystore | undefined) {
   const resetsReceived = new Counter({
     name: 'coap_gateway_resets_received_total', help: 'RST messages received from devices', registers: [registry],
   });
+  const addressChallenges = new Counter({
+    name: 'coap_gateway_address_challenges_total',
+    help: 'Unauthenticated answers larger than their request held back for an Echo round trip (RFC 9175)',
+    registers: [registry],
+  });
+  const tokenBudgetRefusals = new Counter({
+    name: 'coap_gateway_token_budget_refusals_total',
+    help: 'Tokens refused with 4.29 unchecked: their source address or named device spent its budget of failed signature checks',
+    labelNames: ['kind'] as const, registers: [registry],
+  });
+  const familiesRevoked = new Counter({
+    name: 'coap_gateway_refresh_families_revoked_total',
+    help: 'Refresh-token families revoked because a spent refresh token was presented again (possible theft)',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'coap_gateway_login_limiter_entries',
+    help: 'Sources and device ids the failed-login limiter holds now (bounded; evictions under table="login_limiter")',
+    registers: [registry],
+    collect() { this.set(sources.loginLimiterEntries?.() ?? 0); },
+  });
+  new Gauge({
+    name: 'coap_gateway_revoked_families',
+    help: 'Refresh-token family revocations held now, with the devices older ones were folded into',
+    registers: [registry],
+    collect() { this.set(sources.revokedFamilies?.() ?? 0); },
+  });
   const evictions = new Counter({
     name: 'coap_gateway_evictions_total', help: 'Entries pushed out of a bounded table before their time, by table',
     labelNames: ['table'] as const, registers: [registry],
@@ -69,6 +102,9 @@ export function createMetrics(keystore: () => Keystore | undefined) {
     retransmissions,
     resetsReceived,
     evictions,
+    addressChallenges,
+    familiesRevoked,
+    tokenBudgetRefusals,
     text: () => registry.metrics(),
     contentType: registry.contentType,
   };

@@ -1,3 +1,5 @@
+import { clampMaxAge } from '../max-age.ts';
+
 /**
  * HTTP status -> CoAP response code, RFC 8075 section 7 and RFC 7252 section 10.1. Data, not
  * scattered ifs; README's status table is this table.
@@ -40,16 +42,16 @@ export function coapCodeFor(status: number, method: string): string {
 // IMF-fixdate, obsolete RFC 850 and asctime forms: all start with a day name.
 const HTTP_DATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? +[\w -]+ \d{2}:\d{2}:\d{2}( GMT| \d{4})$/;
 
-/** Retry-After (seconds or HTTP-date) -> Max-Age seconds, for 4.29 and 5.03. */
+/** Retry-After (seconds or HTTP-date, RFC 9110 section 10.2.3) -> Max-Age seconds, for 4.29 and 5.03; clamped to 4 bytes. */
 export function retryAfterToMaxAge(value: string | undefined, nowMs: number): number | undefined {
   if (value === undefined) return undefined;
   const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed), 0xffffffff);
+  if (/^\d+$/.test(trimmed)) return clampMaxAge(Number(trimmed));
   // Only the HTTP-date forms (RFC 9110 section 5.6.7): Date.parse would also take "1.5" or "-5".
   if (!HTTP_DATE.test(trimmed)) return undefined;
   const at = Date.parse(trimmed);
   if (Number.isNaN(at)) return undefined;
-  return Math.max(0, Math.ceil((at - nowMs) / 1000));
+  return clampMaxAge((at - nowMs) / 1000);
 }
 
 /** Cache-Control max-age -> Max-Age for successful answers (RFC 8075 section 6.2). */
@@ -57,5 +59,5 @@ export function cacheControlToMaxAge(value: string | undefined): number | undefi
   if (value === undefined) return undefined;
   if (/\b(no-store|no-cache|private)\b/i.test(value)) return 0;
   const m = /\bmax-age=(\d+)/i.exec(value);
-  return m ? Math.min(Number(m[1]), 0xffffffff) : undefined;
+  return m ? clampMaxAge(Number(m[1])) : undefined;
 }

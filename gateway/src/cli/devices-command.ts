@@ -3,8 +3,9 @@ import type { Command } from 'commander';
 import { provisionDevices, removeDevice, validDeviceId } from '../admin/provision.ts';
 import { DEFAULTS } from '../config/index.ts';
 import { AdminError } from '../errors.ts';
-import { buildFileStore } from '../store/index.ts';
+import { buildFileStore, type Store } from '../store/index.ts';
 import type { CliIo } from './io.ts';
+import { tightenStateDirForCli } from './state-dir.ts';
 
 interface AddOptions { scope: string[]; state: string; count?: string; prefix: string; out?: string }
 
@@ -20,7 +21,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
     .option('--prefix <prefix>', 'id prefix with --count', 'sim-')
     .option('--out <file>', 'with --count: write [{id, secret}] to this file (mode 0600)')
     .action(async (id: string | undefined, options: AddOptions) => {
-      const store = await buildFileStore(options.state);
+      const store = await openStore(options.state, io);
       if (options.count === undefined) {
         if (id === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', 'devices add needs a device id (or --count)');
         const [device] = await provisionDevices(store, [id], options.scope);
@@ -45,7 +46,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
     .option('--state <dir>', 'state directory', DEFAULTS.stateDir)
     .option('--json', 'print JSON')
     .action(async (options: { state: string; json?: boolean }) => {
-      const store = await buildFileStore(options.state);
+      const store = await openStore(options.state, io);
       const list = store.listDevices().map(({ id, scopes, createdAt }) => ({ id, scopes, createdAt }));
       if (options.json === true) {
         io.out(JSON.stringify(list, null, 2));
@@ -61,7 +62,12 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
     .argument('<id>', 'device id')
     .option('--state <dir>', 'state directory', DEFAULTS.stateDir)
     .action(async (id: string, options: { state: string }) => {
-      await removeDevice(await buildFileStore(options.state), validDeviceId(id));
+      await removeDevice(await openStore(options.state, io), validDeviceId(id));
       io.err(`device "${id}" removed`);
     });
+}
+
+async function openStore(stateDir: string, io: CliIo): Promise<Store> {
+  await tightenStateDirForCli(stateDir, io);
+  return buildFileStore(stateDir);
 }

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { DEFAULTS, loadConfig, readConfigFile, type ConfigInput } from '../config/index.ts';
 import { buildGateway } from '../gateway.ts';
+import { createLogger } from '../log/index.ts';
+import { logTightened, tightenStateDir } from '../store/state-dir-mode.ts';
 import type { CliIo } from './io.ts';
 
 interface ServeOptions {
@@ -37,15 +39,22 @@ export function registerServeCommand(program: Command, io: CliIo): void {
         adminPort: options.adminPort, adminHost: options.adminHost, adminCert: options.adminCert,
         adminKey: options.adminKey, adminCa: options.adminCa, jwksPort: options.jwksPort,
       };
-      const gateway = await buildGateway(loadConfig(file, flags));
+      const config = loadConfig(file, flags);
+      const logger = createLogger(config.logLevel);
+      // Owner-only before the gateway opens it, with the warning in the gateway's own log.
+      const tightened = await tightenStateDir(config.stateDir);
+      if (tightened !== undefined) logTightened(logger, tightened);
+      // Listening for the stop signals before saying it listens: a supervisor (or a test) that
+      // stops the gateway as soon as it is up must get a clean stop, not the default kill.
+      const stopped = new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      const gateway = await buildGateway(config, { logger });
       await gateway.start();
       const { address, port } = gateway.address();
       io.err(`gateway: CoAP on ${address}:${port}, Ctrl-C to stop`);
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopped;
       io.err('gateway: stopping (finishing requests in flight)');
       await gateway.close();
     });

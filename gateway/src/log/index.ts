@@ -3,14 +3,21 @@ import type { LogLevel } from '../config/index.ts';
 
 export type { Logger } from 'pino';
 
+export { cut, LOG_TEXT_CHARS } from './cut.ts';
+
 /**
  * Fixed at start, never derived from input. Log lines are flat objects the gateway builds
  * itself, so exact paths suffice; wildcard paths made every line cost three times as much
- * (measured by make bench). A field that may carry a token or a secret is censored.
+ * (measured by make bench). Every field name that may carry token or key material is censored:
+ * tokens and assertions (whole JWS/CWT or a signature), device secrets and their hashes,
+ * credentials in HTTP headers, and private key members (JWK `d`; `k` of a symmetric JWK).
  */
 export const REDACT_PATHS = [
-  'token', 'accessToken', 'refreshToken', 'secret', 'authorization', 'headers.authorization',
-  'req.headers.authorization', 'privateKey', 'd',
+  'token', 'accessToken', 'refreshToken', 'idToken', 'assertion', 'jwt', 'jws', 'cwt', 'signature',
+  'secret', 'secretHash', 'clientSecret', 'password',
+  'authorization', 'cookie', 'headers.authorization', 'headers.cookie',
+  'req.headers.authorization', 'req.headers.cookie', 'request.accessToken', 'body.secret', 'body.assertion',
+  'privateKey', 'privateJwk', 'd', 'k',
 ];
 
 /** Log lines are written in batches of this many bytes, and at least this often. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { AdminError } from '../errors.ts';
 import { readJsonIfExists, writeFileAtomic } from './atomic-file.ts';
 import { openSpentLog } from './spent-log.ts';
+import { STATE_DIR_MODE, tightenStateDir, type StateDirTightened } from './state-dir-mode.ts';
 import type { DeviceRecord, Store } from './store.ts';
 
 const DEVICES_FILE = 'devices.json';
@@ -13,13 +14,20 @@ interface DevicesFile {
   devices: DeviceRecord[];
 }
 
+export interface FileStoreOptions {
+  /** Called when the state directory existed with a looser mode than 0700 and was tightened. */
+  onTightened?: (change: StateDirTightened) => void;
+}
+
 /**
  * The embedded default store: JSON files in the state directory, shared by the gateway and the
  * CLI. The gateway reads the registry into memory (lookups on the hot path are synchronous map
  * reads) and re-reads it when the state-directory watcher sees the CLI change it.
  */
-export async function buildFileStore(stateDir: string, nowMs: () => number = Date.now): Promise<Store> {
-  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+export async function buildFileStore(stateDir: string, nowMs: () => number = Date.now, options: FileStoreOptions = {}): Promise<Store> {
+  const tightened = await tightenStateDir(stateDir);
+  if (tightened !== undefined) options.onTightened?.(tightened);
+  await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
   const devicesFile = join(stateDir, DEVICES_FILE);
   const spentFile = join(stateDir, SPENT_FILE);
   let devices = await readDevices(devicesFile);
