@@ -12,6 +12,7 @@ export const ERROR_TABLE = {
   GW_ERR_AUTH_TOKEN_MISSING: { coap: '4.01', http: 401, wire: WireError.tokenMissing },
   GW_ERR_AUTH_TOKEN_EXPIRED: { coap: '4.01', http: 401, wire: WireError.tokenExpired },
   GW_ERR_AUTH_TOKEN_INVALID: { coap: '4.01', http: 401, wire: WireError.tokenInvalid },
+  GW_ERR_AUTH_ADDRESS_UNVERIFIED: { coap: '4.01', http: 401, wire: WireError.echoRequired },
   GW_ERR_AUTH_FORBIDDEN: { coap: '4.03', http: 403, wire: WireError.forbidden },
   GW_ERR_NOT_FOUND: { coap: '4.04', http: 404, wire: WireError.notFound },
   GW_ERR_METHOD_NOT_ALLOWED: { coap: '4.05', http: 405, wire: WireError.methodNotAllowed },

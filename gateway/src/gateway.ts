@@ -1,12 +1,14 @@
 import { join } from 'node:path';
 import { buildAdminServer, createMetrics, type AdminServer } from './admin/index.ts';
-import { Keystore, createAuthResource, createLoginLimiter, createTokenIssuer, createTokenVerifier } from './auth/index.ts';
+import {
+  Keystore, createAuthResource, createLoginLimiter, createRefreshFamilies, createTokenIssuer, createTokenVerifier,
+} from './auth/index.ts';
 import { buildBridge, createRouter } from './bridge/index.ts';
 import { buildCoapServer, type CoapServer } from './coap/index.ts';
 import type { GatewayConfig } from './config/index.ts';
 import { createLogger, type Logger } from './log/index.ts';
 import { createPipeline } from './pipeline.ts';
-import { buildFileStore, watchStateDir, type Store } from './store/index.ts';
+import { buildFileStore, logTightened, watchStateDir, type Store } from './store/index.ts';
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -34,7 +36,7 @@ const KEY_MAINTENANCE_INTERVAL_MS = 1000;
 export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
   const nowMs = deps.nowMs ?? Date.now;
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const store = deps.store ?? (await buildFileStore(config.stateDir, nowMs));
+  const store = deps.store ?? (await buildFileStore(config.stateDir, nowMs, { onTightened: (change) => logTightened(logger, change) }));
   const { tokens } = config;
   const keystore = await Keystore.open({
     dir: join(config.stateDir, 'keys'),
@@ -42,15 +44,28 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     maxTokenLifetimeSec: Math.max(tokens.ttlSec, tokens.refreshTtlSec) + tokens.leewaySec,
     nowMs,
   }, true);
-  const metrics = createMetrics(() => keystore);
+  const metrics = createMetrics(() => keystore, {
+    loginLimiterEntries: () => limiter.size(),
+    revokedFamilies: () => families.size(),
+  });
+  const limiter = createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs, {
+    onEvicted: () => metrics.evictions.inc({ table: 'login_limiter' }),
+  });
+  const families = createRefreshFamilies({ nowMs, onEvicted: () => metrics.evictions.inc({ table: 'revoked_families' }) });
   keystore.onUnknownKidReload = () => metrics.keyReloads.inc({ cause: 'unknown_kid' });
   const issuer = createTokenIssuer({ keystore, issuer: tokens.issuer, audience: tokens.audience,
     ttlSec: tokens.ttlSec, refreshTtlSec: tokens.refreshTtlSec, nowMs });
   const verifyToken = createTokenVerifier({ keystore, store, issuer: tokens.issuer, audience: tokens.audience,
-    leewaySec: tokens.leewaySec, nowMs, onOutcome: (outcome) => metrics.verifications.inc({ outcome }) });
+    leewaySec: tokens.leewaySec, nowMs, onOutcome: (outcome) => metrics.verifications.inc({ outcome }),
+    isRevoked: families.isRevoked,
+    forgedTokensPerMinute: config.auth.forgedTokensPerMinute,
+    onBudgetExceeded: (kind) => metrics.tokenBudgetRefusals.inc({ kind }),
+    onBudgetEvicted: () => metrics.evictions.inc({ table: 'verification_budget' }),
+  });
   const auth = createAuthResource({
-    store, issuer, verifyToken, limiter: createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs), leewaySec: tokens.leewaySec,
+    store, issuer, verifyToken, limiter, families, leewaySec: tokens.leewaySec, refreshTtlSec: tokens.refreshTtlSec, nowMs, logger,
     onLogin: (outcome) => metrics.logins.inc({ outcome }),
+    onFamilyRevoked: () => metrics.familiesRevoked.inc(),
   });
   const bridge = buildBridge({ ...config.backend, nowMs });
   const handler = createPipeline({
@@ -92,6 +107,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
           resetReceived: () => metrics.resetsReceived.inc(),
           evicted: (table) => metrics.evictions.inc({ table }),
           uploadBytes: (bytes) => metrics.blockBufferBytes.set(bytes),
+          challenged: () => metrics.addressChallenges.inc(),
         },
       });
       // The state directory is the source of truth: the CLI's changes reach us through inotify.

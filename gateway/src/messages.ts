@@ -42,6 +42,12 @@ export interface CoapResponse {
 export interface RequestContext {
   readonly requestId: string;
   deviceId?: string;
+  /**
+   * Set once the request proved who sent it (a verified token, the right credentials). Only then
+   * may its answer be larger than the request (RFC 7252 section 11.3); otherwise the transport
+   * first makes sure of the source address (RFC 9175 section 2.4).
+   */
+  authenticated?: boolean;
   route?: string;
   backendStatus?: number;
   /** Why it failed, for the log only (never sent to the device). */

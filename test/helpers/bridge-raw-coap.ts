@@ -35,12 +35,14 @@ export class RawCoapClient {
   readonly #waiters: { match: (p: ParsedPacket) => boolean; resolve: (p: ParsedPacket) => void }[] = [];
   /** Every datagram received, in order, parsed. */
   readonly received: ParsedPacket[] = [];
+  readonly #sizes = new WeakMap<ParsedPacket, number>();
 
   private constructor(socket: Socket, port: number) {
     this.#socket = socket;
     this.#port = port;
     socket.on('message', (msg) => {
       const packet = parse(msg);
+      this.#sizes.set(packet, msg.length);
       this.received.push(packet);
       const i = this.#waiters.findIndex((w) => w.match(packet));
       if (i === -1) {
@@ -77,6 +79,11 @@ export class RawCoapClient {
       timer.unref();
       this.#waiters.push({ match, resolve: (p) => { clearTimeout(timer); resolve(p); } });
     });
+  }
+
+  /** The size in bytes of a datagram this client received, as it came off the wire. */
+  sizeOf(packet: ParsedPacket): number {
+    return this.#sizes.get(packet) ?? Number.NaN;
   }
 
   /** Datagrams received and not taken by `next`. */

@@ -20,6 +20,8 @@ export interface NodeCoapRequest {
   block1Szx?: number;
   /** Ask for the answer in blocks of 2^(szx+4) bytes from the start (RFC 7959 section 2.4). */
   block2Szx?: number;
+  /** The Echo option (RFC 9175): node-coap does not repeat a request with a 4.01's Echo value by itself. */
+  echo?: Buffer;
 }
 
 export interface NodeCoapAnswer {
@@ -27,7 +29,11 @@ export interface NodeCoapAnswer {
   /** The whole payload (node-coap reassembles Block2). */
   payload: Buffer;
   headers: IncomingMessage['headers'];
+  /** The answer's Echo option (RFC 9175 section 2.2), which node-coap leaves out of `headers`. */
+  echo: Buffer | undefined;
 }
+
+const ECHO_OPTION = '252';
 
 /**
  * A node-coap agent of its own (never the library's global one) on a socket of ours bound to
@@ -58,6 +64,7 @@ export function nodeCoapRequest(agent: Agent, port: number, r: NodeCoapRequest):
     if (r.accessToken !== undefined) req.setOption(String(ACCESS_TOKEN_OPTION), Buffer.from(r.accessToken));
     if (r.block1Szx !== undefined) req.setOption('Block1', Buffer.from([r.block1Szx]));
     if (r.block2Szx !== undefined) req.setOption('Block2', Buffer.from([r.block2Szx]));
+    if (r.echo !== undefined) req.setOption(ECHO_OPTION, r.echo);
     const timer = setTimeout(() => {
       agent.abort(req);
       reject(new Error(`node-coap: no answer in 15 s to ${r.method ?? 'GET'} ${r.path}`));
@@ -65,7 +72,8 @@ export function nodeCoapRequest(agent: Agent, port: number, r: NodeCoapRequest):
     timer.unref();
     req.on('response', (res: IncomingMessage) => {
       clearTimeout(timer);
-      resolve({ code: res.code, payload: res.payload, headers: res.headers });
+      const echo = res._packet.options?.find((o) => String(o.name) === ECHO_OPTION)?.value;
+      resolve({ code: res.code, payload: res.payload, headers: res.headers, echo: Buffer.isBuffer(echo) ? echo : undefined });
     });
     req.on('error', (err: Error) => {
       clearTimeout(timer);

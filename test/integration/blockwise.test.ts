@@ -439,9 +439,11 @@ t.test('Location: a backend 201 with Location becomes Location-Path and Location
 
 t.test('/.well-known/core filtered by rt, href and ct (RFC 6690 section 4.1)', async (t) => {
   const h = await startHarness(t);
+  // With an Access-Token, so the listing comes at once (RFC 7252 section 11.3): what is checked here is the filtering.
+  const accessToken = await loginToken(h, 'sensor-1');
   const device = await h.device();
   const targets = async (query: string) => {
-    const answer = await device.send({ path: '/.well-known/core', query });
+    const answer = await device.send({ path: '/.well-known/core', query, token: accessToken });
     t.equal(answer.code, '2.05', `?${query}: 2.05`);
     const text = answer.payload.toString('utf8');
     return text === '' ? [] : text.split(',').map((link) => /^<([^>]*)>/.exec(link)?.[1]);
@@ -454,8 +456,12 @@ t.test('/.well-known/core filtered by rt, href and ct (RFC 6690 section 4.1)', a
   t.same(await targets('ct=60'), ['/auth', '/auth/refresh', '/config'], '?ct=60');
   t.same(await targets('rt=nothing'), [], '?rt=nothing: no links');
   if (await requireLibcoap(t)) {
+    // Without an Access-Token: libcoap repeats the request with the 4.01's Echo value by itself (RFC 9175 section 2.4).
     const run = await libcoap(t, `coap://127.0.0.1:${h.port}/.well-known/core?rt=gw.auth`, []);
     t.equal(run.answer.code, '2.05');
     t.match(run.payload.toString('utf8'), /^<\/auth>;[^,]*$/, 'libcoap: one link, /auth');
+    const echo = /Echo:(0x[0-9a-f]+)/.exec(run.pdus.find((p) => p.code === '4.01')?.options ?? '')?.[1];
+    t.ok(echo !== undefined, 'libcoap: first a 4.01 with an Echo option');
+    t.ok(echo !== undefined && run.pdus.filter((p) => p.code === 'GET').at(-1)?.options.includes(`Echo:${echo}`), 'libcoap: the GET repeated with it');
   }
 });

@@ -6,6 +6,7 @@ import { ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { BRIDGE_ROUTES, BRIDGE_SCOPES, holdingHandler, okHandler, plain } from '../helpers/bridge-fixtures.ts';
 import { RawCoapClient, isAnswerTo, isEmptyAck, loginToken, rawRequest, uintOption, type RawRequest } from '../helpers/bridge-raw-coap.ts';
+import { nodeCoapRequest, openNodeCoapAgent } from '../helpers/node-coap-blockwise.ts';
 
 const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -235,18 +236,25 @@ t.test('a dot segment in a path parameter never climbs out of the backend path t
 
 t.test('GET /.well-known/core: RFC 6690 link format listing /auth and the routes', async (t) => {
   const h = await startHarness(t);
-  const device = await h.device();
-  const answer = await device.send({ method: 'GET', path: '/.well-known/core' });
-  t.equal(answer.code, '2.05');
-  t.equal(answer.contentFormat, 'application/link-format');
+  // A device that has not logged in discovers the resources too, after proving its address: the
+  // listing is larger than the request, so the first answer is 4.01 with an Echo value to repeat
+  // (RFC 7252 section 11.3, RFC 9175 section 2.4). node-coap does not do that round trip itself.
+  const agent = await openNodeCoapAgent(t);
+  const challenge = await nodeCoapRequest(agent, h.port, { path: '/.well-known/core' });
+  t.equal(challenge.code, '4.01', 'first: 4.01');
+  t.equal(challenge.payload.length, 0, 'without a body');
+  t.ok(challenge.echo !== undefined && challenge.echo.length > 0, 'with an Echo option');
+  const answer = await nodeCoapRequest(agent, h.port, { path: '/.well-known/core', ...(challenge.echo === undefined ? {} : { echo: challenge.echo }) });
+  t.equal(answer.code, '2.05', 'the request repeated with the Echo value: the listing');
+  t.equal(answer.headers['Content-Format'], 'application/link-format');
   const links = answer.payload.toString('utf8').split(',');
   const targets = links.map((link) => /^<([^>]+)>(;[^;]+)*$/.exec(link)?.[1]);
   t.notOk(targets.includes(undefined), 'every link is <target>;attr=value...');
   for (const target of ['/auth', '/auth/refresh', '/config']) t.ok(targets.includes(target), `lists ${target}`);
   t.notOk(targets.some((target) => target?.startsWith('/telemetry')), 'no templated route: its prefix would answer 4.04');
   t.equal(h.backend.requests.length, 0, 'answered by the gateway');
-  const post = await device.send({ method: 'POST', path: '/.well-known/core' });
-  t.equal(post.code, '4.05');
+  const post = await nodeCoapRequest(agent, h.port, { method: 'POST', path: '/.well-known/core' });
+  t.equal(post.code, '4.05', 'POST: 4.05 (an error answer, no larger than the request, needs no Echo)');
   await h.assertStillServes(t);
 });
 

@@ -21,6 +21,8 @@ const NON = 1;
 const ACK = 2;
 const RST = 3;
 const GET = 0x01;
+/** RFC 9175 section 2.2. */
+const ECHO_OPTION = 252;
 
 let gw: GatewayProcess;
 let accessToken: string;
@@ -264,11 +266,27 @@ t.test('every answer goes to the address and port the request came from (127.0.0
     ['a tokenless GET /config', request({ messageId: messageId++, token: token(), withToken: false }), true],
     ['GET /.well-known/core', request({ messageId: messageId++, token: token(), path: ['.well-known', 'core'], withToken: false }), true],
   ];
+  const answers = new Map<string, ParsedPacket>();
   for (const [what, datagram, answered] of sends) {
     await device.send(datagram);
-    if (answered) await device.next((p) => p.messageId === datagram.readUInt16BE(2), `the answer to ${what}`);
+    if (answered) answers.set(what, await device.next((p) => p.messageId === datagram.readUInt16BE(2), `the answer to ${what}`));
     await device.expectSilence(t, `${what}: ${answered ? 'answered once, on 127.0.0.2' : 'no answer'}`);
   }
+  // RFC 9175 section 2.4: the listing is larger than the request, so the answer above was a 4.01
+  // with an Echo value; the request repeated with it proves 127.0.0.2 and gets the listing, there.
+  const challenge = answers.get('GET /.well-known/core');
+  const echo = challenge?.options.find((o) => o.name === String(ECHO_OPTION))?.value;
+  t.equal(challenge?.code, '4.01', 'GET /.well-known/core without an Access-Token: first a 4.01');
+  t.ok(echo !== undefined, 'with an Echo option');
+  const withEcho = request({
+    messageId: messageId++, token: token(), path: ['.well-known', 'core'], withToken: false,
+    options: [{ name: String(ECHO_OPTION), value: echo ?? Buffer.alloc(1) }],
+  });
+  await device.send(withEcho);
+  const listing = await device.next((p) => p.messageId === withEcho.readUInt16BE(2), 'the answer to GET /.well-known/core with the Echo value');
+  t.equal(listing.code, '2.05', 'with the Echo value from 127.0.0.2: the listing');
+  t.match(listing.payload.toString('utf8'), /<\/auth>/);
+  await device.expectSilence(t, 'GET /.well-known/core with the Echo value: answered once, on 127.0.0.2');
   allFromGateway(t, device, 'device on 127.0.0.2');
   if (sentinel !== undefined) await sentinel.expectSilence(t, 'the sentinel on 127.0.0.1 at the same port got nothing');
   await gw.assertStillServes(t);

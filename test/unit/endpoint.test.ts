@@ -25,6 +25,9 @@ const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
 // ---------------------------------------------------------------------------------------------
 // The stub handler: records what reached admit() and handle(), answers what the test says.
 // admit() grants `maxBodyBytes` to every request, authenticated unless `authenticated` says not.
+// Like the pipeline after a token verifies, admit() and handle() mark a request that carries an
+// Access-Token as authenticated: only its answer may be larger than the request (RFC 7252
+// section 11.3); a tokenless one gets 4.01 with an Echo option instead (RFC 9175 section 2.4).
 
 interface Admitted { request: CoapRequest; declaredBytes: number | undefined; uploadBytesAtAdmit: number }
 
@@ -35,17 +38,19 @@ class StubHandler implements RequestHandler {
   maxBodyBytes = 16_384;
   authenticated: (request: CoapRequest) => boolean = () => true;
   admitImpl: (request: CoapRequest, declaredBytes: number | undefined) => void = () => {};
-  handleImpl: (request: CoapRequest) => CoapResponse | Promise<CoapResponse> = () => ({ code: '2.05', payload: Buffer.from('ok'), contentFormat: 0 });
+  handleImpl: (request: CoapRequest, context: RequestContext) => CoapResponse | Promise<CoapResponse> = () => ({ code: '2.05', payload: Buffer.from('ok'), contentFormat: 0 });
 
-  async admit(request: CoapRequest, _context: RequestContext, declaredBytes: number | undefined): Promise<UploadLimits> {
+  async admit(request: CoapRequest, context: RequestContext, declaredBytes: number | undefined): Promise<UploadLimits> {
     this.admitted.push({ request, declaredBytes, uploadBytesAtAdmit: this.uploadBytes() });
     this.admitImpl(request, declaredBytes);
+    if (request.accessToken !== undefined) context.authenticated = true;
     return { maxBodyBytes: this.maxBodyBytes, authenticated: this.authenticated(request) };
   }
 
-  async handle(request: CoapRequest, _context: RequestContext): Promise<CoapResponse> {
+  async handle(request: CoapRequest, context: RequestContext): Promise<CoapResponse> {
     this.handled.push(request);
-    return this.handleImpl(request);
+    if (request.accessToken !== undefined) context.authenticated = true;
+    return this.handleImpl(request, context);
   }
 
   /** Every later handle() waits until the test releases it, in call order. */
@@ -68,7 +73,7 @@ function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
   const dropped: DropReason[] = [];
   const uploadReports: number[] = [];
   const evicted: EvictedTable[] = [];
-  const counts = { retransmitted: 0, resets: 0 };
+  const counts = { retransmitted: 0, resets: 0, challenged: 0 };
   const waiters: { ready: () => boolean; wake: () => void }[] = [];
   const notify = () => {
     for (const waiter of [...waiters]) {
@@ -105,6 +110,7 @@ function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
       dropped: (reason) => { dropped.push(reason); },
       retransmitted: () => { counts.retransmitted += 1; },
       resetReceived: () => { counts.resets += 1; },
+      challenged: () => { counts.challenged += 1; },
       uploadBytes: (bytes) => { uploadReports.push(bytes); },
       evicted: (table) => { evicted.push(table); },
     },
@@ -383,7 +389,8 @@ t.test('junk: a CON with a format error gets an RST, everything else no answer; 
 t.test('every answer goes to the peer its request came from, also with the same message ID and token', async (t) => {
   const h = harness(t);
   h.handler.handleImpl = (req) => ({ code: '2.05', payload: Buffer.from(`${req.peer.address} ${req.peer.port}`) });
-  const datagram = request({ messageId: 0x6666, token: '0102' });
+  // With an Access-Token: the answers are larger than the request (RFC 7252 section 11.3).
+  const datagram = request({ messageId: 0x6666, token: '0102', accessToken: 'tok-1' });
   h.endpoint.handle(datagram, PEER_A);
   h.endpoint.handle(datagram, PEER_B);
   h.endpoint.handle(datagram, PEER_A_OTHER_PORT);
@@ -475,6 +482,77 @@ t.test('an error answer with Max-Age or Size1 is never larger than a tiny reques
   const tooLarge = await h.ask(tiny());
   t.equal(tooLarge.packet.code, '4.13');
   t.ok(tooLarge.datagram.length <= 4, `4.13 with Size1 to a 4-byte request: ${tooLarge.datagram.length} bytes (${tooLarge.datagram.toString('hex')})`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Amplification (RFC 7252 section 11.3, RFC 9175 section 2.4): an answer larger than its request
+// goes only to an authenticated request or to an address that echoed the gateway's Echo value.
+
+const ECHO = 252;
+
+t.test('an answer larger than a tokenless request: 4.01 with Echo, no body, no larger; with the Echo: the answer', async (t) => {
+  const h = harness(t);
+  const body = patterned(300);
+  h.handler.handleImpl = () => ({ code: '2.05', payload: body, contentFormat: 60 });
+  const asked = request({ messageId: 0x7a01, token: '7a01' });
+  const challenge = await h.ask(asked);
+  t.equal(challenge.packet.code, '4.01');
+  t.equal(challenge.packet.ack, true, 'piggybacked in the ACK');
+  t.equal(challenge.packet.messageId, 0x7a01);
+  t.equal(challenge.packet.token.toString('hex'), '7a01');
+  t.equal(challenge.packet.payload.length, 0, 'no body');
+  t.ok(challenge.datagram.length <= asked.length, `${challenge.datagram.length} <= ${asked.length} bytes`);
+  const echo = option(challenge, String(ECHO));
+  if (echo === undefined) {
+    t.fail('the 4.01 carries an Echo option');
+    return;
+  }
+  t.equal(h.counts.challenged, 1, 'the challenge is reported');
+  h.endpoint.handle(asked, PEER_A);
+  t.ok(h.sent.at(-1)?.datagram.equals(challenge.datagram), 'a duplicate of the request gets the stored 4.01 again');
+
+  const proved = await h.ask(request({ token: '7a02', extra: [[ECHO, echo]] }));
+  t.equal(proved.packet.code, '2.05', 'the request repeated with the Echo value is answered');
+  t.ok(proved.packet.payload.equals(body), 'in full');
+  const otherPort = await h.ask(request({ token: '7a03', extra: [[ECHO, echo]] }), PEER_A_OTHER_PORT);
+  t.equal(otherPort.packet.code, '2.05', 'the Echo value proves the address, whatever the port');
+  const elsewhere = await h.ask(request({ token: '7a04', extra: [[ECHO, echo]] }), PEER_B);
+  t.equal(elsewhere.packet.code, '4.01', 'another address cannot use it');
+  t.notOk(option(elsewhere, String(ECHO))?.equals(echo), 'and gets an Echo value of its own');
+  h.advanceMs(121_000);
+  const stale = await h.ask(request({ token: '7a05', extra: [[ECHO, echo]] }));
+  t.equal(stale.packet.code, '4.01', 'over two minutes later the value is refused');
+  t.equal(h.counts.challenged, 3);
+
+  const non = request({ type: 'non', token: '7a06' });
+  const nonChallenge = await h.ask(non);
+  t.equal(nonChallenge.packet.code, '4.01', 'a NON request: the same');
+  t.equal(nonChallenge.packet.confirmable || nonChallenge.packet.ack, false, 'in a NON');
+  t.ok(option(nonChallenge, String(ECHO)) !== undefined && nonChallenge.datagram.length <= non.length);
+});
+
+t.test('an Echo option that does not fit within the request is left out: the 4.01 never outgrows it', async (t) => {
+  const h = harness(t);
+  h.handler.handleImpl = () => ({ code: '2.05', payload: patterned(100) });
+  const tiny = Buffer.from('40017b01', 'hex'); // CON GET, no token, no options: 4 bytes
+  const reply = await h.ask(tiny);
+  t.equal(reply.packet.code, '4.01');
+  t.ok(reply.datagram.length <= tiny.length, `${reply.datagram.length} <= ${tiny.length} bytes`);
+  t.equal(option(reply, String(ECHO)), undefined, 'no room for the Echo option');
+});
+
+t.test('a handler that authenticates a tokenless request (a login) may answer larger than it, without Echo', async (t) => {
+  const h = harness(t);
+  h.handler.handleImpl = (_req, context) => {
+    context.authenticated = true;
+    return { code: '2.01', payload: patterned(400), contentFormat: 60 };
+  };
+  const login = request({ code: 'POST', path: ['auth'], contentFormat: 60, payload: patterned(40) });
+  const reply = await h.ask(login);
+  t.equal(reply.packet.code, '2.01');
+  t.equal(reply.packet.payload.length, 400);
+  t.equal(option(reply, String(ECHO)), undefined);
+  t.equal(h.counts.challenged, 0);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -819,6 +897,30 @@ t.test('Block2: an answer that fits one block is sent whole, without Block2 or E
   t.equal(option(reply, 'ETag'), undefined);
 });
 
+t.test('Block2: a tokenless request gets 4.01 with Echo for every block, and the blocks with the Echo value', async (t) => {
+  const h = harness(t);
+  const body = bigAnswer(h, 3000);
+  // A path long enough that the 4.01 has room for its Echo option.
+  const tokenless = (num: number | undefined, extra: [number, Buffer][] = []) => request({
+    path: ['big', 'readings'], extra, ...(num === undefined ? {} : { block2: [num, false, 6] as [number, boolean, number] }),
+  });
+  const challenge = await h.ask(tokenless(undefined));
+  t.equal(challenge.packet.code, '4.01');
+  const echo = option(challenge, String(ECHO));
+  if (echo === undefined) {
+    t.fail('the 4.01 carries an Echo option');
+    return;
+  }
+  t.equal((await h.ask(tokenless(1))).packet.code, '4.01', 'a later block without the Echo value: 4.01 too');
+  const parts: Buffer[] = [];
+  for (let num = 0; num < 3; num += 1) {
+    const reply = await h.ask(tokenless(num, [[ECHO, echo]]));
+    t.same(block(reply, 'Block2'), { num, more: num < 2, szx: 6 }, `block ${num} with the Echo value`);
+    parts.push(reply.packet.payload);
+  }
+  t.ok(Buffer.concat(parts).equals(body), 'the blocks make the answer');
+});
+
 // ---------------------------------------------------------------------------------------------
 // Shutdown and robustness
 
@@ -863,7 +965,13 @@ t.test('handle() never throws and never fails inside for 2,000 seeded random and
   // Requests without an Access-Token count as unauthenticated, so both shares of the buffer are fuzzed.
   h.handler.authenticated = (req) => req.accessToken !== undefined;
   h.handler.handleImpl = (req) => ({ code: '2.05', payload: Buffer.alloc((req.payload.length * 37 + req.path.length * 101) % 3000, 0x5a) });
+  // A valid Echo value for the fuzzing address, so mutated Echo options reach both outcomes of the check.
+  const fuzzAddress = '198.51.100.1';
+  const challenge = await h.ask(request({ path: ['sensors', 'temp'], token: 'a1b3' }), { address: fuzzAddress, port: 20_000 });
+  const echo = option(challenge, String(ECHO));
+  t.ok(echo !== undefined, 'the fuzzing address got an Echo value');
   const seeds = [
+    request({ path: ['sensors', 'temp'], token: 'a1b4', extra: [[ECHO, echo ?? Buffer.from('x')]] }),
     request({ path: ['sensors', 'temp'], accessToken: 'tok', token: 'a1b2' }),
     request({ code: 'POST', path: ['readings'], contentFormat: 60, payload: patterned(64), block1: [0, true, 2], size1: 200, accessToken: 'tok' }),
     request({ code: 'POST', path: ['readings'], contentFormat: 60, payload: patterned(64), block1: [1, true, 2], accessToken: 'tok' }),
@@ -887,14 +995,14 @@ t.test('handle() never throws and never fails inside for 2,000 seeded random and
   };
   let thrown = 0;
   let firstThrow: unknown;
-  const fuzzPorts = new Set<number>();
+  const fuzzPorts = new Set<number>([20_000]);
   for (let i = 0; i < 2000; i += 1) {
     let datagram: Buffer;
     const kind = int(4);
     if (kind === 0) datagram = Buffer.from(Array.from({ length: int(48) }, () => int(256)));
     else if (kind === 1) datagram = Buffer.from([0x40 | int(64), int(256), ...Array.from({ length: 2 + int(40) }, () => int(256))]);
     else datagram = mutate(seeds[int(seeds.length)]!);
-    const peer = { address: '198.51.100.1', port: 20_000 + int(20) };
+    const peer = { address: fuzzAddress, port: 20_000 + int(20) };
     fuzzPorts.add(peer.port);
     try {
       h.endpoint.handle(datagram, peer);
@@ -904,7 +1012,8 @@ t.test('handle() never throws and never fails inside for 2,000 seeded random and
     }
   }
   t.equal(thrown, 0, `handle() threw ${thrown} times (seed ${SEED})${firstThrow === undefined ? '' : `: ${String(firstThrow)}`}`);
-  const still = await h.ask(request({ token: 'beef' }));
+  // With an Access-Token: the fuzz handler's answer (808 bytes) is larger than the request.
+  const still = await h.ask(request({ token: 'beef', accessToken: 'tok' }));
   t.equal(still.packet.code, '2.05', 'still serving');
   await h.endpoint.drain();
   t.equal(h.endpoint.inFlight(), 0, 'every request answered');
@@ -912,7 +1021,8 @@ t.test('handle() never throws and never fails inside for 2,000 seeded random and
   t.same(errorLines, [], 'nothing logged at error level (no unexpected error reached renderError or the guard)');
   t.ok(h.sent.every((s) => s.packet.code !== 'unparseable'), 'every datagram sent is well-formed CoAP');
   t.ok(h.sent.every((s) => s.datagram.length <= 1152), 'and fits 1152 bytes');
-  t.ok(h.sent.every((s) => samePeer(s.peer, PEER_A) || (s.peer.address === '198.51.100.1' && fuzzPorts.has(s.peer.port))),
+  t.ok(h.sent.every((s) => samePeer(s.peer, PEER_A) || (s.peer.address === fuzzAddress && fuzzPorts.has(s.peer.port))),
     'and goes to a peer that sent something');
+  t.ok(h.counts.challenged > 1, `tokenless requests were challenged (${h.counts.challenged} times)`);
   t.ok(h.sent.length > 100, `the fuzz reached the request path (${h.sent.length} datagrams sent)`);
 });

@@ -1,4 +1,5 @@
 import { generate, type Option as PacketOption } from 'coap-packet';
+import { clampMaxAge } from '../max-age.ts';
 import type { CoapResponse } from '../messages.ts';
 import { Option, writeBlock, writeUint, type BlockOption } from './options.ts';
 
@@ -11,6 +12,8 @@ export interface Reply {
   block1?: BlockOption;
   block2?: BlockOption;
   size2Bytes?: number;
+  /** RFC 9175 section 2.2: the value the device must echo to prove its address. */
+  echo?: Buffer;
 }
 
 export type MessageType = 'ack' | 'con' | 'non';
@@ -28,12 +31,14 @@ export function encodeReply(reply: Reply, type: MessageType, messageId: number, 
   if (response.etag !== undefined) options.push(opt(Option.etag, response.etag));
   for (const segment of response.locationPath ?? []) options.push(opt(Option.locationPath, Buffer.from(segment)));
   if (response.contentFormat !== undefined) options.push(opt(Option.contentFormat, writeUint(response.contentFormat)));
-  if (response.maxAgeSec !== undefined) options.push(opt(Option.maxAge, writeUint(response.maxAgeSec)));
+  // RFC 7252 section 5.10.5: 0-4 bytes, whatever the backend or an error asked for.
+  if (response.maxAgeSec !== undefined) options.push(opt(Option.maxAge, writeUint(clampMaxAge(response.maxAgeSec))));
   for (const pair of response.locationQuery ?? []) options.push(opt(Option.locationQuery, Buffer.from(pair)));
   if (reply.block2 !== undefined) options.push(opt(Option.block2, writeBlock(reply.block2)));
   if (reply.block1 !== undefined) options.push(opt(Option.block1, writeBlock(reply.block1)));
   if (reply.size2Bytes !== undefined) options.push(opt(Option.size2, writeUint(reply.size2Bytes)));
   if (response.size1Bytes !== undefined) options.push(opt(Option.size1, writeUint(response.size1Bytes)));
+  if (reply.echo !== undefined) options.push(opt(Option.echo, reply.echo));
   return generate({
     code: response.code, messageId, token, options, payload: response.payload ?? EMPTY,
     ack: type === 'ack', confirmable: type === 'con',

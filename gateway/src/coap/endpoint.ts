@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { ParsedPacket } from 'coap-packet';
 import { BridgeError } from '../errors.ts';
-import type { Logger } from '../log/index.ts';
+import { cut, type Logger } from '../log/index.ts';
 import type { RequestContext, RequestHandler } from '../messages.ts';
+import { createAddressValidator } from './address-validation.ts';
 import { Block1Assembler } from './block1-assembler.ts';
 import { blockwiseAnswer, receiveBlock1, storedBlock, type BlockWiseParts } from './block-wise.ts';
 import { decodeDatagram, type DropReason } from './decode-datagram.ts';
@@ -16,10 +17,10 @@ import { SeparateResponses, type TransmissionParameters } from './separate-respo
 
 /** RFC 7252 section 4.8.2: NON_LIFETIME, how long a NON's message ID stays a duplicate. */
 const NON_LIFETIME_MS = 145_000;
-/** Attacker-chosen text is cut to this before it reaches a log line. */
-const LOG_TEXT_CHARS = 128;
+/** A reason is ours, with attacker-chosen parts already cut where it was made (log/cut.ts). */
+const REASON_CHARS = 240;
 
-export type EvictedTable = 'exchanges' | 'uploads' | 'representations' | 'separate_responses';
+export type EvictedTable = 'exchanges' | 'exchanges_unauthenticated' | 'uploads' | 'representations' | 'separate_responses';
 
 /** What the endpoint reports, for metrics; every callback optional. */
 export interface EndpointObserver {
@@ -28,6 +29,8 @@ export interface EndpointObserver {
   resetReceived?(): void;
   evicted?(table: EvictedTable): void;
   uploadBytes?(bytes: number): void;
+  /** An unauthenticated answer larger than its request was held back for an Echo round trip. */
+  challenged?(): void;
   answered?(context: RequestContext, code: string, latencyMs: number): void;
 }
 
@@ -68,7 +71,8 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
   const { handler, send, logger, nowMs, observer = {} } = options;
   const exchangeLifetimeMs = options.exchangeLifetimeSec * 1000;
   const exchanges = new ExchangeTable({
-    maxEntries: options.maxExchanges, maxBytes: options.exchangeBytes, nowMs, onEvict: () => observer.evicted?.('exchanges'),
+    maxEntries: options.maxExchanges, maxBytes: options.exchangeBytes, nowMs,
+    onEvict: (which) => observer.evicted?.(which === 'unauthenticated' ? 'exchanges_unauthenticated' : 'exchanges'),
   });
   const blockLifetimeMs = options.blockLifetimeSec * 1000;
   const uploads = new Block1Assembler({
@@ -84,6 +88,7 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     onRetransmit: () => observer.retransmitted?.(), onGiveUp: (why) => why === 'evicted' && observer.evicted?.('separate_responses'),
   });
   const blockParts: BlockWiseParts = { handler, uploads, representations };
+  const addresses = createAddressValidator(nowMs);
   let nextMessageId = Math.floor(Math.random() * 0x10000);
   const newMessageId = () => (nextMessageId = (nextMessageId + 1) & 0xffff);
   let inFlight = 0;
@@ -164,12 +169,25 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
         return { response: renderError(err, context, sizeBytes, Math.floor(nowMs() / 1000), logger) };
       }
     })();
-    void answering.then((reply) => {
+    void answering.then((answer) => {
       clearTimeout(piggyback);
       const type: MessageType = !confirmable ? 'non' : separated ? 'con' : 'ack';
       const messageId = type === 'ack' ? packet.messageId : newMessageId();
-      const datagram = encode(reply, type, messageId, packet.token, context, sizeBytes);
-      if (type === 'ack') exchanges.setReply(exchangeKey, datagram);
+      let reply = answer;
+      let datagram = encode(reply, type, messageId, packet.token, context, sizeBytes);
+      // RFC 7252 section 11.3, RFC 9175 section 2.4: an answer larger than its request goes only to
+      // a device that authenticated or proved its address; the others get 4.01 with an Echo value
+      // to repeat, so a forged source address never makes the gateway a reflector.
+      if (datagram.length > sizeBytes + packet.token.length && context.authenticated !== true
+        && !addresses.verify(peer.address, transport?.echo)) {
+        observer.challenged?.();
+        context.errorCode = 'GW_ERR_AUTH_ADDRESS_UNVERIFIED';
+        context.errorReason = `${datagram.length}-byte answer to an unverified address`;
+        reply = { response: { code: '4.01' }, echo: addresses.challenge(peer.address) };
+        datagram = encodeReply(reply, type, messageId, packet.token);
+        if (datagram.length > sizeBytes + packet.token.length) datagram = encodeReply({ response: reply.response }, type, messageId, packet.token);
+      }
+      exchanges.complete(exchangeKey, type === 'ack' ? datagram : undefined, context.authenticated === true);
       if (type === 'con') separate.send(`${endpointKey}/${messageId}`, peer, datagram);
       else send(datagram, peer);
       const latencyMs = Math.round((performance.now() - startedMs) * 100) / 100;
@@ -178,7 +196,7 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
         reqId: context.requestId, deviceId: context.deviceId, route: context.route,
         method: transport?.request.method ?? packet.code, path: cut(transport?.request.path),
         peer: endpointKey, code: reply.response.code, backendStatus: context.backendStatus,
-        err: context.errorCode, reason: cut(context.errorReason), latencyMs,
+        err: context.errorCode, reason: cut(context.errorReason, REASON_CHARS), latencyMs,
       }, 'coap request');
     }).catch(guard).finally(() => {
       inFlight -= 1;
@@ -190,7 +208,11 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     // Block-wise state is per endpoint and request (RFC 7959 section 2.5, RFC 9175 section 3.4).
     const blockKey = () => `${endpointKey} ${tr.blockKey}`;
     const stored = storedBlock(blockParts, tr, blockKey);
-    if (stored !== undefined) return stored;
+    if (stored !== undefined) {
+      // The same Access-Token as the request that was verified and answered with the first block.
+      if (tr.request.accessToken !== undefined) context.authenticated = true;
+      return stored;
+    }
     let request = tr.request;
     let block1;
     if (tr.block1 !== undefined) {
@@ -230,8 +252,4 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
       representations.clear();
     },
   };
-}
-
-function cut(text: string | undefined): string | undefined {
-  return text !== undefined && text.length > LOG_TEXT_CHARS ? `${text.slice(0, LOG_TEXT_CHARS)}...` : text;
 }

@@ -29,6 +29,7 @@ export const Option = {
   proxyUri: 35,
   proxyScheme: 39,
   size1: 60,
+  echo: 252,
   requestTag: 292,
   accessToken: ACCESS_TOKEN_OPTION,
 } as const;
@@ -58,6 +59,7 @@ const IMPLEMENTED: ReadonlyMap<number, OptionSpec> = new Map([
   [Option.block1, { repeatable: false, minBytes: 0, maxBytes: 3 }],
   [Option.size2, { repeatable: false, minBytes: 0, maxBytes: 4 }],
   [Option.size1, { repeatable: false, minBytes: 0, maxBytes: 4 }],
+  [Option.echo, { repeatable: false, minBytes: 1, maxBytes: 40 }],
   [Option.requestTag, { repeatable: true, minBytes: 0, maxBytes: 8 }],
   [Option.accessToken, { repeatable: false, minBytes: 0, maxBytes: 2048 }],
 ]);

@@ -17,6 +17,8 @@ export interface TransportRequest {
   size1Bytes: number | undefined;
   /** Size2 present (with any value): the device asks for the representation's size. */
   wantsSize2: boolean;
+  /** The Echo option (RFC 9175): a value this gateway sent, proving the source address. */
+  echo: Buffer | undefined;
   /**
    * The request's identity for block-wise transfer: method, Uri-Path, Uri-Query, Content-Format,
    * Accept and Request-Tag (RFC 9175 section 3.4), never the CoAP token (RFC 7959 section 2.5).
@@ -41,6 +43,7 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
   let block2: BlockOption | undefined;
   let size1Bytes: number | undefined;
   let wantsSize2 = false;
+  let echo: Buffer | undefined;
   const requestTags: string[] = [];
   let previous = -1;
   let seen = 0;
@@ -69,6 +72,7 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
       case Option.block2: block2 = readBlock(value); break;
       case Option.size1: size1Bytes = readUint(value); break;
       case Option.size2: wantsSize2 = true; break;
+      case Option.echo: echo = value; break;
       case Option.requestTag: requestTags.push(value.toString('hex')); break;
       default: break;
     }
@@ -80,7 +84,7 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
   };
   let blockKey: string | undefined;
   return {
-    request, block1, block2, size1Bytes, wantsSize2,
+    request, block1, block2, size1Bytes, wantsSize2, echo,
     // Only block-wise requests and large answers need it: computed on first use.
     get blockKey() {
       return (blockKey ??= JSON.stringify([method, segments, query, contentFormat ?? null, accept ?? null, requestTags]));

@@ -60,6 +60,7 @@ export const WireError = {
   notAcceptable: 17,
   proxyingNotSupported: 18,
   requestIncomplete: 19,
+  echoRequired: 20,
 } as const;
 
 export type WireErrorCode = (typeof WireError)[keyof typeof WireError];
