@@ -76,6 +76,8 @@ const STEPS: readonly BenchStep[] = [
   { name: 'verify', file: 'verify.ts', args: (_, q) => (q ? ['--ms', '300', '--rounds', '2'] : []) },
   { name: 'cbor-decode', file: 'cbor-decode.ts', args: (_, q) => (q ? ['--ms', '300', '--rounds', '2'] : []) },
   { name: 'rss-100k', file: 'rss-100k.ts', args: (_, q) => (q ? ['--provisioned', '20000', '--active', '2000'] : []) },
+  // Issue 8: legitimate load with and without a forged-signature flood, same gateway, same run.
+  { name: 'forged-flood', file: 'forged-flood.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
   {
     name: 'gateway-profile', file: 'gateway-peak.ts', args: (_, q) => ['--profile', '--duration', q ? '3' : '5', ...(q ? ['--devices', '300'] : [])],
     when: (r, o) => o.profile === 'always' || (o.profile === 'auto' && missed(r, 'ratio', 'cpu_ratio')),
@@ -171,6 +173,7 @@ function derive(results: Results): void {
   ratio('cpu_ratio', 'ceiling_server_cpu_us_per_request', 'gateway_cpu_us_per_request', 3);
   ratio('cpu_ratio_at_half_load', 'echo_cpu_us_per_request_at_half_load_rate', 'half_load_gateway_cpu_us_per_request', 3);
   ratio('p99_half_load_vs_echo', 'p99_ms_at_half_load', 'echo_p99_ms_at_half_load_rate', 3);
+  ratio('flood_legit_p99_vs_noflood', 'flood_legit_p99_ms', 'noflood_legit_p99_ms', 2);
   for (const row of ROWS) if (row.floor !== undefined) ratio(`${row.field}_vs_floor`, row.field, row.floor, 2);
 }
 
@@ -233,6 +236,23 @@ const ROWS: readonly Row[] = [
   { field: 'rss_idle_mb_100k_devices', label: (r) => `gateway RSS, ${num(r, 'rss_provisioned_devices') ?? '?'} provisioned, idle`, unit: 'MB' },
   { field: 'rss_mb_100k_devices', label: (r) => `gateway RSS, ${fleetSize(r)}`, unit: 'MB' },
   { field: 'rss_peak_mb_100k_devices', label: 'gateway peak RSS, same run', unit: 'MB' },
+  { field: 'flood_legit_rate_per_s', label: 'legitimate load beside the flood (open loop)', unit: 'req/s' },
+  { field: 'noflood_legit_p99_ms', label: 'legitimate p99, no flood', unit: 'ms' },
+  { field: 'flood_legit_p99_ms', label: 'legitimate p99 during the forged-token flood', unit: 'ms' },
+  { field: 'flood_legit_p99_vs_noflood', label: 'p99 with the flood / without (same run)', unit: 'x' },
+  { field: 'noflood_legit_success_rate', label: 'legitimate success rate, no flood', unit: '' },
+  { field: 'flood_legit_success_rate', label: 'legitimate success rate during the flood', unit: '' },
+  { field: 'noflood_legit_sent', label: 'legitimate requests sent, no flood', unit: '' },
+  { field: 'flood_legit_sent', label: 'legitimate requests sent during the flood', unit: '' },
+  { field: 'flood_rate_per_s', label: 'forged tokens sent (random signature, real kid)', unit: '/s' },
+  { field: 'flood_sent', label: 'forged datagrams sent', unit: '' },
+  { field: 'flood_answered_401', label: 'flood answered 4.01', unit: '' },
+  { field: 'flood_answered_429', label: 'flood answered 4.29 (no signature check)', unit: '' },
+  { field: 'flood_unanswered', label: 'flood unanswered', unit: '' },
+  { field: 'noflood_gateway_cpu_per_s', label: 'gateway CPU, no flood', unit: 's/s' },
+  { field: 'flood_gateway_cpu_per_s', label: 'gateway CPU during the flood', unit: 's/s' },
+  { field: 'flood_gateway_cpu_share', label: 'share of that CPU spent on the flood', unit: '' },
+  { field: 'flood_gateway_cpu_us_per_forgery', label: 'gateway CPU per forged datagram', unit: 'us' },
 ];
 
 interface TargetResult { name: string; target: string; value: number | null; met: boolean | null; missed_by_percent: number }
