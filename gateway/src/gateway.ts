@@ -61,6 +61,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     forgedTokensPerMinute: config.auth.forgedTokensPerMinute,
     onBudgetExceeded: (kind) => metrics.tokenBudgetRefusals.inc({ kind }),
     onBudgetEvicted: () => metrics.evictions.inc({ table: 'verification_budget' }),
+    onCacheEvicted: () => metrics.evictions.inc({ table: 'verified_tokens' }),
   });
   const auth = createAuthResource({
     store, issuer, verifyToken, limiter, families, leewaySec: tokens.leewaySec, refreshTtlSec: tokens.refreshTtlSec, nowMs, logger,

@@ -44,6 +44,8 @@ export interface TokenVerifierOptions {
   nowMs: () => number;
   /** Verified access tokens remembered by hash; 0 turns the cache off. */
   cacheEntries?: number;
+  /** A verified token pushed out of the full cache (it is verified again when seen). */
+  onCacheEvicted?: () => void;
   onOutcome?: (outcome: VerifyOutcome) => void;
   /** Asked on every cache hit and after every signature check: a revocation holds from the next request. */
   isRevoked?: (token: VerifiedToken) => boolean;
@@ -185,7 +187,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
   const cacheKey = (token: string, typ: string): string => hash('sha256', `${typ} ${token}`, 'base64');
   const remember = (key: string, verified: VerifiedToken): void => {
-    if (cache.size >= cacheEntries) cache.delete(cache.keys().next().value!);
+    if (cache.size >= cacheEntries) {
+      cache.delete(cache.keys().next().value!);
+      options.onCacheEvicted?.();
+    }
     cache.set(key, verified);
   };
   const refuse = (result: VerifyOutcome, err: unknown): never => {
