@@ -1,3 +1,4 @@
+import { conditions } from '../helpers/condition.ts';
 import t, { type Test } from 'tap';
 import { Writable } from 'node:stream';
 import { generate, parse, type Option as PacketOption, type ParsedPacket } from 'coap-packet';
@@ -15,7 +16,6 @@ import { ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
 // Datagrams are written and read with coap-packet, the codec. Tests wait for the Nth datagram
 // sent (a promise with a failure guard), never for a fixed time.
 
-const GUARD_MS = 5000;
 const FAST = { ackTimeoutMs: 20, ackRandomFactor: 1, maxRetransmit: 4 };
 const PEER_A: Peer = { address: '192.0.2.10', port: 5683 };
 const PEER_B: Peer = { address: '2001:db8::b', port: 5683 };
@@ -74,15 +74,7 @@ function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
   const uploadReports: number[] = [];
   const evicted: EvictedTable[] = [];
   const counts = { retransmitted: 0, resets: 0, challenged: 0 };
-  const waiters: { ready: () => boolean; wake: () => void }[] = [];
-  const notify = () => {
-    for (const waiter of [...waiters]) {
-      if (waiter.ready()) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.wake();
-      }
-    }
-  };
+  const { notify, until } = conditions();
   const endpoint = createEndpoint({
     handler,
     send: (datagram, peer) => {
@@ -119,15 +111,6 @@ function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
   handler.uploadBytes = () => endpoint.uploadBytes();
   t.teardown(() => endpoint.clear());
 
-  const until = (ready: () => boolean, what: string) => new Promise<void>((resolve, reject) => {
-    if (ready()) {
-      resolve();
-      return;
-    }
-    // Not unref'd: keeps the process alive while the endpoint's unref'd timers run.
-    const guard = setTimeout(() => reject(new Error(`timed out after ${GUARD_MS} ms waiting for ${what}`)), GUARD_MS);
-    waiters.push({ ready, wake: () => { clearTimeout(guard); resolve(); } });
-  });
   /** Hands one datagram to the endpoint and resolves with the first datagram it then sends to that peer. */
   const ask = async (datagram: Buffer, peer: Peer = PEER_A): Promise<Sent> => {
     const before = sent.length;

@@ -1,3 +1,4 @@
+import { conditions } from '../helpers/condition.ts';
 import t, { type Test } from 'tap';
 import { SeparateResponses, type TransmissionParameters } from '../../gateway/src/coap/separate-responses.ts';
 import type { Peer } from '../../gateway/src/coap/peer.ts';
@@ -8,7 +9,6 @@ import type { Peer } from '../../gateway/src/coap/peer.ts';
 // Tests wait for the Nth send (a promise), never for a fixed time; a guard fails a test that hangs.
 
 const SMALL: TransmissionParameters = { ackTimeoutMs: 20, ackRandomFactor: 1.5, maxRetransmit: 4 };
-const GUARD_MS = 5000;
 const PEER_A: Peer = { address: '192.0.2.1', port: 5683 };
 const PEER_B: Peer = { address: '2001:db8::2', port: 40000 };
 
@@ -18,15 +18,7 @@ function harness(t: Test, options: { maxOutstanding?: number; parameters?: Trans
   const sent: Sent[] = [];
   const gaveUp: ('timeout' | 'evicted')[] = [];
   let retransmissions = 0;
-  const waiters: { ready: () => boolean; wake: () => void }[] = [];
-  const notify = () => {
-    for (const waiter of [...waiters]) {
-      if (waiter.ready()) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.wake();
-      }
-    }
-  };
+  const { notify, until } = conditions();
   const responses = new SeparateResponses({
     send: (datagram, peer) => { sent.push({ datagram, peer, atMs: performance.now() }); notify(); },
     maxOutstanding: options.maxOutstanding ?? 10,
@@ -36,15 +28,6 @@ function harness(t: Test, options: { maxOutstanding?: number; parameters?: Trans
     onGiveUp: (reason) => { gaveUp.push(reason); notify(); },
   });
   t.teardown(() => responses.clear());
-  const until = (ready: () => boolean, what: string) => new Promise<void>((resolve, reject) => {
-    if (ready()) {
-      resolve();
-      return;
-    }
-    // Not unref'd: this timer keeps the process alive while the (unref'd) retransmission timers run.
-    const guard = setTimeout(() => reject(new Error(`timed out after ${GUARD_MS} ms waiting for ${what}`)), GUARD_MS);
-    waiters.push({ ready, wake: () => { clearTimeout(guard); resolve(); } });
-  });
   const sends = (datagram: Buffer) => sent.filter((s) => s.datagram.equals(datagram));
   const count = (datagram: Buffer) => sends(datagram).length;
   const sendsOf = (datagram: Buffer, n: number) => until(() => count(datagram) >= n, `${n} sends of ${datagram.toString()}`);
