@@ -55,7 +55,7 @@ export async function provision(stateDir: string, count: number, scopes = ['tele
   const store = await buildFileStore(stateDir);
   const createdAt = new Date().toISOString();
   const fleet = fleetIds(count).map((id) => ({ id, secret: generateSecret() }));
-  await store.addDevices(fleet.map(({ id, secret }) => ({ id, secretHash: hashSecret(secret), scopes, createdAt })));
+  await store.addDevices(fleet.map(({ id, secret }) => ({ id, secretHash: hashSecret(secret), scopes, createdAt, recordId: newRecordId() })));
   await store.close();
   return fleet;
 }

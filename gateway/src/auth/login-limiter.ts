@@ -1,4 +1,4 @@
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from './rate-limiter-memory.ts';
 import { sourceKey } from './source-key.ts';
 
 export interface LoginLimiterOptions {

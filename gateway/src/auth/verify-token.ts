@@ -3,7 +3,7 @@ import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { DEFAULTS } from '../config/index.ts';
 import { AuthError } from '../errors.ts';
 import type { Store } from '../store/index.ts';
-import { decodeJws, echo, splitCompactJws, type JwsParts } from './decode-token.ts';
+import { MAX_TOKEN_CHARS, decodeJws, echo, splitCompactJws, type JwsParts } from './decode-token.ts';
 import type { Keystore } from './keystore.ts';
 import { recordIdOf } from './record-id.ts';
 import { createVerificationBudget, type BudgetKind } from './verification-budget.ts';
@@ -199,13 +199,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 
   async function verifyToken(token: string, typ: string, cacheable = true, source?: TokenSource): Promise<VerifiedToken> {
-    let parts: JwsParts;
-    try {
-      parts = splitCompactJws(token);
-    } catch (err) {
-      return refuse('rejected_early', err);
-    }
-    const useCache = cacheable && cacheEntries > 0;
+    // The cache first: it holds only tokens that verified, so a hit is canonical by construction,
+    // and the checks below (a pass over every character) are paid only on a miss.
+    const useCache = cacheable && cacheEntries > 0 && token.length <= MAX_TOKEN_CHARS;
     const key = useCache ? cacheKey(token, typ) : '';
     if (useCache) {
       const hit = cache.get(key);
@@ -218,6 +214,12 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
         return refuse('invalid', invalid('token revoked'));
       }
       if (hit !== undefined) cache.delete(key);
+    }
+    let parts: JwsParts;
+    try {
+      parts = splitCompactJws(token);
+    } catch (err) {
+      return refuse('rejected_early', err);
     }
     let checked: Prechecked;
     try {
