@@ -113,3 +113,31 @@ t.test('a device with a valid token gets /.well-known/core at once, and large br
   t.equal(big.code, '2.05');
   t.ok(big.payload.length > 800, 'an authenticated answer may be larger than its request');
 });
+
+t.test('a made-up Access-Token does not make later Block2 blocks of an unauthenticated answer authenticated', async (t) => {
+  const h = await startHarness(t);
+  const client = await RawCoapClient.open(t, h.port);
+  const madeUp = [{ name: String(ACCESS_TOKEN_OPTION), value: Buffer.from('X') }];
+  for (const num of [0, 1, 2]) {
+    const token = Buffer.from([0x40 + num]);
+    // Block2 num/M=0/SZX 0 (16-byte blocks).
+    const request = datagram(token, nextId++, ['.well-known', 'core'], [...madeUp, { name: 'Block2', value: Buffer.from(num === 0 ? [] : [num << 4]) }]);
+    await client.send(request);
+    const answer = await client.next(isAnswerTo(token), `block ${num}`);
+    t.ok(client.sizeOf(answer) <= request.length, `block ${num}: ${client.sizeOf(answer)} bytes answer ${request.length}`);
+    t.equal(answer.code, '4.01', `block ${num}: challenged, not served`);
+  }
+});
+
+t.test('a later Block2 block of a POST answer no longer kept gets 4.08: the POST is not run again', async (t) => {
+  const h = await startHarness(t);
+  const accessToken = await loginToken(h, 'sensor-1');
+  const client = await RawCoapClient.open(t, h.port);
+  const token = Buffer.from('cc', 'hex');
+  await client.send(datagram(token, nextId++, ['telemetry', 'temp'], [
+    { name: String(ACCESS_TOKEN_OPTION), value: Buffer.from(accessToken) }, { name: 'Block2', value: Buffer.from([0x21]) },
+  ], Buffer.from([0xa0]), 'POST'));
+  const answer = await client.next(isAnswerTo(token), 'block 2 of a POST never stored');
+  t.equal(answer.code, '4.08');
+  t.equal(h.backend.requests.length, 0, 'the backend saw nothing');
+});

@@ -215,8 +215,9 @@ for (const stop of ['ack', 'reset'] as const) {
   t.test(`a slow answer: empty ACK, then a CON separate response retransmitted until the peer's ${stop.toUpperCase()}`, async (t) => {
     const h = harness(t, { piggybackReplyMs: 10 });
     const release = h.handler.hold();
-    h.endpoint.handle(request({ messageId: 0x0a0a, token: 'aa' }), PEER_A);
-    h.endpoint.handle(request({ messageId: 0x0b0b, token: 'bb' }), PEER_B);
+    // Authenticated requests (the stub treats an Access-Token as verified): their answers are CONs.
+    h.endpoint.handle(request({ messageId: 0x0a0a, token: 'aa', accessToken: 'token-a' }), PEER_A);
+    h.endpoint.handle(request({ messageId: 0x0b0b, token: 'bb', accessToken: 'token-b' }), PEER_B);
     await h.until(() => h.sent.length >= 2, 'two empty ACKs');
     const ackA = h.sent.find((s) => samePeer(s.peer, PEER_A))!;
     const ackB = h.sent.find((s) => samePeer(s.peer, PEER_B))!;
@@ -257,6 +258,19 @@ for (const stop of ['ack', 'reset'] as const) {
     t.equal(h.sent.filter((s) => s.packet.token.toString('hex') === 'aa' && s.packet.code === '2.05').length, 1, 'one separate response for A');
   });
 }
+
+t.test('a slow answer to a request nobody authenticated goes once, as NON: no retransmissions to an unproved address', async (t) => {
+  const h = harness(t, { piggybackReplyMs: 10 });
+  const release = h.handler.hold();
+  h.endpoint.handle(request({ messageId: 0x0c0c, token: 'cc' }), PEER_A);
+  await h.until(() => h.sent.length >= 1, 'the empty ACK');
+  release[0]!({ code: '4.04' });
+  await h.until(() => h.sent.length >= 2, 'the separate response');
+  t.equal(h.sent[1]!.packet.confirmable, false, 'NON');
+  t.equal(h.sent[1]!.packet.ack, false, 'not an ACK');
+  t.equal(h.sent[1]!.packet.code, '4.04');
+  t.equal(h.counts.retransmitted, 0, 'never retransmitted');
+});
 
 t.test('a duplicate CON gets the identical stored reply bytes; the handler is called once', async (t) => {
   const h = harness(t);

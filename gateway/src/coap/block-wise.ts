@@ -28,7 +28,7 @@ export type Block1Outcome =
  * Access-Token and arrive in order (else 4.08); the buffer's bound answers 5.03 with Max-Age.
  */
 export async function receiveBlock1(
-  parts: BlockWiseParts, tr: TransportRequest, endpoint: string, requestKey: () => string, context: RequestContext,
+  parts: BlockWiseParts, tr: TransportRequest, requestKey: () => string, context: RequestContext,
 ): Promise<Block1Outcome> {
   const { request } = tr;
   const block = tr.block1!;
@@ -48,7 +48,8 @@ export async function receiveBlock1(
       accessToken: request.accessToken, first: request.payload,
       // Room for the whole body is set aside now, so an upload under way can always finish.
       reservedBytes: Math.min(tr.size1Bytes ?? limits.maxBodyBytes, limits.maxBodyBytes),
-      anonymousEndpoint: limits.authenticated ? undefined : endpoint,
+      // One unauthenticated upload per source address, whatever its ports.
+      anonymousEndpoint: limits.authenticated ? undefined : tr.request.peer.address,
       maxBodyBytes: limits.maxBodyBytes,
     });
     if (!started) throw new BridgeError('GW_ERR_BUSY', 'upload buffer full', { maxAgeSec: BUFFER_FULL_RETRY_SEC });
@@ -95,15 +96,18 @@ export function storedBlock(parts: BlockWiseParts, tr: TransportRequest, request
  * RFC 7959 section 2.4: an answer larger than one block (the device's Block2 SZX, or what fits in
  * 1152 bytes with the options) is stored with an ETag and sent block by block.
  */
-export function blockwiseAnswer(parts: BlockWiseParts, tr: TransportRequest, requestKey: () => string, response: CoapResponse)
-  : Reply {
+export function blockwiseAnswer(
+  parts: BlockWiseParts, tr: TransportRequest, requestKey: (() => string) | undefined, response: CoapResponse,
+): Reply {
   const payload = response.payload;
   const szx = Math.min(tr.block2?.szx ?? MAX_SZX, fittingSzx(response));
   if (payload === undefined || (payload.length <= blockSizeBytes(szx) && (tr.block2?.num ?? 0) === 0)) {
     return { response };
   }
   const stored = { ...response, payload, etag: response.etag ?? createHash('sha256').update(payload).digest().subarray(0, 8) };
-  parts.representations.put(requestKey(), stored, tr.request.accessToken);
+  // Kept for later blocks only when the request was authenticated (`requestKey` given): anything
+  // else is computed again per block, so nobody unauthenticated can fill or flush the store.
+  if (requestKey !== undefined) parts.representations.put(requestKey(), stored, tr.request.accessToken);
   return sliceBlock(stored, tr.block2?.num ?? 0, szx, tr.wantsSize2);
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { ParsedPacket } from 'coap-packet';
-import { BridgeError } from '../errors.ts';
+import { BridgeError, RequestError } from '../errors.ts';
 import { cut, type Logger } from '../log/index.ts';
 import type { RequestContext, RequestHandler } from '../messages.ts';
 import { createAddressValidator } from './address-validation.ts';
@@ -169,9 +169,12 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
         return { response: renderError(err, context, sizeBytes, Math.floor(nowMs() / 1000), logger) };
       }
     })();
+    const answerAuthenticated = () => context.authenticated === true;
     void answering.then((answer) => {
       clearTimeout(piggyback);
-      const type: MessageType = !confirmable ? 'non' : separated ? 'con' : 'ack';
+      // A separate answer to a request nobody authenticated goes once, as NON: retransmitting it
+      // to a source that never ACKs would multiply what a forged address draws.
+      const type: MessageType = !confirmable ? 'non' : !separated ? 'ack' : answerAuthenticated() ? 'con' : 'non';
       const messageId = type === 'ack' ? packet.messageId : newMessageId();
       let reply = answer;
       let datagram = encode(reply, type, messageId, packet.token, context, sizeBytes);
@@ -209,19 +212,24 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     const blockKey = () => `${endpointKey} ${tr.blockKey}`;
     const stored = storedBlock(blockParts, tr, blockKey);
     if (stored !== undefined) {
-      // The same Access-Token as the request that was verified and answered with the first block.
-      if (tr.request.accessToken !== undefined) context.authenticated = true;
+      // Only answers to authenticated requests are stored, and only for the same Access-Token.
+      context.authenticated = true;
       return stored;
+    }
+    // RFC 7959 section 2.4: a later block of an answer that is gone; fetching it again is only
+    // safe for GET and FETCH, which do not change the backend.
+    if ((tr.block2?.num ?? 0) > 0 && tr.block1 === undefined && tr.request.method !== 'GET' && tr.request.method !== 'FETCH') {
+      throw new RequestError('GW_ERR_REQUEST_INCOMPLETE', `Block2 ${tr.block2!.num} of a ${tr.request.method} answer no longer kept`);
     }
     let request = tr.request;
     let block1;
     if (tr.block1 !== undefined) {
-      const outcome = await receiveBlock1(blockParts, tr, endpointKey, blockKey, context);
+      const outcome = await receiveBlock1(blockParts, tr, blockKey, context);
       if (outcome.kind === 'continue') return { response: { code: '2.31' }, block1: outcome.block1 };
       ({ request, block1 } = outcome);
     }
     const response = await handler.handle(request, context);
-    const reply = blockwiseAnswer(blockParts, tr, blockKey, response);
+    const reply = blockwiseAnswer(blockParts, tr, context.authenticated === true ? blockKey : undefined, response);
     if (block1 !== undefined) reply.block1 = block1;
     return reply;
   };
