@@ -175,5 +175,11 @@ t.test('forgeries naming a device, from several addresses, do not stop it loggin
   t.equal(login.answer.code, '2.01', 'the device logs in (logins have budgets of their own)');
   t.equal((await device.send(config(login.tokens!.accessToken))).code, '2.05', 'and its new token works at once: the login put it in the cache');
   t.equal((await device.send(config(login.tokens!.accessToken))).code, '2.05', 'and keeps working');
+  // Refresh tokens are never cached: from the address the device logged in from, they answer to
+  // that address's budget only, not the device's, which the forgeries spent.
+  const refreshed = await device.refresh(login.tokens!.refreshToken);
+  t.equal(refreshed.answer.code, '2.01', 'the device refreshes from its own address despite the spent device budget');
+  const forgedAgain = await sendAll(probes[0]!, [forgery(h, 'sensor-1')], 0x2000);
+  t.equal(forgedAgain[0]!.code, '4.29', 'a forgery from another address is still refused unchecked');
   await h.assertStillServes(t);
 });

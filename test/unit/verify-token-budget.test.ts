@@ -97,8 +97,10 @@ t.test('forgeries naming one device from many addresses: that device\'s new toke
   const login = await f.issuer.issue({ id: 'victim', scopes: victim.scopes, recordId: victim.recordId! });
   f.verify.remember(login.accessToken, AT, login.accessClaims);
   t.equal(await codeOf(f.verify(login.accessToken, AT, true, { address: '198.51.100.1' })), 'ok', 'a token from a new login works at once');
-  t.equal(await codeOf(f.verify(await goodToken(f, 'victim'), AT, true, { address: '198.51.100.1' })), 'GW_ERR_TOO_MANY_REQUESTS',
-    'the limit that remains: a good token this gateway has not seen waits for the window (documented)');
+  t.equal(await codeOf(f.verify(await goodToken(f, 'victim'), AT, true, { address: '198.51.100.1' })), 'ok',
+    'a good token this gateway has not seen, from the address the device proved itself from: only that address\'s budget applies');
+  t.equal(await codeOf(f.verify(await goodToken(f, 'victim'), AT, true, { address: '192.0.2.9' })), 'GW_ERR_TOO_MANY_REQUESTS',
+    'the limit that remains: from an address it never proved itself from, it waits for the window (documented)');
   t.equal(await codeOf(f.verify(await goodToken(f, 'bystander'), AT, true, { address: '203.0.113.1' })), 'ok',
     'another device is unaffected, even from an attacking address under its own budget');
 });

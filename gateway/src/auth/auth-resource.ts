@@ -89,6 +89,8 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       }
       count('ok');
       // A login starts a new family (RFC 9700 section 4.14.2).
+      // Proved by its secret: from this address its tokens answer to the address's budget only.
+      verifyToken.trust(request.peer.address, device.id);
       return issue(device);
     },
 

@@ -33,6 +33,12 @@ export interface VerificationBudget {
    * rest, so a burst cannot slip past the count before its first failures are in.
    */
   reserve(address: string | undefined, device: string): Promise<Reservation>;
+  /**
+   * The device proved itself from this address (its secret, or a token that verified): from there
+   * its tokens are held only to the address's budget, not the device's, so forgeries naming the
+   * device from elsewhere cannot lock its own refreshes and uncached tokens out.
+   */
+  trust(address: string, device: string): void;
 }
 
 const WINDOW_MS = 60_000;
@@ -63,6 +69,8 @@ export function createVerificationBudget(options: VerificationBudgetOptions): Ve
   }
   if (!Number.isInteger(maxSources) || maxSources < 1) throw new TypeError(`maxSources must be a whole number >= 1, got ${maxSources}`);
   const onEvicted = options.onEvicted ?? (() => undefined);
+  // Device -> the source it last proved itself from; least recently proved first, as bounded as sources.
+  const provenFrom = new Map<string, string>();
   const limiter = new RateLimiterMemory({ points: failuresPerMinute, duration: WINDOW_MS / 1000, keyPrefix: '' });
   // Source key -> its window, least recently failed first: past windows lead.
   const sources = new Map<string, number>();
@@ -102,12 +110,22 @@ export function createVerificationBudget(options: VerificationBudgetOptions): Ve
   };
 
   return {
+    trust(address, device) {
+      const source = sourceKey(address);
+      if (provenFrom.get(device) === source) return;
+      provenFrom.delete(device);
+      if (provenFrom.size >= maxSources) provenFrom.delete(provenFrom.keys().next().value!);
+      provenFrom.set(device, source);
+    },
+
     async reserve(address, device) {
       for (;;) {
         const now = nowMs();
         const window = windowOf(now);
-        const keys: [BudgetKind, string][] = [['device', `d:${device}@${window}`]];
-        if (address !== undefined) keys.unshift(['address', `a:${sourceKey(address)}@${window}`]);
+        const source = address === undefined ? undefined : sourceKey(address);
+        const keys: [BudgetKind, string][] = source !== undefined && provenFrom.get(device) === source
+          ? [] : [['device', `d:${device}@${window}`]];
+        if (source !== undefined) keys.unshift(['address', `a:${source}@${window}`]);
         const seen = failuresRecorded;
         const failed = (await Promise.all(keys.map(([, key]) => limiter.get(key)))).map((res) => res?.consumedPoints ?? 0);
         if (seen !== failuresRecorded) continue;

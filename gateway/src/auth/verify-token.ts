@@ -69,6 +69,12 @@ export interface TokenVerifier {
    * its name. Hits re-check expiry, key, device record and revocation like any other.
    */
   remember(token: string, typ: string, verified: VerifiedToken): void;
+  /**
+   * The device proved itself from `address` (a login): from there its tokens answer only to the
+   * address's budget of failed signature checks, not the device's, which forgeries naming the
+   * device from elsewhere may have spent.
+   */
+  trust(address: string, device: string): void;
 }
 
 /** What the checks before the signature found: the key to check it with, and who it names. */
@@ -242,6 +248,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     if (isRevoked(verified)) return refuse('invalid', invalid('token revoked'));
     outcome('ok');
+    if (source !== undefined) budget.trust(source.address, verified.sub);
     if (useCache) remember(key, verified);
     return verified;
   }
@@ -249,6 +256,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   return Object.assign(verifyToken, {
     remember(token: string, typ: string, verified: VerifiedToken): void {
       if (cacheEntries > 0) remember(cacheKey(token, typ), verified);
+    },
+    /** A device that logged in from `address` proved itself there (see VerificationBudget.trust). */
+    trust(address: string, device: string): void {
+      budget.trust(address, device);
     },
   });
 }
