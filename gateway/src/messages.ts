@@ -59,6 +59,8 @@ export interface RequestContext {
 export interface UploadLimits {
   maxBodyBytes: number;
   authenticated: boolean;
+  /** Who the upload belongs to (the device id): each device gets a bounded number at once. */
+  owner?: string;
 }
 
 /**

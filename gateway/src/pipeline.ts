@@ -96,8 +96,8 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
     async admit(request, context, declaredBytes) {
       const own = ownResource(request, context);
       if (own === undefined) {
-        await authorize(request, context, declaredBytes);
-        return { maxBodyBytes: parts.maxPayloadBytes, authenticated: true };
+        const { token } = await authorize(request, context, declaredBytes);
+        return { maxBodyBytes: parts.maxPayloadBytes, authenticated: true, owner: token.sub };
       }
       // Login bodies come from devices nobody has authenticated yet: small, CBOR, and only where
       // a body belongs (/.well-known/core takes none).

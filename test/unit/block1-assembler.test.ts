@@ -26,7 +26,7 @@ const BUFFER = { maxBytes: 800 };
 const AUTHENTICATED_SHARE = 700;
 const ANONYMOUS_SHARE = 100;
 
-interface StartSpec { accessToken?: string; reservedBytes?: number; maxBodyBytes?: number; anonymousEndpoint?: string }
+interface StartSpec { accessToken?: string; reservedBytes?: number; maxBodyBytes?: number; anonymousEndpoint?: string; owner?: string }
 
 /** An authenticated upload unless `anonymousEndpoint` is given; its reservation is its maxBodyBytes unless said. */
 const upload = (first: Buffer, spec: StartSpec = {}): UploadStart => ({
@@ -35,6 +35,7 @@ const upload = (first: Buffer, spec: StartSpec = {}): UploadStart => ({
   reservedBytes: spec.reservedBytes ?? spec.maxBodyBytes ?? 1000,
   maxBodyBytes: spec.maxBodyBytes ?? 1000,
   anonymousEndpoint: spec.anonymousEndpoint,
+  owner: spec.owner,
 });
 
 const bytes = (n: number, fill = 0x61) => Buffer.alloc(n, fill);
@@ -277,4 +278,18 @@ t.test('take of an unknown key is an empty body and changes nothing', async (t) 
   uploads.start('a', upload(bytes(10)));
   t.equal(uploads.take('nope').length, 0);
   t.equal(uploads.bytes, 10);
+});
+
+t.test('one device may have four uploads under way at once: it cannot reserve the buffer for itself', async (t) => {
+  const { uploads } = assembler();
+  for (let i = 0; i < 4; i += 1) {
+    t.equal(uploads.start(`d1-${i}`, upload(bytes(16), { reservedBytes: 64, owner: 'd1' })), true, `device d1, upload ${i + 1}`);
+  }
+  t.equal(uploads.start('d1-4', upload(bytes(16), { reservedBytes: 64, owner: 'd1' })), false, 'its fifth waits');
+  t.equal(uploads.start('d2-0', upload(bytes(16), { reservedBytes: 64, owner: 'd2' })), true, 'another device is unaffected');
+  uploads.take('d1-0');
+  t.equal(uploads.start('d1-4', upload(bytes(16), { reservedBytes: 64, owner: 'd1' })), true, 'once one is done, the next fits');
+  t.equal(uploads.start('d1-4', upload(bytes(16), { reservedBytes: 64, owner: 'd1' })), true, 'restarting its own upload does not count twice');
+  uploads.clear();
+  for (let i = 0; i < 4; i += 1) t.equal(uploads.start(`d1-${i}`, upload(bytes(16), { reservedBytes: 64, owner: 'd1' })), true, 'clear() forgets the counts');
 });

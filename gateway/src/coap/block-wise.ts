@@ -50,6 +50,7 @@ export async function receiveBlock1(
       reservedBytes: Math.min(tr.size1Bytes ?? limits.maxBodyBytes, limits.maxBodyBytes),
       // One unauthenticated upload per source address, whatever its ports.
       anonymousEndpoint: limits.authenticated ? undefined : tr.request.peer.address,
+      owner: limits.owner,
       maxBodyBytes: limits.maxBodyBytes,
     });
     if (!started) throw new BridgeError('GW_ERR_BUSY', 'upload buffer full', { maxAgeSec: BUFFER_FULL_RETRY_SEC });

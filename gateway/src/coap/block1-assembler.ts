@@ -6,6 +6,7 @@ interface Assembly {
   readonly reservedBytes: number;
   readonly maxBodyBytes: number;
   readonly anonymousEndpoint: string | undefined;
+  readonly owner: string | undefined;
   readonly expiresAtMs: number;
 }
 
@@ -17,18 +18,25 @@ export interface UploadStart {
   maxBodyBytes: number;
   /** Set for uploads nobody authenticated (a login body): their endpoint, one upload each. */
   anonymousEndpoint: string | undefined;
+  /** The device an authenticated upload belongs to: at most `maxPerOwner` at once. */
+  owner?: string | undefined;
 }
 
 export interface Block1AssemblerOptions {
   /** Bytes set aside over all uploads (RFC 7959 section 2.5 leaves the bound to the server). */
   maxBytes: number;
   maxEntries: number;
+  /** Uploads one device may have under way at once (so one device cannot reserve the buffer). */
+  maxPerOwner?: number;
   lifetimeMs: number;
   nowMs: () => number;
   /** An upload dropped unfinished: its lifetime ran out, or the same request started again. */
   onEvict?: () => void;
   onBytesChanged?: (bytes: number) => void;
 }
+
+/** Uploads under way per device at once, by default. */
+const DEFAULT_MAX_PER_OWNER = 4;
 
 /** Unauthenticated uploads (logins) share this part of the buffer and no more. */
 const ANONYMOUS_SHARE = 8;
@@ -43,6 +51,7 @@ const ANONYMOUS_SHARE = 8;
 export class Block1Assembler {
   readonly #uploads = new Map<string, Assembly>();
   readonly #anonymousByEndpoint = new Map<string, string>();
+  readonly #byOwner = new Map<string, number>();
   readonly #options: Block1AssemblerOptions;
   #bytes = 0;
   #reserved = 0;
@@ -75,12 +84,16 @@ export class Block1Assembler {
       return false;
     }
     if (this.#uploads.size >= this.#options.maxEntries) return false;
+    const owned = upload.owner === undefined ? 0 : (this.#byOwner.get(upload.owner) ?? 0);
+    if (owned >= (this.#options.maxPerOwner ?? DEFAULT_MAX_PER_OWNER)) return false;
     this.#uploads.set(key, {
       accessToken: upload.accessToken, chunks: [Buffer.from(upload.first)], bytes: upload.first.length,
       reservedBytes: upload.reservedBytes, maxBodyBytes: upload.maxBodyBytes, anonymousEndpoint: upload.anonymousEndpoint,
+      owner: upload.owner,
       expiresAtMs: this.#options.nowMs() + this.#options.lifetimeMs,
     });
     this.#reserved += upload.reservedBytes;
+    if (upload.owner !== undefined) this.#byOwner.set(upload.owner, owned + 1);
     if (upload.anonymousEndpoint !== undefined) {
       this.#anonymousReserved += upload.reservedBytes;
       this.#anonymousByEndpoint.set(upload.anonymousEndpoint, key);
@@ -123,6 +136,7 @@ export class Block1Assembler {
   clear(): void {
     this.#uploads.clear();
     this.#anonymousByEndpoint.clear();
+    this.#byOwner.clear();
     this.#reserved = 0;
     this.#anonymousReserved = 0;
     this.#add(-this.#bytes);
@@ -138,6 +152,11 @@ export class Block1Assembler {
     if (upload === undefined) return;
     this.#uploads.delete(key);
     this.#reserved -= upload.reservedBytes;
+    if (upload.owner !== undefined) {
+      const left = (this.#byOwner.get(upload.owner) ?? 1) - 1;
+      if (left === 0) this.#byOwner.delete(upload.owner);
+      else this.#byOwner.set(upload.owner, left);
+    }
     if (upload.anonymousEndpoint !== undefined) {
       this.#anonymousReserved -= upload.reservedBytes;
       this.#anonymousByEndpoint.delete(upload.anonymousEndpoint);
