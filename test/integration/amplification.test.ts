@@ -141,3 +141,23 @@ t.test('a later Block2 block of a POST answer no longer kept gets 4.08: the POST
   t.equal(answer.code, '4.08');
   t.equal(h.backend.requests.length, 0, 'the backend saw nothing');
 });
+
+t.test('later blocks of a stored login answer go to a proven address only (tokenless requests are challenged)', async (t) => {
+  const h = await startHarness(t);
+  const secret = await h.provision('sensor-1');
+  const client = await RawCoapClient.open(t, h.port);
+  const { Encoder } = await import('cbor-x');
+  const body = new Encoder({ mapsAsObjects: false, useRecords: false }).encode(new Map<number, unknown>([[1, 'sensor-1'], [2, secret]]));
+  const cf = { name: 'Content-Format' as const, value: Buffer.from([60]) };
+  const loginToken = Buffer.from('d0', 'hex');
+  // The device's own login, asking for 16-byte blocks: the answer is stored for its later blocks.
+  await client.send(datagram(loginToken, nextId++, ['auth'], [cf, { name: 'Block2', value: Buffer.from([0x00]) }], body, 'POST'));
+  t.equal((await client.next(isAnswerTo(loginToken), 'login block 0')).code, '2.01');
+  // A tiny request for a later block, as a forged source would send it: no payload, no token.
+  const probe = Buffer.from('d1', 'hex');
+  const request = datagram(probe, nextId++, ['auth'], [cf, { name: 'Block2', value: Buffer.from([0x15]) }], undefined, 'POST');
+  await client.send(request);
+  const answer = await client.next(isAnswerTo(probe), 'a later block, tokenless');
+  t.equal(answer.code, '4.01', 'challenged, not served');
+  t.ok(client.sizeOf(answer) <= request.length, `${client.sizeOf(answer)} bytes answer ${request.length}`);
+});

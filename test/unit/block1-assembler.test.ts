@@ -155,24 +155,16 @@ t.test('unauthenticated uploads share an eighth of the buffer and leave the rest
   t.equal(uploads.bytes, 30);
 });
 
-t.test('one unauthenticated upload per endpoint: a new one replaces the previous, counted as an eviction', async (t) => {
+t.test('unauthenticated uploads of one source: a full source is refused, nothing under way is evicted', async (t) => {
   const { uploads, evicted } = assembler(BUFFER);
-  t.equal(uploads.start('a1', upload(bytes(10, 0x31), { reservedBytes: 50, anonymousEndpoint: 'ep-a' })), true);
-  t.equal(uploads.start('b1', upload(bytes(20), { reservedBytes: 50, anonymousEndpoint: 'ep-b' })), true);
-  t.equal(uploads.start('a2', upload(bytes(30, 0x32), { reservedBytes: 50, anonymousEndpoint: 'ep-a' })), true,
-    'the eighth is full, but a2 takes the place of a1');
-  t.equal(evicted(), 1, 'a1 evicted');
-  t.equal(uploads.get('a1'), undefined);
-  t.equal(uploads.append('a1', bytes(1)), false, 'a1\'s later blocks find nothing');
-  t.not(uploads.get('b1'), undefined, 'another endpoint\'s upload stays');
-  t.equal(uploads.size, 2);
-  t.equal(uploads.bytes, 50, 'a1\'s 10 bytes freed');
-  t.equal(uploads.start('c1', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-c' })), false,
-    'a1\'s reservation went to a2: the eighth is still full');
-  t.ok(uploads.take('a2').equals(bytes(30, 0x32)), 'a2 holds its own bytes only');
-  t.equal(uploads.start('a3', upload(bytes(10), { reservedBytes: 50, anonymousEndpoint: 'ep-a' })), true);
-  t.equal(evicted(), 1, 'a2 was finished, not replaced: no eviction');
-  t.not(uploads.get('b1'), undefined);
+  const anonymous = (source: string) => ({ reservedBytes: 10, anonymousEndpoint: source, owner: `unauthenticated ${source}` });
+  for (let i = 0; i < 4; i += 1) t.equal(uploads.start(`a${i}`, upload(bytes(5), anonymous('ep-a'))), true, `source a, upload ${i + 1}`);
+  t.equal(uploads.start('a4', upload(bytes(5), anonymous('ep-a'))), false, 'a fifth from the same source is refused');
+  t.equal(evicted(), 0, 'and nothing under way was evicted for it (another host may share the address)');
+  t.equal(uploads.append('a0', bytes(5)), true, 'the first upload carries on');
+  t.equal(uploads.start('b0', upload(bytes(5), anonymous('ep-b'))), true, 'another source is unaffected');
+  t.equal(uploads.start('a0', upload(bytes(5), anonymous('ep-a'))), true, 'a restart of its own upload is no fifth');
+  t.equal(evicted(), 1, 'the restart replaced the old one (an eviction)');
 });
 
 t.test('bounded by count: start is refused past maxEntries, and nothing else is evicted', async (t) => {
@@ -186,8 +178,8 @@ t.test('bounded by count: start is refused past maxEntries, and nothing else is 
   t.not(uploads.get('a'), undefined);
   t.not(uploads.get('b'), undefined);
   t.equal(uploads.bytes, 2);
-  t.equal(uploads.start('a2', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-a' })), true,
-    'an endpoint\'s new unauthenticated upload replaces its previous one, also when the count is reached');
+  t.equal(uploads.start('a', upload(bytes(1), { reservedBytes: 1, anonymousEndpoint: 'ep-a' })), true,
+    'a restart of an upload under way replaces it, also when the count is reached');
   t.equal(evicted(), 1);
   t.equal(uploads.size, 2);
 });

@@ -139,6 +139,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       }
       count('refreshed');
       // A refresh token from before families starts one; every other refresh continues its own.
+      verifyToken.trust(request.peer.address, device.id);
       return issue(device, claims.fam);
     },
   };

@@ -248,7 +248,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     if (isRevoked(verified)) return refuse('invalid', invalid('token revoked'));
     outcome('ok');
-    if (source !== undefined) budget.trust(source.address, verified.sub);
+    // Refresh tokens (never cached) are trusted by the auth resource once the refresh succeeds.
+    if (source !== undefined && cacheable) budget.trust(source.address, verified.sub);
     if (useCache) remember(key, verified);
     return verified;
   }

@@ -48,9 +48,10 @@ export async function receiveBlock1(
       accessToken: request.accessToken, first: request.payload,
       // Room for the whole body is set aside now, so an upload under way can always finish.
       reservedBytes: Math.min(tr.size1Bytes ?? limits.maxBodyBytes, limits.maxBodyBytes),
-      // One unauthenticated upload per source address, whatever its ports.
+      // Unauthenticated uploads count per source address, whatever its ports, and a full source
+      // is refused rather than evicting one under way (another host could share the address).
       anonymousEndpoint: limits.authenticated ? undefined : tr.request.peer.address,
-      owner: limits.owner,
+      owner: limits.authenticated ? limits.owner : `unauthenticated ${tr.request.peer.address}`,
       maxBodyBytes: limits.maxBodyBytes,
     });
     if (!started) throw new BridgeError('GW_ERR_BUSY', 'upload buffer full', { maxAgeSec: BUFFER_FULL_RETRY_SEC });

@@ -16,7 +16,7 @@ export interface UploadStart {
   reservedBytes: number;
   /** The largest body the request may have (its route's, or a login's). */
   maxBodyBytes: number;
-  /** Set for uploads nobody authenticated (a login body): their endpoint, one upload each. */
+  /** Set for uploads nobody authenticated (a login body): their source; they share an eighth of the buffer. */
   anonymousEndpoint: string | undefined;
   /** The device an authenticated upload belongs to: at most `maxPerOwner` at once. */
   owner?: string | undefined;
@@ -45,12 +45,12 @@ const ANONYMOUS_SHARE = 8;
  * Block1 uploads in progress, keyed by endpoint and request key (never by CoAP token). Only
  * uploads whose first block was admitted are here, and each sets aside room for its whole body
  * when it starts: when the buffer is full, new uploads are refused, and an upload under way always
- * has room to finish. Uploads that nobody authenticated get one per endpoint and an eighth of the
- * buffer, so they cannot take it from devices that did authenticate.
+ * has room to finish. Each owner (a device, or an unauthenticated source address) has four at
+ * most at once, and uploads nobody authenticated share an eighth of the buffer, so they cannot
+ * take it from devices that did authenticate.
  */
 export class Block1Assembler {
   readonly #uploads = new Map<string, Assembly>();
-  readonly #anonymousByEndpoint = new Map<string, string>();
   readonly #byOwner = new Map<string, number>();
   readonly #options: Block1AssemblerOptions;
   #bytes = 0;
@@ -77,8 +77,6 @@ export class Block1Assembler {
     if (upload.first.length > upload.reservedBytes) return false;
     const anonymousCap = Math.floor(this.#options.maxBytes / ANONYMOUS_SHARE);
     if (upload.anonymousEndpoint !== undefined) {
-      const previous = this.#anonymousByEndpoint.get(upload.anonymousEndpoint);
-      if (previous !== undefined) this.#drop(previous, true);
       if (this.#anonymousReserved + upload.reservedBytes > anonymousCap) return false;
     } else if (this.#reserved - this.#anonymousReserved + upload.reservedBytes > this.#options.maxBytes - anonymousCap) {
       return false;
@@ -96,7 +94,6 @@ export class Block1Assembler {
     if (upload.owner !== undefined) this.#byOwner.set(upload.owner, owned + 1);
     if (upload.anonymousEndpoint !== undefined) {
       this.#anonymousReserved += upload.reservedBytes;
-      this.#anonymousByEndpoint.set(upload.anonymousEndpoint, key);
     }
     this.#add(upload.first.length);
     return true;
@@ -135,7 +132,6 @@ export class Block1Assembler {
 
   clear(): void {
     this.#uploads.clear();
-    this.#anonymousByEndpoint.clear();
     this.#byOwner.clear();
     this.#reserved = 0;
     this.#anonymousReserved = 0;
@@ -159,7 +155,6 @@ export class Block1Assembler {
     }
     if (upload.anonymousEndpoint !== undefined) {
       this.#anonymousReserved -= upload.reservedBytes;
-      this.#anonymousByEndpoint.delete(upload.anonymousEndpoint);
     }
     this.#add(-upload.bytes);
     if (evicted) this.#options.onEvict?.();

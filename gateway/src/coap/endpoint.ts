@@ -212,8 +212,9 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     const blockKey = () => `${endpointKey} ${tr.blockKey}`;
     const stored = storedBlock(blockParts, tr, blockKey);
     if (stored !== undefined) {
-      // Only answers to authenticated requests are stored, and only for the same Access-Token.
-      context.authenticated = true;
+      // Only answers to authenticated requests are stored, and served only for the same
+      // Access-Token. A stored login answer has none: its later blocks go to proven addresses only.
+      if (tr.request.accessToken !== undefined) context.authenticated = true;
       return stored;
     }
     // RFC 7959 section 2.4: a later block of an answer that is gone; fetching it again is only
