@@ -15,6 +15,8 @@ export async function gatewayCli(args: readonly string[]): Promise<string> {
 
 export interface RunningGateway {
   port: number;
+  /** The admin API's port, when the gateway serves one (it says so before the CoAP line). */
+  adminPort: number | undefined;
   process: ChildProcess;
   /** SIGTERM, then the exit code once it has exited (a --cpu-prof profile is written then). */
   stop(): Promise<number | null>;
@@ -34,9 +36,12 @@ export async function spawnGateway(
     { stdio: ['ignore', out, 'pipe'], env: { ...process.env, ...env } });
   closeSync(out);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let adminPort: number | undefined;
   const port = await new Promise<number>((resolve, reject) => {
     createInterface({ input: child.stderr! }).on('line', (line) => {
       appendFileSync(logFile, `${line}\n`);
+      const admin = /^gateway: admin API on .*:(\d+)$/.exec(line);
+      if (admin !== null) adminPort = Number(admin[1]);
       const listening = /^gateway: CoAP on .*:(\d+),/.exec(line);
       if (listening !== null) resolve(Number(listening[1]));
     });
@@ -44,6 +49,7 @@ export async function spawnGateway(
   });
   return {
     port,
+    adminPort,
     process: child,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');

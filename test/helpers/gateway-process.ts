@@ -84,7 +84,8 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
   // The last line may be half written: only whole JSON lines count.
   const logLines = async () => (await readFile(logFile, 'utf8')).split('\n')
     .filter((line) => line.startsWith('{') && line.endsWith('}')).map((line) => JSON.parse(line) as Record<string, unknown>);
-  const adminPort = options.admin === true ? await adminPortFrom(logLines) : undefined;
+  const adminPort = running.adminPort;
+  if (options.admin === true && adminPort === undefined) throw new Error('the gateway did not say where its admin API listens');
 
   const gateway: GatewayProcess = {
     port: running.port,
@@ -132,15 +133,4 @@ async function stop(running: RunningGateway): Promise<void> {
   const killer = setTimeout(() => child.kill('SIGKILL'), STOP_LIMIT_MS);
   await running.stop();
   clearTimeout(killer);
-}
-
-/** The admin port the gateway logged (`gateway listening`, `admin`); its log is written asynchronously. */
-async function adminPortFrom(logLines: () => Promise<Record<string, unknown>[]>): Promise<number> {
-  const deadline = performance.now() + STOP_LIMIT_MS;
-  while (performance.now() < deadline) {
-    const line = (await logLines()).find((l) => l.msg === 'gateway listening');
-    if (typeof line?.admin === 'number') return line.admin;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error('the gateway never logged its admin port');
 }

@@ -53,6 +53,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
       const gateway = await buildGateway(config, { logger });
       await gateway.start();
       const { address, port } = gateway.address();
+      const admin = gateway.adminAddress();
+      if (admin !== undefined) io.err(`gateway: admin API on ${config.admin.host}:${admin.port}`);
       io.err(`gateway: CoAP on ${address}:${port}, Ctrl-C to stop`);
       await stopped;
       io.err('gateway: stopping (finishing requests in flight)');
