@@ -169,12 +169,11 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
         return { response: renderError(err, context, sizeBytes, Math.floor(nowMs() / 1000), logger) };
       }
     })();
-    const answerAuthenticated = () => context.authenticated === true;
     void answering.then((answer) => {
       clearTimeout(piggyback);
       // A separate answer to a request nobody authenticated goes once, as NON: retransmitting it
       // to a source that never ACKs would multiply what a forged address draws.
-      const type: MessageType = !confirmable ? 'non' : !separated ? 'ack' : answerAuthenticated() ? 'con' : 'non';
+      const type: MessageType = !confirmable ? 'non' : !separated ? 'ack' : context.authenticated === true ? 'con' : 'non';
       const messageId = type === 'ack' ? packet.messageId : newMessageId();
       let reply = answer;
       let datagram = encode(reply, type, messageId, packet.token, context, sizeBytes);

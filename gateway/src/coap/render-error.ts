@@ -34,6 +34,9 @@ export function renderError(
   if (maxAgeSec !== undefined) additions.push({ maxAgeSec });
   if (known && err.size1Bytes !== undefined) additions.push({ size1Bytes: err.size1Bytes });
   additions.push({ payload, contentFormat: ContentFormat.cbor });
+  // Usually everything fits (a tokened request is hundreds of bytes): one encoding settles it.
+  const whole: CoapResponse = Object.assign({ code: coapCode }, ...additions);
+  if (fits(whole)) return whole;
   for (const addition of additions) {
     const candidate = { ...response, ...addition, code: coapCode };
     if (fits(candidate)) response = candidate;
