@@ -2,7 +2,7 @@ import { ContentFormat } from './wire/index.ts';
 
 /**
  * CoAP Content-Format numbers and their media types (IANA CoAP Content-Formats): the one table
- * both for reading node-coap's options and for the bridge's Content-Type mapping.
+ * for the bridge's Content-Type mapping both ways.
  */
 const CONTENT_FORMATS: readonly (readonly [number, string])[] = [
   [ContentFormat.textPlain, 'text/plain; charset=utf-8'],
@@ -25,17 +25,6 @@ const CONTENT_FORMATS: readonly (readonly [number, string])[] = [
 
 const MEDIA_TYPE_BY_FORMAT: ReadonlyMap<number, string> = new Map(CONTENT_FORMATS);
 const FORMAT_BY_MEDIA_TYPE: ReadonlyMap<string, number> = new Map(CONTENT_FORMATS.map(([format, type]) => [bare(type), format]));
-
-/**
- * node-coap converts Content-Format and Accept to a media-type name when it knows the number,
- * and leaves the number otherwise; the gateway works with numbers. A name missing from the
- * table becomes -1: "some format the gateway does not convert".
- */
-export function contentFormatNumber(value: unknown): number | undefined {
-  if (typeof value === 'number') return value;
-  if (typeof value !== 'string') return undefined;
-  return FORMAT_BY_MEDIA_TYPE.get(bare(value)) ?? -1;
-}
 
 /** The HTTP Content-Type for a CoAP content format; unknown ones are octet-stream. */
 export function mediaTypeFor(format: number | undefined): string {
