@@ -26,6 +26,7 @@ export const ERROR_TABLE = {
   GW_ERR_BACKEND_BAD_RESPONSE: { coap: '5.02', http: 502, wire: WireError.badGateway },
   GW_ERR_BACKEND_UNAVAILABLE: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
   GW_ERR_BUSY: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
+  GW_ERR_STORE_UNAVAILABLE: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
   GW_ERR_BACKEND_TIMEOUT: { coap: '5.04', http: 504, wire: WireError.gatewayTimeout },
   GW_ERR_PROXYING_NOT_SUPPORTED: { coap: '5.05', http: 502, wire: WireError.proxyingNotSupported },
 } as const satisfies Record<string, { coap: string; http: number; wire: WireErrorCode }>;
