@@ -1,11 +1,23 @@
 import { WireError, type WireErrorCode } from './wire/index.ts';
 
+/** One row of the error table: who sees the failure, and how. */
+interface ErrorRow {
+  /** The CoAP response code a device sees; absent when no device can cause the failure. */
+  coap?: string;
+  /** The HTTP status an admin client sees. */
+  http: number;
+  /** The wire error code of the tiny CBOR error body a device sees. */
+  wire?: WireErrorCode;
+  /** The CLI's exit code when a command ends with this failure. */
+  exit?: number;
+}
+
 /**
- * Every failure the gateway can report, with the CoAP code a device sees, the HTTP status an
- * admin client sees, and the wire error code of the tiny CBOR error body. One table, so the
+ * Every failure the gateway can report, one row per code: the CoAP code and wire code a device
+ * sees, the HTTP status an admin client sees, the exit code of a CLI command. One table, so the
  * mapping is data (tested against README), and codes are never renamed or reused.
  */
-export const ERROR_TABLE = {
+export const ERRORS = {
   GW_ERR_BAD_REQUEST: { coap: '4.00', http: 400, wire: WireError.badRequest },
   GW_ERR_BAD_OPTION: { coap: '4.02', http: 400, wire: WireError.badOption },
   GW_ERR_AUTH_BAD_CREDENTIALS: { coap: '4.01', http: 401, wire: WireError.badCredentials },
@@ -29,9 +41,36 @@ export const ERROR_TABLE = {
   GW_ERR_STORE_UNAVAILABLE: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
   GW_ERR_BACKEND_TIMEOUT: { coap: '5.04', http: 504, wire: WireError.gatewayTimeout },
   GW_ERR_PROXYING_NOT_SUPPORTED: { coap: '5.05', http: 502, wire: WireError.proxyingNotSupported },
-} as const satisfies Record<string, { coap: string; http: number; wire: WireErrorCode }>;
+  // Operators' failures, from the CLI or the admin API: no device ever sees them.
+  GW_ERR_ADMIN_BAD_DEVICE_ID: { http: 400, exit: 2 },
+  GW_ERR_ADMIN_BAD_SCOPE: { http: 400, exit: 2 },
+  GW_ERR_ADMIN_BAD_ALG: { http: 400, exit: 2 },
+  GW_ERR_ADMIN_DUPLICATE_DEVICE: { http: 409, exit: 2 },
+  GW_ERR_ADMIN_UNKNOWN_DEVICE: { http: 404, exit: 2 },
+  GW_ERR_ADMIN_UNKNOWN_KEY: { http: 404, exit: 2 },
+  GW_ERR_ADMIN_ONLY_ACTIVE_KEY: { http: 409, exit: 2 },
+  GW_ERR_ADMIN_STATE: { http: 409, exit: 2 },
+  GW_ERR_CONFIG: { http: 400, exit: 2 },
+} as const satisfies Record<string, ErrorRow>;
 
-export type GatewayErrorCode = keyof typeof ERROR_TABLE;
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The codes whose rows have all the fields of `Fields`. */
+type CodesWith<Fields> = { [C in ErrorCode]: (typeof ERRORS)[C] extends Fields ? C : never }[ErrorCode];
+
+/** A code a device can see: it has a CoAP code and a wire code. */
+export type GatewayErrorCode = CodesWith<{ coap: string; wire: WireErrorCode }>;
+
+/** A code that ends a CLI command or answers an admin request. */
+export type OperatorErrorCode = CodesWith<{ http: number; exit: number }>;
+
+/** What an admin command or request could not do. */
+export type AdminErrorCode = Extract<OperatorErrorCode, `GW_ERR_ADMIN_${string}`>;
+
+/** The rows a device can see, as `renderError` sends them and README's wire table lists them. */
+export const ERROR_TABLE = Object.fromEntries(
+  Object.entries(ERRORS).filter(([, row]) => 'wire' in row),
+) as { readonly [C in GatewayErrorCode]: (typeof ERRORS)[C] };
 
 export interface GatewayErrorOptions {
   cause?: unknown;
@@ -56,15 +95,15 @@ export class GatewayError extends Error {
   }
 
   get coapCode(): string {
-    return ERROR_TABLE[this.code].coap;
+    return ERRORS[this.code].coap;
   }
 
   get httpStatus(): number {
-    return ERROR_TABLE[this.code].http;
+    return ERRORS[this.code].http;
   }
 
   get wireCode(): WireErrorCode {
-    return ERROR_TABLE[this.code].wire;
+    return ERRORS[this.code].wire;
   }
 }
 
@@ -77,34 +116,37 @@ export class AuthError extends GatewayError {}
 /** Forwarding to the backend failed. */
 export class BridgeError extends GatewayError {}
 
-/** Bad configuration or CLI usage: all problems at once, exit code 2. */
-export class ConfigError extends Error {
+/**
+ * A failure an operator sees, from the CLI or the admin API: an HTTP status and an exit code,
+ * never a CoAP code. `message` says what to fix.
+ */
+export class OperatorError<Code extends OperatorErrorCode = OperatorErrorCode> extends Error {
+  readonly code: Code;
+
+  constructor(code: Code, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+
+  get httpStatus(): number {
+    return ERRORS[this.code].http;
+  }
+
+  get exitCode(): number {
+    return ERRORS[this.code].exit;
+  }
+}
+
+/** Bad configuration or CLI usage: all problems at once. */
+export class ConfigError extends OperatorError<'GW_ERR_CONFIG'> {
   readonly problems: readonly string[];
 
   constructor(problems: readonly string[]) {
-    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
-    this.name = 'ConfigError';
+    super('GW_ERR_CONFIG', `invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.problems = problems;
   }
 }
 
-/** An admin command that cannot be carried out (duplicate device, unknown kid...): exit code 2. */
-export class AdminError extends Error {
-  readonly code: AdminErrorCode;
-
-  constructor(code: AdminErrorCode, message: string) {
-    super(message);
-    this.name = 'AdminError';
-    this.code = code;
-  }
-}
-
-export type AdminErrorCode =
-  | 'GW_ERR_ADMIN_BAD_DEVICE_ID'
-  | 'GW_ERR_ADMIN_DUPLICATE_DEVICE'
-  | 'GW_ERR_ADMIN_UNKNOWN_DEVICE'
-  | 'GW_ERR_ADMIN_BAD_SCOPE'
-  | 'GW_ERR_ADMIN_UNKNOWN_KEY'
-  | 'GW_ERR_ADMIN_ONLY_ACTIVE_KEY'
-  | 'GW_ERR_ADMIN_BAD_ALG'
-  | 'GW_ERR_ADMIN_STATE';
+/** An admin command that cannot be carried out (duplicate device, unknown kid...). */
+export class AdminError extends OperatorError<AdminErrorCode> {}

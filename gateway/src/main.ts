@@ -1,11 +1,11 @@
 import { Command, CommanderError } from 'commander';
-import { ConfigError, AdminError } from './errors.ts';
+import { OperatorError } from './errors.ts';
 import { registerDevicesCommand } from './cli/devices-command.ts';
 import { registerKeysCommand } from './cli/keys-command.ts';
 import { processIo } from './cli/io.ts';
 import { registerServeCommand } from './cli/serve-command.ts';
 
-/** Process wiring only: parse argv, run the command, turn known errors into exit code 2. */
+/** Process wiring only: parse argv, run the command, turn known errors into their exit codes. */
 const program = new Command('gateway')
   .description('CoAP gateway for constrained IoT devices: CBOR login, JWT access tokens, HTTP bridge')
   .showHelpAfterError()
@@ -23,9 +23,9 @@ try {
 } catch (err) {
   if (err instanceof CommanderError) {
     process.exitCode = err.exitCode === 0 ? 0 : 2;
-  } else if (err instanceof ConfigError || err instanceof AdminError) {
+  } else if (err instanceof OperatorError) {
     processIo.err(`gateway: ${err.message}`);
-    process.exitCode = 2;
+    process.exitCode = err.exitCode;
   } else {
     processIo.err(`gateway: unexpected error: ${(err as Error).stack ?? String(err)}`);
     process.exitCode = 1;
