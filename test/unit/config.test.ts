@@ -1,6 +1,8 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
-import { loadConfig, readConfigFile, DEFAULTS, DEFAULT_ROUTES, type ConfigInput } from '../../gateway/src/config/index.ts';
+import {
+  loadConfig, parseStoreSetting, readConfigFile, DEFAULTS, DEFAULT_ROUTES, type ConfigInput, type StoreConfig,
+} from '../../gateway/src/config/index.ts';
 import { ConfigError } from '../../gateway/src/errors.ts';
 
 const BACKEND = 'http://127.0.0.1:8080';
@@ -36,7 +38,21 @@ t.test('defaults: only the backend is required', async (t) => {
   t.same(config.routes, DEFAULT_ROUTES);
   t.equal(config.admin.port, undefined, 'admin API off unless configured');
   t.equal(config.admin.host, '127.0.0.1');
+  t.same(config.store, { kind: 'file' }, 'the embedded file store');
   t.same(problemsOf(t, {}), ['backend: required (the backend\'s base URL, http:// or https://)']);
+});
+
+t.test('the defaults the CLI and README quote are the ones applied', async (t) => {
+  const config = loadConfig({ backend: BACKEND });
+  t.same([config.coap.host, config.coap.port, config.stateDir, config.logLevel, config.backend.timeoutMs],
+    [DEFAULTS.coapHost, DEFAULTS.coapPort, DEFAULTS.stateDir, DEFAULTS.logLevel, DEFAULTS.backendTimeoutMs]);
+  t.same([config.tokens.ttlSec, config.tokens.refreshTtlSec, config.tokens.leewaySec, config.tokens.signingAlg],
+    [DEFAULTS.tokenTtlSec, DEFAULTS.refreshTtlSec, DEFAULTS.leewaySec, DEFAULTS.signingAlg]);
+  t.same([config.auth.forgedTokensPerMinute, config.auth.loginFailuresPerMinute],
+    [DEFAULTS.forgedTokensPerMinute, DEFAULTS.loginFailuresPerMinute]);
+  t.same([config.admin.certFile, config.admin.keyFile, config.admin.caFile],
+    [DEFAULTS.adminCertFile, DEFAULTS.adminKeyFile, DEFAULTS.adminCaFile]);
+  t.equal(DEFAULTS.store, 'file');
 });
 
 t.test('values are normalised: trailing slash, localhost, numbers given as text by flags', async (t) => {
@@ -88,7 +104,7 @@ t.test('the admin API needs its certificate files', async (t) => {
   t.equal(problems.length, 3);
   const files: [string, string][] = [['adminCert', '/nope/c.pem'], ['adminKey', '/nope/k.pem'], ['adminCa', '/nope/ca.pem']];
   for (const [name, file] of files) {
-    t.ok(problems.some((p) => p.startsWith(`${name} `) && p.endsWith(`cannot read ${file}`)), name);
+    t.ok(problems.some((p) => p.startsWith(`${name}: cannot read ${file} `) && p.includes('make certs')), name);
   }
 });
 
@@ -123,7 +139,8 @@ t.test('routes are validated, each problem named by its index and field', async 
     ['backendPath not absolute', route({ backendPath: 'things/{name}' }), /^routes\[0\]\.backendPath: expected a path starting with \/$/],
     ['unknown body mode', route({ body: 'xml' }), /^routes\[0\]\.body: expected cbor-json or pass-through$/],
     ['{var} not in the CoAP path', route({ backendPath: '/things/{sub}/{room}' }), /^routes\[0\]\.backendPath: \{room\} is not in the CoAP path$/],
-    ['not an object', 'GET /things', /^routes\[0\]\.path: /],
+    ['not an object', 'GET /things', /^routes\[0\]: expected a route \{"path", "methods", "scope", "backendPath", "body"\}, got "GET \/things"$/],
+    ['an unknown field', route({ bodyMode: 'pass-through' }), /^routes\[0\]: unknown key "bodyMode"$/],
   ];
   for (const [name, bad, pattern] of cases) {
     const problems = problemsOf(t, { backend: BACKEND, routes: [bad] });
@@ -146,4 +163,121 @@ t.test('readConfigFile: a JSON object is read; a missing file, bad JSON or a non
     t.throws(() => readConfigFile(`${dir}/${name}`), ConfigError, name);
   }
   t.throws(() => readConfigFile(`${dir}/none.json`), ConfigError, 'missing file');
+});
+
+/** Loads a config, collecting the warnings it gives. */
+function loadWarned(file: ConfigInput, flags: ConfigInput = {}) {
+  const warnings: string[] = [];
+  const config = loadConfig(file, flags, { warn: (message) => warnings.push(message) });
+  return { config, warnings };
+}
+
+t.test('the old names without units still work, each with one warning', async (t) => {
+  const old = loadWarned({ backend: BACKEND, tokenTtl: 60, refreshTtl: 120, leeway: 5 }, { leeway: 7 });
+  t.same(old.config.tokens, { ...old.config.tokens, ttlSec: 60, refreshTtlSec: 120, leewaySec: 7 }, 'flags still win');
+  t.same(old.warnings.sort(), [
+    'setting "leeway" is deprecated: use "leewaySec"',
+    'setting "refreshTtl" is deprecated: use "refreshTtlSec"',
+    'setting "tokenTtl" is deprecated: use "tokenTtlSec"',
+  ], 'once per name, though "leeway" came from the file and the flags');
+
+  const current = loadWarned({ backend: BACKEND, tokenTtlSec: 60, refreshTtlSec: 120, leewaySec: 5 });
+  t.same([current.config.tokens.ttlSec, current.config.tokens.refreshTtlSec, current.config.tokens.leewaySec], [60, 120, 5]);
+  t.same(current.warnings, [], 'no warning for the current names');
+
+  const mixed = loadWarned({ backend: BACKEND, leeway: 5 }, { leewaySec: '9' });
+  t.equal(mixed.config.tokens.leewaySec, 9, 'a flag under the new name wins over the file\'s old name');
+  t.same(mixed.warnings, ['setting "leeway" is deprecated: use "leewaySec"']);
+  t.doesNotThrow(() => loadConfig({ backend: BACKEND, leeway: 5 }), 'warn is optional');
+});
+
+t.test('a problem names a setting as it was written; both names for one setting is a problem', async (t) => {
+  t.match(problemsOf(t, { backend: BACKEND, leeway: -1 }), [/^leeway: expected a whole number from 0 to 3600, got -1$/]);
+  t.match(problemsOf(t, { backend: BACKEND, leeway: 5 }, { leewaySec: 'x' }), [/^leewaySec: expected a whole number/],
+    'the flag\'s value, under the flag\'s name');
+  t.same(problemsOf(t, { backend: BACKEND, leeway: 5, leewaySec: 5 }), [
+    'leewaySec: set both as "leewaySec" and as its deprecated name "leeway": keep only "leewaySec"',
+  ]);
+  t.same(problemsOf(t, { backend: BACKEND }, { tokenTtlSec: 5, tokenTtl: 5 }), [
+    'tokenTtlSec: set both as "tokenTtlSec" and as its deprecated name "tokenTtl": keep only "tokenTtlSec"',
+  ], 'in flags too');
+});
+
+t.test('every kind of problem at once: unknown keys, deprecated twice, store, routes, cross-field', async (t) => {
+  const problems = problemsOf(t, {
+    backend: BACKEND, refreshTtl: 10, refreshTtlSec: 10, store: 'redis://cache', routes: [route({ scope: '' })],
+    maxPayloadBytes: 4096, blockBufferBytes: 4096, colour: 'red',
+  } as ConfigInput, { coapPort: 'x', nonsense: 1 } as ConfigInput);
+  const expected = [
+    /^refreshTtlSec: set both/, /^store: expected redis:\/\//, /^routes\[0\]\.scope: /, /^coapPort: /,
+    /^blockBufferBytes: must be at least twice maxPayloadBytes \(8192\), got 4096$/, /^unknown setting "colour"$/, /^unknown setting "nonsense"$/,
+  ];
+  for (const pattern of expected) t.ok(problems.some((p) => pattern.test(p)), String(pattern));
+  t.equal(problems.length, expected.length, problems.join(' | '));
+  t.same(problemsOf(t, { backend: BACKEND, maxPayloadBytes: 'lots', blockBufferBytes: 1024 }), [
+    'maxPayloadBytes: expected a whole number from 64 to 1048576, got "lots"',
+  ], 'no cross-field problem made up from a setting that is wrong itself');
+});
+
+t.test('store: "file", a Redis URL or an object, into one shape per kind', async (t) => {
+  const redis = (url: string, over: Partial<StoreConfig> = {}): StoreConfig => ({
+    kind: 'redis', url, keyPrefix: 'gw:', connectTimeoutMs: 2000, commandTimeoutMs: 1000, ...over,
+  } as StoreConfig);
+  const cases: [string, unknown, StoreConfig][] = [
+    ['file', 'file', { kind: 'file' }],
+    ['redis://', 'redis://127.0.0.1:6379', redis('redis://127.0.0.1:6379')],
+    ['a password and a database', 'redis://:s3cret@cache.internal:6380/15', redis('redis://:s3cret@cache.internal:6380/15')],
+    ['a user (Redis 6 ACL)', 'redis://gw:s3cret@cache:6379/0', redis('redis://gw:s3cret@cache:6379/0')],
+    ['rediss:// (TLS)', 'rediss://[::1]:6379/', redis('rediss://[::1]:6379/')],
+    ['a Unix socket', 'redis+unix:///var/run/redis/redis.sock?db=3', redis('redis+unix:///var/run/redis/redis.sock?db=3')],
+    ['the object for file', { kind: 'file' }, { kind: 'file' }],
+    ['the object for redis, defaults filled in', { kind: 'redis', url: 'redis://h:1' }, redis('redis://h:1')],
+    ['the object for redis, all set', { kind: 'redis', url: 'redis+unix:///s', keyPrefix: 'fleet-a:', connectTimeoutMs: 500, commandTimeoutMs: '250' },
+      redis('redis+unix:///s', { keyPrefix: 'fleet-a:', connectTimeoutMs: 500, commandTimeoutMs: 250 })],
+  ];
+  for (const [name, store, expected] of cases) {
+    const config = loadConfig({ backend: BACKEND, store });
+    t.same(config.store, expected, name);
+    t.ok(Object.isFrozen(config.store), `${name}: frozen`);
+    t.same(parseStoreSetting(store), expected, `${name}: parseStoreSetting agrees`);
+  }
+  t.same(loadConfig({ backend: BACKEND, store: { kind: 'redis', url: 'redis://h:1' } }, { store: 'file' }).store, { kind: 'file' },
+    'a --store flag wins over the file');
+  t.same(parseStoreSetting(undefined), { kind: 'file' }, 'file unless told');
+});
+
+t.test('a bad store is one clear problem, and never shows a password', async (t) => {
+  const cases: [unknown, RegExp][] = [
+    ['memcached://cache:11211', /^store: expected "file" or a redis:\/\/HOST:PORT\[\/DB\], rediss:\/\/HOST:PORT\[\/DB\] or redis\+unix:\/\/\/PATH\[\?db=DB\] URL, got "memcached:\/\/cache:11211"$/],
+    ['FILE', /^store: expected "file" or a redis:\/\//],
+    ['redis://localhost', /^store: expected redis:\/\/\[\[USER\]:PASSWORD@\]HOST:PORT\[\/DB\] with a host and a port from 1 to 65535, got "redis:\/\/localhost"$/],
+    ['redis://:6379', /^store: expected redis:\/\/.*with a host and a port/],
+    ['rediss://cache:0', /^store: expected rediss:\/\/.*with a host and a port from 1 to 65535/],
+    ['redis://cache:6379/16', /^store: expected a database number from 0 to 15 after redis:\/\/HOST:PORT\/, got "redis:\/\/cache:6379\/16"$/],
+    ['redis://cache:6379/one', /^store: expected a database number from 0 to 15/],
+    ['redis://cache:6379?db=1', /^store: expected no query or fragment in a redis:\/\/ URL/],
+    ['redis+unix://redis.sock', /^store: expected an absolute socket path, redis\+unix:\/\/\/path\/to\/redis\.sock, got "redis\+unix:\/\/redis\.sock"$/],
+    ['redis+unix:///', /^store: expected an absolute socket path/],
+    ['redis+unix:///run/redis.sock?db=16', /^store: expected \?db= a database number from 0 to 15/],
+    ['redis+unix:///run/redis.sock?timeout=5', /^store: expected nothing after the socket path but \?db=DB/],
+    [5, /^store: expected "file", a redis:\/\/.*or an object \{"kind": "file" \| "redis", \.\.\.\}, got 5$/],
+    [{ kind: 'memcached' }, /^store\.kind: expected "kind": "file" or "redis", got "memcached"$/],
+    [{ url: 'redis://h:1' }, /^store\.kind: expected "kind": "file" or "redis", got undefined$/],
+    [{ kind: 'redis' }, /^store\.url: expected a redis:\/\/.* URL, got undefined$/],
+    [{ kind: 'redis', url: 'http://h:1' }, /^store\.url: expected a redis:\/\/.* URL, got "http:\/\/h:1"$/],
+    [{ kind: 'redis', url: 'redis://h:1', connectTimeoutMs: 0 }, /^store\.connectTimeoutMs: expected a whole number from 1 to 600000, got 0$/],
+    [{ kind: 'redis', url: 'redis://h:1', keyPrefix: 7 }, /^store\.keyPrefix: expected text such as "gw:", got 7$/],
+    [{ kind: 'file', url: 'redis://h:1' }, /^store: unknown key "url"$/],
+  ];
+  for (const [store, pattern] of cases) {
+    const problems = problemsOf(t, { backend: BACKEND, store } as ConfigInput);
+    t.equal(problems.length, 1, `${JSON.stringify(store)}: one problem`);
+    t.match(problems[0], pattern, JSON.stringify(store));
+  }
+  for (const store of ['redis://:hunter2@cache', 'redis://admin:hunter2@cache:6379/99', { kind: 'redis', url: 'redis://:hunter2@cache:6379?x=1' }]) {
+    const [problem] = problemsOf(t, { backend: BACKEND, store });
+    t.notMatch(problem, /hunter2/, `${problem}: no password`);
+    t.match(problem, /:\*\*\*@cache/, 'it shows where the password was');
+  }
+  t.throws(() => parseStoreSetting('redis://cache'), { name: 'ConfigError', problems: [/^store: expected redis:\/\//] });
 });

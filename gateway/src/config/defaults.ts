@@ -1,10 +1,18 @@
-import type { RouteConfig } from './schema.ts';
+import type { RouteConfig } from './types.ts';
 
-/** Every default, with its unit in its name. The CLI's --help and README quote these. */
+/**
+ * Every default, with its unit in its name: the schema fills in these, and the CLI's --help and
+ * README quote them.
+ */
 export const DEFAULTS = {
   coapHost: '0.0.0.0',
   coapPort: 5683,
   stateDir: './var',
+  /** The embedded file store, in the state directory; a redis:// URL shares it across a fleet. */
+  store: 'file',
+  redisKeyPrefix: 'gw:',
+  redisConnectTimeoutMs: 2000,
+  redisCommandTimeoutMs: 1000,
   tokenTtlSec: 3600,
   refreshTtlSec: 7 * 24 * 3600,
   leewaySec: 30,
