@@ -7,7 +7,7 @@ import type { CliIo } from './io.ts';
 
 interface ServeOptions {
   config?: string; coapHost?: string; coapPort?: string; backend?: string; backendCa?: string;
-  backendTimeout?: string; state?: string; tokenTtl?: string; leeway?: string; logLevel?: string;
+  backendTimeout?: string; state?: string; store?: string; tokenTtl?: string; leeway?: string; logLevel?: string;
   adminPort?: string; adminHost?: string; adminCert?: string; adminKey?: string; adminCa?: string; jwksPort?: string;
 }
 
@@ -20,7 +20,9 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--backend <url>', 'backend base URL, http:// or https:// (required)')
     .option('--backend-ca <file>', 'PEM CA certificate that signed the backend\'s TLS certificate')
     .option('--backend-timeout <ms>', `backend answer timeout in ms (default ${DEFAULTS.backendTimeoutMs})`)
-    .option('--state <dir>', `state directory: devices, keys (default ${DEFAULTS.stateDir})`)
+    .option('--state <dir>', `where this gateway keeps its own private keys, and the file store (default ${DEFAULTS.stateDir})`)
+    .option('--store <file|redis-url>', 'where devices, spent tokens, revocations, public keys and limits live: file (in --state) '
+      + `or redis://HOST:PORT[/DB], rediss://..., redis+unix:///PATH[?db=DB], shared by a fleet (default ${DEFAULTS.store})`)
     .option('--token-ttl <sec>', `access token lifetime in seconds (default ${DEFAULTS.tokenTtlSec})`)
     .option('--leeway <sec>', `clock-skew leeway in seconds (default ${DEFAULTS.leewaySec})`)
     .option('--log-level <level>', `fatal|error|warn|info|debug|trace|silent (default ${DEFAULTS.logLevel})`)
@@ -34,12 +36,12 @@ export function registerServeCommand(program: Command, io: CliIo): void {
       const file = options.config !== undefined ? readConfigFile(options.config) : {};
       const flags: ConfigInput = {
         coapHost: options.coapHost, coapPort: options.coapPort, backend: options.backend,
-        backendCa: options.backendCa, backendTimeoutMs: options.backendTimeout, state: options.state,
-        tokenTtl: options.tokenTtl, leeway: options.leeway, logLevel: options.logLevel,
+        backendCa: options.backendCa, backendTimeoutMs: options.backendTimeout, state: options.state, store: options.store,
+        tokenTtlSec: options.tokenTtl, leewaySec: options.leeway, logLevel: options.logLevel,
         adminPort: options.adminPort, adminHost: options.adminHost, adminCert: options.adminCert,
         adminKey: options.adminKey, adminCa: options.adminCa, jwksPort: options.jwksPort,
       };
-      const config = loadConfig(file, flags);
+      const config = loadConfig(file, flags, { warn: (message) => io.err(`gateway: warning: ${message}`) });
       const logger = createLogger(config.logLevel);
       // Owner-only before the gateway opens it, with the warning in the gateway's own log.
       const tightened = await tightenStateDir(config.stateDir);
