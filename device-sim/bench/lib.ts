@@ -55,7 +55,7 @@ export async function provision(stateDir: string, count: number, scopes = ['tele
   const store = await buildFileStore(stateDir);
   const createdAt = new Date().toISOString();
   const fleet = fleetIds(count).map((id) => ({ id, secret: generateSecret() }));
-  await store.addDevices(fleet.map(({ id, secret }) => ({ id, secretHash: hashSecret(secret), scopes, createdAt, recordId: newRecordId() })));
+  await store.devices.add(fleet.map(({ id, secret }) => ({ id, secretHash: hashSecret(secret), scopes, createdAt, recordId: newRecordId() })));
   await store.close();
   return fleet;
 }
@@ -87,11 +87,11 @@ export async function tokenFixture(): Promise<{
   const store = await buildFileStore(dir.path);
   const ids = fleetIds(10_000);
   const createdAt = new Date().toISOString();
-  await store.addDevices(ids.map((id) => ({ id, secretHash: hashSecret(generateSecret()), scopes: ['telemetry:write'], createdAt })));
+  await store.devices.add(ids.map((id) => ({ id, secretHash: hashSecret(generateSecret()), scopes: ['telemetry:write'], createdAt })));
   const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
     ttlSec: DEFAULTS.tokenTtlSec, refreshTtlSec: DEFAULTS.refreshTtlSec, nowMs: Date.now });
   const issue = async (sub: string) =>
-    (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: recordIdOf(store.getDevice(sub)!) })).accessToken;
+    (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: recordIdOf((await store.devices.get(sub))!) })).accessToken;
   return { token: await issue(ids[0]!), keystore, store, issue, remove: dir.remove };
 }
 

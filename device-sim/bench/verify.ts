@@ -7,13 +7,14 @@
 import { jwtVerify } from 'jose';
 import { ACCESS_TOKEN_TYP, createTokenVerifier } from '../../gateway/src/auth/index.ts';
 import { DEFAULTS } from '../../gateway/src/config/index.ts';
+import { createDeviceView } from '../../gateway/src/store/index.ts';
 import { emitResult, flag, fleetIds, opsPerSec, say, tokenFixture } from './lib.ts';
 
 const ms = Number(flag('ms') ?? 700);
 const rounds = Number(flag('rounds') ?? 3);
 const fixture = await tokenFixture();
 try {
-  const options = { keystore: fixture.keystore, store: fixture.store, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
+  const options = { keystore: fixture.keystore, devices: createDeviceView(fixture.store), issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
     leewaySec: DEFAULTS.leewaySec, nowMs: Date.now };
   const cold = createTokenVerifier({ ...options, cacheEntries: 0 });
   const cached = createTokenVerifier(options);

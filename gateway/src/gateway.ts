@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { buildAdminServer, createMetrics, type AdminServer } from './admin/index.ts';
+import { buildAdminServer, createFleetKeys, createMetrics, type AdminServer } from './admin/index.ts';
 import {
   Keystore, createAuthResource, createLoginLimiter, createRefreshFamilies, createTokenIssuer, createTokenVerifier,
 } from './auth/index.ts';
@@ -8,7 +8,7 @@ import { buildCoapServer, type CoapServer } from './coap/index.ts';
 import type { GatewayConfig } from './config/index.ts';
 import { createLogger, type Logger } from './log/index.ts';
 import { createPipeline } from './pipeline.ts';
-import { buildFileStore, logTightened, watchStateDir, type Store } from './store/index.ts';
+import { createDeviceView, openStore, watchStateDir, type Store } from './store/index.ts';
 
 export interface GatewayDeps {
   logger?: Logger;
@@ -36,8 +36,9 @@ const KEY_MAINTENANCE_INTERVAL_MS = 1000;
 export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
   const nowMs = deps.nowMs ?? Date.now;
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const store = deps.store ?? (await buildFileStore(config.stateDir, nowMs, { onTightened: (change) => logTightened(logger, change) }));
+  const store = deps.store ?? (await openStore(config.store, { stateDir: config.stateDir, nowMs, logger }));
   const { tokens } = config;
+  const reloadFailed = (what: string) => (err: unknown) => logger.error({ err }, `reloading ${what} failed`);
   const keystore = await Keystore.open({
     dir: join(config.stateDir, 'keys'),
     signingAlg: tokens.signingAlg,
@@ -47,15 +48,42 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const metrics = createMetrics(() => keystore, {
     loginLimiterEntries: () => limiter.size(),
     revokedFamilies: () => families.size(),
+    storeCalls: () => store.calls(),
+    storeUp: () => store.available(),
+    deviceViewEntries: () => devices.size(),
   });
+  const devices = createDeviceView(store, { onEvicted: () => metrics.evictions.inc({ table: 'device_view' }) });
   const limiter = createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs, {
-    onEvicted: () => metrics.evictions.inc({ table: 'login_limiter' }),
+    onEvicted: () => metrics.evictions.inc({ table: 'login_limiter' }), limits: store.limits,
   });
   const families = createRefreshFamilies({ nowMs, onEvicted: () => metrics.evictions.inc({ table: 'revoked_families' }) });
+  const fleetKeys = createFleetKeys(keystore, store);
   keystore.onUnknownKidReload = () => metrics.keyReloads.inc({ cause: 'unknown_kid' });
+  keystore.reloadFleet = () => fleetKeys.sync().catch((err: unknown) => logger.warn({ err }, 'reading the fleet\'s keys failed'));
+  // What the views need from the store, again after anything the feed may have missed.
+  const catchUp = async (): Promise<void> => {
+    for (const revocation of await store.revocations.list(Math.floor(nowMs() / 1000))) families.revoke(revocation);
+    await fleetKeys.sync();
+  };
+  await catchUp();
+  const unsubscribe = store.subscribe((change) => {
+    if (change.kind === 'revocation') families.revoke(change.revocation);
+    else if (change.kind === 'key') void keystore.reloadFleet?.();
+    else if (change.kind === 'resync') {
+      catchUp().then(() => logger.info('caught up with the store after a gap in its change feed'), reloadFailed('store state'));
+    }
+  });
+  const unwatchAvailability = store.onAvailability((up) => {
+    if (up) {
+      logger.info({ store: store.kind }, 'store is back: logins and refreshes resume');
+    } else {
+      metrics.storeOutages.inc();
+      logger.error({ store: store.kind }, 'store is down: logins and refreshes get 5.03 until it is back; cached tokens still verify');
+    }
+  });
   const issuer = createTokenIssuer({ keystore, issuer: tokens.issuer, audience: tokens.audience,
     ttlSec: tokens.ttlSec, refreshTtlSec: tokens.refreshTtlSec, nowMs });
-  const verifyToken = createTokenVerifier({ keystore, store, issuer: tokens.issuer, audience: tokens.audience,
+  const verifyToken = createTokenVerifier({ keystore, devices, issuer: tokens.issuer, audience: tokens.audience,
     leewaySec: tokens.leewaySec, nowMs, onOutcome: (outcome) => metrics.verifications.inc({ outcome }),
     isRevoked: families.isRevoked,
     forgedTokensPerMinute: config.auth.forgedTokensPerMinute,
@@ -64,7 +92,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     onCacheEvicted: () => metrics.evictions.inc({ table: 'verified_tokens' }),
   });
   const auth = createAuthResource({
-    store, issuer, verifyToken, limiter, families, leewaySec: tokens.leewaySec, refreshTtlSec: tokens.refreshTtlSec, nowMs, logger,
+    devices, onceIds: store.onceIds, revocations: store.revocations, storeAvailable: () => store.available(), issuer, verifyToken, limiter, families, leewaySec: tokens.leewaySec, refreshTtlSec: tokens.refreshTtlSec, nowMs, logger,
     onLogin: (outcome) => metrics.logins.inc({ outcome }),
     onFamilyRevoked: () => metrics.familiesRevoked.inc(),
   });
@@ -86,10 +114,12 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   let admin: AdminServer | undefined;
   const stoppers: (() => void)[] = [];
   let closed: Promise<void> | undefined;
-  const reloadFailed = (what: string) => (err: unknown) => logger.error({ err }, `reloading ${what} failed`);
   const retireExpiredKeys = async () => {
     const retired = await keystore.retireExpired();
-    if (retired.length > 0) logger.info({ kids: retired }, 'keys retired: every token they signed has expired');
+    if (retired.length > 0) {
+      logger.info({ kids: retired }, 'keys retired: every token they signed has expired');
+      await fleetKeys.sync();
+    }
     return retired;
   };
 
@@ -115,29 +145,33 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
       const keysWatcher = watchStateDir(keystore.dir, (file) => {
         if (file !== 'keys.json') return;
         metrics.keyReloads.inc({ cause: 'watch' });
-        keystore.reload().then(() => logger.info({ kid: keystore.signingKey().kid }, 'keys reloaded'), reloadFailed('keys'));
-      });
-      const stateWatcher = watchStateDir(config.stateDir, (file) => {
-        if (file === 'devices.json') store.reload().catch(reloadFailed('devices'));
+        // A CLI `keys rotate --state` on this gateway's own keys: published to the fleet too.
+        keystore.reload().then(() => fleetKeys.sync()).then(() => logger.info({ kid: keystore.signingKey().kid }, 'keys reloaded'),
+          reloadFailed('keys'));
       });
       const maintenance = setInterval(() => void retireExpiredKeys().catch(reloadFailed('keys')), KEY_MAINTENANCE_INTERVAL_MS);
       maintenance.unref();
-      stoppers.push(() => keysWatcher.close(), () => stateWatcher.close(), () => clearInterval(maintenance));
+      stoppers.push(() => keysWatcher.close(), () => clearInterval(maintenance));
       if (config.admin.port !== undefined) {
         admin = await buildAdminServer({
-          ...config.admin, port: config.admin.port, keystore, store, metrics, logger,
-          health: () => ({ ok: server !== undefined, activeKid: keystore.signingKey().kid, devices: store.deviceCount(),
-            inFlight: server?.inFlight() ?? 0 }),
+          ...config.admin, port: config.admin.port, keystore, fleetKeys, store, metrics, logger,
+          health: async () => ({
+            ok: server !== undefined, activeKid: keystore.signingKey().kid, store: store.kind, storeUp: store.available(),
+            devices: await store.devices.count().catch(() => undefined), inFlight: server?.inFlight() ?? 0,
+          }),
         });
       }
       const address = server.address();
       logger.info({ coap: `${address.address}:${address.port}`, backend: config.backend.url,
         admin: admin?.address().port, jwks: admin?.jwksAddress()?.port,
-        kid: keystore.signingKey().kid, devices: store.deviceCount() }, 'gateway listening');
+        kid: keystore.signingKey().kid, store: store.kind, devices: await store.devices.count() }, 'gateway listening');
     },
     close() {
       closed ??= (async () => {
         for (const stop of stoppers) stop();
+        unsubscribe();
+        unwatchAvailability();
+        devices.close();
         await admin?.close();
         await server?.close();
         await bridge.close();

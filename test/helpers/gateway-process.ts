@@ -15,6 +15,10 @@ export interface GatewayProcessOptions {
   devices?: number;
   /** Turn the admin API on (a dev PKI in a temporary directory), for GET /metrics. */
   admin?: boolean;
+  /** `--store` for the gateway and the CLI that provisions (a Redis URL: gateways of one fleet). */
+  store?: string;
+  /** Devices provisioned already (in the shared store): none are added, these are used. */
+  provisioned?: readonly { id: string; secret: Buffer }[];
 }
 
 export interface GatewayProcess {
@@ -33,6 +37,10 @@ export interface GatewayProcess {
   login(index?: number): Promise<string>;
   /** GET /metrics from the admin API, parsed (the process must have been started with `admin`). */
   metrics(): Promise<Exposition>;
+  /** Any admin API request (the process must have been started with `admin`). */
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; text: string }>;
+  /** A device client on this gateway, closed after the test. */
+  client(): Promise<DeviceClient>;
   /** A fresh socket logs in and makes a bridged request that must succeed. */
   assertStillServes(t: Test): Promise<void>;
   /** The gateway's JSON log lines so far. */
@@ -58,14 +66,18 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
     await rm(stateDir, { recursive: true, force: true });
   });
 
-  const count = options.devices ?? 2;
-  const devicesFile = join(stateDir, 'provisioned.json');
-  await gatewayCli(['devices', 'add', '--count', String(count), '--prefix', 'dev-', '--out', devicesFile,
-    '--scope', 'telemetry:write', 'config:read', '--state', stateDir]);
-  const devices = (JSON.parse(await readFile(devicesFile, 'utf8')) as { id: string; secret: string }[])
-    .map(({ id, secret }) => ({ id, secret: Buffer.from(secret, 'hex') }));
+  const storeArgs = options.store !== undefined ? ['--store', options.store] : [];
+  let devices = options.provisioned;
+  if (devices === undefined) {
+    const count = options.devices ?? 2;
+    const devicesFile = join(stateDir, 'provisioned.json');
+    await gatewayCli(['devices', 'add', '--count', String(count), '--prefix', 'dev-', '--out', devicesFile,
+      '--scope', 'telemetry:write', 'config:read', '--state', stateDir, ...storeArgs]);
+    devices = (JSON.parse(await readFile(devicesFile, 'utf8')) as { id: string; secret: string }[])
+      .map(({ id, secret }) => ({ id, secret: Buffer.from(secret, 'hex') }));
+  }
 
-  const args = ['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', backend.url, '--state', stateDir];
+  const args = ['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', backend.url, '--state', stateDir, ...storeArgs];
   if (options.config !== undefined) {
     const configFile = join(stateDir, 'config.json');
     await writeFile(configFile, JSON.stringify(options.config));
@@ -99,13 +111,23 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
       return Number(m[1]);
     },
     async login(index = 0) {
-      const device = devices[index];
-      if (device === undefined) throw new TypeError(`only ${devices.length} devices provisioned`);
+      const device = devices![index];
+      if (device === undefined) throw new TypeError(`only ${devices!.length} devices provisioned`);
       const client = await DeviceClient.open('127.0.0.1', running!.port, { timeoutMs: 10_000 });
       clients.push(client);
       const { answer, tokens } = await client.login(device.id, device.secret);
       if (tokens === undefined) throw new Error(`login of ${device.id} failed: ${answer.code}`);
       return tokens.accessToken;
+    },
+    async admin(method, path, body) {
+      if (adminPort === undefined || adminTls === undefined) throw new TypeError('started without the admin API');
+      const res = await adminRequest(adminPort, method, path, { tls: adminTls, ...(body !== undefined ? { body } : {}) });
+      return { status: res.status, text: res.text };
+    },
+    async client() {
+      const client = await DeviceClient.open('127.0.0.1', running!.port, { timeoutMs: 10_000 });
+      clients.push(client);
+      return client;
     },
     async metrics() {
       if (adminPort === undefined || adminTls === undefined) throw new TypeError('started without the admin API');
@@ -115,7 +137,7 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
     },
     async assertStillServes(t2) {
       t2.ok(gateway.alive(), 'the gateway process is still running');
-      const device = devices[devices.length - 1]!;
+      const device = devices![devices!.length - 1]!;
       const client = await DeviceClient.open('127.0.0.1', running!.port, { timeoutMs: 10_000 });
       clients.push(client);
       const { answer, tokens } = await client.login(device.id, device.secret);

@@ -62,7 +62,7 @@ export async function startHarness(t: Test, options: HarnessOptions = {}): Promi
     gateway, port, backend, stateDir, logs, clock,
     async provision(id, scopes = ['telemetry:write', 'config:read']) {
       const secret = generateSecret();
-      await gateway.store.addDevices([{
+      await gateway.store.devices.add([{
         id, secretHash: hashSecret(secret), scopes, createdAt: new Date(clock.nowMs()).toISOString(), recordId: newRecordId(),
       }]);
       return secret;

@@ -7,7 +7,7 @@ import {
   type TokenIssuer, type TokenVerifier, type TokenVerifierOptions, type VerifyOutcome,
 } from '../../gateway/src/auth/index.ts';
 import { DEFAULTS } from '../../gateway/src/config/index.ts';
-import { buildFileStore, type DeviceRecord, type Store } from '../../gateway/src/store/index.ts';
+import { buildFileStore, createDeviceView, type DeviceRecord, type Store } from '../../gateway/src/store/index.ts';
 
 export const LEEWAY_SEC = 30;
 export const TTL_SEC = 3600;
@@ -33,7 +33,7 @@ export async function verifierFixture(t: Test, options: Partial<TokenVerifierOpt
   const dir = await mkdtemp(join(tmpdir(), 'gw-verify-'));
   let offsetMs = 0;
   const clock = { nowMs: () => Date.now() + offsetMs, advanceSec: (sec: number) => { offsetMs += sec * 1000; } };
-  const store = await buildFileStore(dir, clock.nowMs);
+  const store = await buildFileStore(dir, { nowMs: clock.nowMs });
   t.teardown(async () => {
     await store.close();
     await rm(dir, { recursive: true, force: true });
@@ -54,7 +54,7 @@ export async function verifierFixture(t: Test, options: Partial<TokenVerifierOpt
   const outcomes: VerifyOutcome[] = [];
   const { onOutcome } = options;
   const verify = createTokenVerifier({
-    keystore, store, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, leewaySec: LEEWAY_SEC, nowMs: clock.nowMs,
+    keystore, devices: createDeviceView(store), issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, leewaySec: LEEWAY_SEC, nowMs: clock.nowMs,
     ...options,
     onOutcome: (outcome) => {
       outcomes.push(outcome);
@@ -71,7 +71,7 @@ export async function verifierFixture(t: Test, options: Partial<TokenVerifierOpt
         id, secretHash: 'unused', scopes: ['telemetry:write', 'config:read'],
         createdAt: new Date(clock.nowMs()).toISOString(), recordId: newRecordId(), ...record,
       };
-      await store.addDevices([full]);
+      await store.devices.add([full]);
       return full;
     },
     signatureChecks: () => signatureChecks,

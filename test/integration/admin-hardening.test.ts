@@ -7,7 +7,8 @@ import { Writable } from 'node:stream';
 import { connect, type TLSSocket } from 'node:tls';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { buildAdminServer, createMetrics, type AdminServer } from '../../gateway/src/admin/index.ts';
+import { listDevices } from '../../gateway/src/admin/provision.ts';
+import { buildAdminServer, createFleetKeys, createMetrics, type AdminServer } from '../../gateway/src/admin/index.ts';
 import { Keystore } from '../../gateway/src/auth/index.ts';
 import { REDACT_PATHS } from '../../gateway/src/log/index.ts';
 import { buildFileStore } from '../../gateway/src/store/index.ts';
@@ -85,7 +86,7 @@ t.test('a POST of 100 KB gets 413 without being read, and the gateway keeps serv
   const rotate = await postLarge(ports.port, pki.client, '/keys/rotate', largeDeviceBody(BODY_BYTES), true);
   t.equal(rotate.status, 413, 'POST /keys/rotate: 413');
 
-  t.same(h.gateway.store.listDevices(), [], 'nothing was provisioned from the body');
+  t.same((await listDevices(h.gateway.store)), [], 'nothing was provisioned from the body');
   const lines = h.logs.filter((l) => l.msg === 'admin request' && l.status === 413);
   t.equal(lines.length, 4, 'each refusal logged as a 413');
   t.match(lines[0], { method: 'POST', path: '/devices', client: 'admin' }, 'with the client\'s CN');
@@ -139,7 +140,7 @@ function logSink(): { sink: Writable; log: LogSink } {
 const TIGHT = { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 300, handshakeTimeoutMs: 300 };
 
 /** The admin API alone, with small timeouts (buildAdminServer's options) so a test need not wait 10 s. */
-async function startAdmin(t: Test, health: () => { ok: boolean } = () => ({ ok: true })): Promise<{ admin: AdminServer; port: number; log: LogSink }> {
+async function startAdmin(t: Test, health: () => Promise<{ ok: boolean }> = async () => ({ ok: true })): Promise<{ admin: AdminServer; port: number; log: LogSink }> {
   const dir = await mkdtemp(join(tmpdir(), 'gw-admin-'));
   const store = await buildFileStore(dir);
   const keystore = await Keystore.open({ dir: join(dir, 'keys'), signingAlg: 'ES256', maxTokenLifetimeSec: undefined, nowMs: Date.now }, true);
@@ -148,7 +149,7 @@ async function startAdmin(t: Test, health: () => { ok: boolean } = () => ({ ok: 
   const admin = await buildAdminServer({
     host: '127.0.0.1', port: 0, jwksPort: undefined,
     certFile: pki.paths.adminServer.certPath, keyFile: pki.paths.adminServer.keyPath, caFile: pki.paths.adminCa.certPath,
-    keystore, store, metrics: createMetrics(() => keystore), logger, health, ...TIGHT,
+    keystore, fleetKeys: createFleetKeys(keystore, store), store, metrics: createMetrics(() => keystore), logger, health, ...TIGHT,
   });
   t.teardown(async () => {
     await admin.close();
@@ -231,7 +232,7 @@ t.test('oversized headers get 431; a client that resets mid-body is forgotten; t
 
 t.test('an unexpected error in a handler is a logged 500, and the next request is served', async (t) => {
   let broken = true;
-  const { port, log } = await startAdmin(t, () => {
+  const { port, log } = await startAdmin(t, async () => {
     if (broken) throw new TypeError('health check broke');
     return { ok: true };
   });

@@ -142,7 +142,8 @@ t.test('serve with bad config exits 2 and lists every problem in one message', a
   t.equal(result.code, 2);
   t.match(result.stderr, /invalid configuration/);
   t.match(result.stderr, /coapPort: expected a whole number from 0 to 65535, got "99999"/);
-  t.match(result.stderr, /leeway: expected a whole number from 0 to 3600, got "-1"/);
+  // --leeway sets leewaySec (the name with its unit); problems name the setting, as for --coap-port.
+  t.match(result.stderr, /leewaySec: expected a whole number from 0 to 3600, got "-1"/);
   t.match(result.stderr, /backend: required/);
   t.match(result.stderr, /adminHost: .*loopback/);
   t.equal(result.stderr.match(/invalid configuration/g)?.length, 1, 'one message');

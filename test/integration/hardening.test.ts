@@ -61,7 +61,7 @@ t.test('removing a device and adding it again does not bring its old tokens back
   const device = await h.device();
   const old = (await device.login('sensor-1', secret)).tokens!;
   t.equal((await device.send({ path: '/config', token: old.accessToken })).code, '2.05', 'the old token works');
-  await h.gateway.store.removeDevice('sensor-1');
+  await h.gateway.store.devices.remove('sensor-1');
   h.clock.advanceSec(1);
   // Provisioned again, e.g. after a compromise: a new secret, a new record.
   const fresh = await h.provision('sensor-1');

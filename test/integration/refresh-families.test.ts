@@ -99,7 +99,7 @@ t.test('a refresh token from before families works once and starts a family; its
   const h = await startHarness(t);
   await h.provision('sensor-1');
   const device = await h.device();
-  const record = h.gateway.store.getDevice('sensor-1')!;
+  const record = (await h.gateway.store.devices.get('sensor-1'))!;
   // What the gateway issued before `fam` existed (bound to the record, as tokens now are).
   const legacy = await signToken(h.gateway.keystore.signingKey(),
     { ...accessClaims('sensor-1', h.clock.nowMs(), record.scopes.join(' '), DEFAULTS.refreshTtlSec), rid: recordIdOf(record) },

@@ -114,7 +114,7 @@ t.test('tightenStateDir: which modes are looser than 0700, and what it reports',
 t.test('buildFileStore tightens the directory and tells its caller (the gateway logs it)', async (t) => {
   const dir = await tempDir(t, 'gw-store-', 0o755);
   const changes: StateDirTightened[] = [];
-  const store = await buildFileStore(dir, Date.now, { onTightened: (change) => changes.push(change) });
+  const store = await buildFileStore(dir, { onTightened: (change) => changes.push(change) });
   t.teardown(() => store.close());
   t.same(changes, [{ dir, fromMode: 0o755, toMode: 0o700 }]);
   t.equal(await modeOf(dir), 0o700);

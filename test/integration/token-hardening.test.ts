@@ -32,9 +32,9 @@ async function signatureChecks(h: Harness): Promise<number> {
 }
 
 /** A forgery as a flood sends it: the gateway's real kid, good claims naming `sub`, its own jti, 64 random bytes of signature. */
-function forgery(h: Harness, sub: string): string {
+async function forgery(h: Harness, sub: string): Promise<string> {
   const header = { alg: 'ES256', typ: 'at+jwt', kid: h.gateway.keystore.signingKey().kid };
-  const claims = boundClaims(sub, h.gateway.store.getDevice(sub)!.recordId!, h.clock.nowMs());
+  const claims = boundClaims(sub, (await h.gateway.store.devices.get(sub))!.recordId!, h.clock.nowMs());
   const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
   return `${part(header)}.${part(claims)}.${randomBytes(64).toString('base64url')}`;
 }
@@ -58,7 +58,7 @@ t.test('iat an hour in the future: 4.01, wire code 5 (jose alone checks iat only
   const h = await startHarness(t);
   const { device } = await loggedIn(t, h, 'sensor-1');
   const key = h.gateway.keystore.signingKey();
-  const rid = h.gateway.store.getDevice('sensor-1')!.recordId!;
+  const rid = (await h.gateway.store.devices.get('sensor-1'))!.recordId!;
   const nowSec = Math.floor(h.clock.nowMs() / 1000);
   const ahead = (sec: number) => signToken(key, boundClaims('sensor-1', rid, h.clock.nowMs(), { iat: nowSec + sec, exp: nowSec + sec + 600 }), { kid: key.kid });
   t.equal((await device.send(config(await ahead(0)))).code, '2.05', 'control: the same token issued now');
@@ -73,11 +73,11 @@ t.test('a device removed and added again within the same second: its old tokens 
   // Start at the top of a second, so that login, removal and the new record share it.
   h.clock.advanceSec((1000 - (h.clock.nowMs() % 1000)) / 1000);
   const { device, tokens: old } = await loggedIn(t, h, 'sensor-1');
-  const oldRid = h.gateway.store.getDevice('sensor-1')!.recordId!;
+  const oldRid = (await h.gateway.store.devices.get('sensor-1'))!.recordId!;
   t.equal((await device.send(config(old.accessToken))).code, '2.05', 'the old token works (and is cached)');
-  t.equal(await h.gateway.store.removeDevice('sensor-1'), true);
+  t.equal(await h.gateway.store.devices.remove('sensor-1'), true);
   const fresh = await h.provision('sensor-1');
-  const record = h.gateway.store.getDevice('sensor-1')!;
+  const record = (await h.gateway.store.devices.get('sensor-1'))!;
   const createdSec = Math.floor(Date.parse(record.createdAt) / 1000);
   const iat = decodeJwt(old.accessToken).iat!;
   if (iat === createdSec) t.pass('login and the new record share one second: binding to the creation second could not refuse it');
@@ -120,7 +120,7 @@ t.test(`a flood of ${15 * BUDGET} forged signatures from one address: 4.29 past 
   const { device, tokens } = await loggedIn(t, h, 'sensor-1');
   t.equal((await device.send(config(tokens.accessToken))).code, '2.05', 'the device\'s token, cached since its login');
   const attacker = await UdpProbe.open(t, { address: '127.0.0.1', port: h.port }, '127.0.0.2');
-  const forged = Array.from({ length: 15 * BUDGET }, () => forgery(h, 'victim'));
+  const forged = await Promise.all(Array.from({ length: 15 * BUDGET }, () => forgery(h, 'victim')));
   const checksBefore = await signatureChecks(h);
 
   const answers: ParsedPacket[] = [];
@@ -149,7 +149,7 @@ t.test(`a flood of ${15 * BUDGET} forged signatures from one address: 4.29 past 
   t.equal(h.backend.requests.filter((r) => r.headers['x-device-id'] === 'victim').length, 0, 'no forgery reached the backend');
 
   h.clock.advanceSec(60);
-  const [late] = await sendAll(attacker, [forgery(h, 'victim')], 0x3000);
+  const [late] = await sendAll(attacker, [await forgery(h, 'victim')], 0x3000);
   t.equal(late?.code, '4.01', 'in the next window the address gets its budget back (checked, refused)');
   const parts = forged.flatMap((token) => token.split('.').slice(1));
   t.notOk(h.logs.some((line) => parts.some((part) => JSON.stringify(line).includes(part))), 'no part of a forged token in the log');
@@ -164,7 +164,7 @@ t.test('forgeries naming a device, from several addresses, do not stop it loggin
     UdpProbe.open(t, { address: '127.0.0.1', port: h.port }, address)));
   const codes: string[] = [];
   for (const [i, probe] of probes.entries()) {
-    const burst = await sendAll(probe, Array.from({ length: BUDGET }, () => forgery(h, 'sensor-1')), 0x1000 + i * BUDGET);
+    const burst = await sendAll(probe, await Promise.all(Array.from({ length: BUDGET }, () => forgery(h, 'sensor-1'))), 0x1000 + i * BUDGET);
     codes.push(...burst.map((a) => a.code));
   }
   t.equal(codes.filter((c) => c === '4.01').length, BUDGET, `${BUDGET} checked: the device's budget, though no address spent its own`);
@@ -179,7 +179,7 @@ t.test('forgeries naming a device, from several addresses, do not stop it loggin
   // that address's budget only, not the device's, which the forgeries spent.
   const refreshed = await device.refresh(login.tokens!.refreshToken);
   t.equal(refreshed.answer.code, '2.01', 'the device refreshes from its own address despite the spent device budget');
-  const forgedAgain = await sendAll(probes[0]!, [forgery(h, 'sensor-1')], 0x2000);
+  const forgedAgain = await sendAll(probes[0]!, [await forgery(h, 'sensor-1')], 0x2000);
   t.equal(forgedAgain[0]!.code, '4.29', 'a forgery from another address is still refused unchecked');
   await h.assertStillServes(t);
 });

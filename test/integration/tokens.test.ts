@@ -197,7 +197,7 @@ t.test('a device removed after login: its tokens are refused', async (t) => {
   const h = await startHarness(t);
   const { device, secret, tokens } = await loggedIn(t, h, 'sensor-1');
   t.equal((await device.send(config(tokens.accessToken))).code, '2.05', 'works while provisioned (and is cached)');
-  t.equal(await h.gateway.store.removeDevice('sensor-1'), true);
+  t.equal(await h.gateway.store.devices.remove('sensor-1'), true);
   await expectRefused(t, h, device, telemetry(tokens.accessToken), invalid, 'access token of a removed device');
   await expectRefused(t, h, device, { method: 'POST', path: '/auth/refresh', body: new Map([[5, tokens.refreshToken]]) },
     invalid, 'refresh token of a removed device');

@@ -26,7 +26,7 @@ async function budgetFixture(t: Test) {
 /** A token of the real key, bound to the record: good, and each a new one (its own jti). */
 async function goodToken(f: VerifierFixture, id: string): Promise<string> {
   const key = f.keystore.signingKey();
-  return signToken(key, boundClaims(id, f.store.getDevice(id)!.recordId!, f.clock.nowMs()), { kid: key.kid });
+  return signToken(key, boundClaims(id, (await f.store.devices.get(id))!.recordId!, f.clock.nowMs()), { kid: key.kid });
 }
 
 /** Lands the clock a second into a fresh one-minute window, so a test's requests never straddle two. */
@@ -111,7 +111,7 @@ t.test('only failed signature checks count: refusals that cost nothing never spe
   startOfWindow(f);
   const key = f.keystore.signingKey();
   const nowMs = f.clock.nowMs();
-  const recordId = f.store.getDevice('victim')!.recordId!;
+  const recordId = (await f.store.devices.get('victim'))!.recordId!;
   const cheap = [
     await signToken(key, boundClaims('victim', recordId, nowMs - 7200_000), { kid: key.kid }), // expired
     await signToken(key, boundClaims('nobody', recordId, nowMs), { kid: key.kid }), // no such device

@@ -135,7 +135,7 @@ t.test('tokens are bound to the device record: removed and added again within th
   f.verify.remember(old.accessToken, AT, old.accessClaims);
   t.equal((await f.verify(old.accessToken, AT)).rid, first.recordId, 'the old token works (from the cache), and carries rid');
   t.equal((await f.verify(old.refreshToken, 'rt+jwt', false)).fam, old.family, 'the refresh token carries the family');
-  await f.store.removeDevice('sensor-1');
+  await f.store.devices.remove('sensor-1');
   // The very same creation time: the old binding to the creation second could not tell them apart.
   const second = await f.provision('sensor-1', { createdAt: first.createdAt });
   t.equal(old.accessClaims.iat >= Math.floor(Date.parse(second.createdAt) / 1000), true, 'precondition: the old token is not older than the new record');

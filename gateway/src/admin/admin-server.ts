@@ -5,11 +5,12 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Keystore } from '../auth/index.ts';
 import { SIGNING_ALGS, type SigningAlg } from '../config/index.ts';
-import { AdminError, type AdminErrorCode } from '../errors.ts';
+import { AdminError, GatewayError, type AdminErrorCode } from '../errors.ts';
 import { cut, type Logger } from '../log/index.ts';
 import type { Store } from '../store/index.ts';
+import type { FleetKeys } from './fleet-keys.ts';
 import type { Metrics } from './metrics.ts';
-import { provisionDevices, removeDevice } from './provision.ts';
+import { listDevices, provisionDevices, removeDevice } from './provision.ts';
 import {
   ADMIN_LIMITS, BodyTooLargeError, ClientGoneError, guardServer, readBody, timeoutOptions, type AdminLimits,
 } from './server-limits.ts';
@@ -24,10 +25,12 @@ export interface AdminServerOptions {
   /** Optional second listener serving only the JWKS, without client certificates, for backends. */
   jwksPort: number | undefined;
   keystore: Keystore;
+  /** Rotation and retirement that reach the whole fleet through the store. */
+  fleetKeys: FleetKeys;
   store: Store;
   metrics: Metrics;
   logger: Logger;
-  health: () => { ok: boolean; [key: string]: unknown };
+  health: () => Promise<{ ok: boolean; [key: string]: unknown }>;
   /** Largest request body read; a larger one is answered 413 and the connection closed. */
   bodyLimitBytes?: number;
   /** Time a client has to send its request headers. */
@@ -42,16 +45,6 @@ export interface AdminServerOptions {
   maxConnections?: number;
 }
 
-const STATUS_BY_CODE: Record<AdminErrorCode, number> = {
-  GW_ERR_ADMIN_BAD_DEVICE_ID: 400,
-  GW_ERR_ADMIN_BAD_SCOPE: 400,
-  GW_ERR_ADMIN_BAD_ALG: 400,
-  GW_ERR_ADMIN_DUPLICATE_DEVICE: 409,
-  GW_ERR_ADMIN_UNKNOWN_DEVICE: 404,
-  GW_ERR_ADMIN_UNKNOWN_KEY: 404,
-  GW_ERR_ADMIN_ONLY_ACTIVE_KEY: 409,
-  GW_ERR_ADMIN_STATE: 409,
-};
 
 type Reply = { status: number; body?: unknown; text?: string; contentType?: string };
 type Route = (match: RegExpExecArray, body: () => Promise<unknown>) => Promise<Reply>;
@@ -68,7 +61,7 @@ export async function buildAdminServer(options: AdminServerOptions) {
   const routes: [string, RegExp, Route][] = [
     ['GET', /^\/\.well-known\/jwks\.json$/, jwks],
     ['GET', /^\/healthz$/, async () => {
-      const health = options.health();
+      const health = await options.health();
       return { status: health.ok ? 200 : 503, body: health };
     }],
     ['GET', /^\/metrics$/, async () => ({ status: 200, text: await metrics.text(), contentType: metrics.contentType })],
@@ -78,16 +71,14 @@ export async function buildAdminServer(options: AdminServerOptions) {
       if (!SIGNING_ALGS.includes(alg as SigningAlg)) {
         throw new AdminError('GW_ERR_ADMIN_BAD_ALG', `unsupported alg ${JSON.stringify(alg)}: use ${SIGNING_ALGS.join(' or ')}`);
       }
-      const { publicJwk: _omit, ...created } = await keystore.rotate(alg as SigningAlg);
+      const { publicJwk: _omit, ...created } = await options.fleetKeys.rotate(alg as SigningAlg);
       return { status: 201, body: created };
     }],
     ['POST', /^\/keys\/([^/]+)\/retire$/, async (m) => {
-      await keystore.retire(pathParam(m[1]!, 'GW_ERR_ADMIN_UNKNOWN_KEY'));
+      await options.fleetKeys.retire(pathParam(m[1]!, 'GW_ERR_ADMIN_UNKNOWN_KEY'));
       return { status: 204 };
     }],
-    ['GET', /^\/devices$/, async () => ({
-      status: 200, body: store.listDevices().map(({ id, scopes, createdAt }) => ({ id, scopes, createdAt })),
-    })],
+    ['GET', /^\/devices$/, async () => ({ status: 200, body: await listDevices(store) })],
     ['POST', /^\/devices$/, async (_m, body) => {
       const input = ((await body()) ?? {}) as { id?: unknown; scopes?: unknown };
       const scopes = Array.isArray(input.scopes) ? input.scopes : [input.scopes ?? 'telemetry:write'];
@@ -109,7 +100,9 @@ export async function buildAdminServer(options: AdminServerOptions) {
     maxConnections: options.maxConnections ?? ADMIN_LIMITS.maxConnections,
   };
   const replyFor = (err: unknown): Reply | undefined => {
-    if (err instanceof AdminError) return { status: STATUS_BY_CODE[err.code], body: { error: err.code, message: err.message } };
+    if (err instanceof AdminError) return { status: err.httpStatus, body: { error: err.code, message: err.message } };
+    // The shared store is down (503), or another coded failure: its own status, never a 500.
+    if (err instanceof GatewayError) return { status: err.httpStatus, body: { error: err.code, message: err.message } };
     if (err instanceof BodyTooLargeError) return { status: 413, body: { error: err.code, message: err.message } };
     if (err instanceof SyntaxError) return { status: 400, body: { error: 'bad JSON body' } };
     if (err instanceof ClientGoneError) return undefined;

@@ -9,6 +9,12 @@ import type { Keystore } from '../auth/index.ts';
 export interface MetricSources {
   loginLimiterEntries?: () => number;
   revokedFamilies?: () => number;
+  /** Round trips to the shared store so far (the store counts them). */
+  storeCalls?: () => number;
+  /** 1 while the shared store answers, 0 while it is down. */
+  storeUp?: () => boolean;
+  /** Devices the gateway's in-memory view of the registry holds now. */
+  deviceViewEntries?: () => number;
 }
 
 export function createMetrics(keystore: () => Keystore | undefined, sources: MetricSources = {}) {
@@ -76,6 +82,27 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     registers: [registry],
     collect() { this.set(sources.revokedFamilies?.() ?? 0); },
   });
+  new Counter({
+    name: 'coap_gateway_store_calls_total',
+    help: 'Round trips to the shared store (file or Redis); a cached token costs none',
+    registers: [registry],
+    collect() { this.reset(); this.inc(sources.storeCalls?.() ?? 0); },
+  });
+  new Gauge({
+    name: 'coap_gateway_store_up', help: '1 while the shared store answers; 0 while it is down (logins and refreshes get 5.03)',
+    registers: [registry],
+    collect() { this.set(sources.storeUp?.() === false ? 0 : 1); },
+  });
+  const storeOutages = new Counter({
+    name: 'coap_gateway_store_outages_total', help: 'Times the shared store went down (each ends with a full resync)',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'coap_gateway_device_view_entries',
+    help: 'Devices held in the in-memory view of the registry (bounded; evictions under table="device_view")',
+    registers: [registry],
+    collect() { this.set(sources.deviceViewEntries?.() ?? 0); },
+  });
   const evictions = new Counter({
     name: 'coap_gateway_evictions_total', help: 'Entries pushed out of a bounded table before their time, by table',
     labelNames: ['table'] as const, registers: [registry],
@@ -105,6 +132,7 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     addressChallenges,
     familiesRevoked,
     tokenBudgetRefusals,
+    storeOutages,
     text: () => registry.metrics(),
     contentType: registry.contentType,
   };

@@ -17,12 +17,12 @@ export async function provisionDevices(store: Store, ids: readonly string[], sco
   const records: DeviceRecord[] = devices.map((d) => ({
     id: d.id, secretHash: hashSecret(d.secret), scopes: cleanScopes, createdAt, recordId: newRecordId(),
   }));
-  await store.addDevices(records);
+  await store.devices.add(records);
   return devices.map((d) => ({ id: d.id, secret: d.secret.toString('hex'), scopes: cleanScopes }));
 }
 
 export async function removeDevice(store: Store, id: string): Promise<void> {
-  if (!(await store.removeDevice(validDeviceId(id)))) throw new AdminError('GW_ERR_ADMIN_UNKNOWN_DEVICE', `no device "${id}"`);
+  if (!(await store.devices.remove(validDeviceId(id)))) throw new AdminError('GW_ERR_ADMIN_UNKNOWN_DEVICE', `no device "${id}"`);
 }
 
 export function validDeviceId(id: unknown): string {
@@ -41,4 +41,13 @@ export function validScopes(scopes: readonly unknown[]): string[] {
     throw new AdminError('GW_ERR_ADMIN_BAD_SCOPE', `bad scope(s): ${bad.join(', ') || '(none given)'}`);
   }
   return [...new Set(flat)];
+}
+
+/** Every device, as the CLI and the admin API list them (never a secret hash). */
+export async function listDevices(store: Store): Promise<{ id: string; scopes: string[]; createdAt: string }[]> {
+  const list: { id: string; scopes: string[]; createdAt: string }[] = [];
+  for await (const batch of store.devices.list()) {
+    for (const { id, scopes, createdAt } of batch) list.push({ id, scopes, createdAt });
+  }
+  return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

@@ -1,7 +1,7 @@
 import type { CoapRequest, CoapResponse, RequestContext } from '../messages.ts';
 import { AuthError, RequestError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
-import type { DeviceRecord, Store } from '../store/index.ts';
+import { StoreUnavailableError, type DeviceRecord, type DeviceView, type OneTimeIds, type Revocations } from '../store/index.ts';
 import { AuthRequestKey, AuthResponseKey, ContentFormat, decodeCbor, encodeCbor } from '../wire/index.ts';
 import { DEVICE_ID_PATTERN, secretMatches } from './credentials.ts';
 import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type IssuedTokens, type TokenIssuer } from './issue-tokens.ts';
@@ -14,7 +14,18 @@ export type LoginOutcome =
   'ok' | 'bad_credentials' | 'bad_request' | 'rate_limited' | 'refreshed' | 'refresh_rejected' | 'refresh_reused';
 
 export interface AuthResourceOptions {
-  store: Store;
+  /** The gateway's view of the registry (a login reads through it). */
+  devices: DeviceView;
+  /** Spent refresh tokens, fleet-wide. */
+  onceIds: OneTimeIds;
+  /** Where a revoked family is recorded for the fleet; every gateway's `families` hears of it. */
+  revocations?: Revocations;
+  /**
+   * Whether the shared store answers now. Logins and refreshes fail closed while it does not
+   * (5.03 with Max-Age): a login would count failures nobody else sees, a refresh could spend
+   * a token twice on two gateways.
+   */
+  storeAvailable?: () => boolean;
   issuer: TokenIssuer;
   verifyToken: TokenVerifier;
   limiter: LoginLimiter;
@@ -43,7 +54,11 @@ export interface AuthResource {
 
 /** `POST /auth` and `POST /auth/refresh`: CBOR in, CBOR tokens out (DESIGN.md wire contract). */
 export function createAuthResource(options: AuthResourceOptions): AuthResource {
-  const { store, issuer, verifyToken, limiter, leewaySec } = options;
+  const { devices, onceIds, issuer, verifyToken, limiter, leewaySec } = options;
+  const storeAvailable = options.storeAvailable ?? (() => true);
+  const failClosed = (): void => {
+    if (!storeAvailable()) throw new StoreUnavailableError('the shared store is down: logins and refreshes wait for it');
+  };
   const nowMs = options.nowMs ?? Date.now;
   const families = options.families ?? createRefreshFamilies({ nowMs });
   const count = options.onLogin ?? (() => undefined);
@@ -75,7 +90,8 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
         throw new RequestError('GW_ERR_BAD_REQUEST', why);
       }
       context.deviceId = deviceId;
-      const device = store.getDevice(deviceId);
+      failClosed();
+      const device = await devices.get(deviceId);
       if (!secretMatches(secret, device?.secretHash) || device === undefined) {
         // The limit applies to failures only: a right secret always gets in, so nobody can lock
         // a device out by sending wrong secrets in its name (secrets are 256 bits: no guessing).
@@ -100,6 +116,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       if (typeof refreshToken !== 'string') {
         throw new RequestError('GW_ERR_BAD_REQUEST', 'key 5 (refresh token) must be a text string');
       }
+      failClosed();
       let claims;
       try {
         // One use each, so never cached; forged ones count against their source's budget.
@@ -116,7 +133,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
         throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token of a revoked family');
       }
       // Refresh tokens rotate: each one can be used once (RFC 9700 section 4.14.2).
-      if (!(await store.consumeOnce(`refresh:${claims.jti}`, claims.exp + leewaySec))) {
+      if (!(await onceIds.consume(`refresh:${claims.jti}`, claims.exp + leewaySec))) {
         count('refresh_reused');
         if (claims.fam === undefined) {
           // Issued before families: nothing names its successors, so only this copy is refused.
@@ -126,13 +143,20 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
         // The device or a thief holds a copy, and either may hold the successor: revoke it all
         // until the last refresh token the family can hold has stopped verifying.
         const lifetimeSec = Math.max(claims.exp - claims.iat, options.refreshTtlSec ?? 0);
-        families.revoke({ family: claims.fam, deviceId: claims.sub, untilSec: Math.ceil(nowMs() / 1000) + lifetimeSec + leewaySec });
+        const revocation = {
+          family: claims.fam, deviceId: claims.sub, atSec: Math.floor(nowMs() / 1000),
+          untilSec: Math.ceil(nowMs() / 1000) + lifetimeSec + leewaySec,
+        };
+        families.revoke(revocation);
+        // For the fleet too; the token is refused here whatever the store says.
+        await options.revocations?.revokeFamily(revocation).catch((err: unknown) =>
+          options.logger?.error({ err }, 'recording a revoked family in the store failed; it holds on this gateway only'));
         familyRevoked();
         options.logger?.warn({ deviceId: claims.sub, family: claims.fam },
           'refresh token used twice: its family is revoked (possible theft)');
         throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token already used: family revoked');
       }
-      const device = store.getDevice(claims.sub);
+      const device = await devices.get(claims.sub);
       if (device === undefined) {
         count('refresh_rejected');
         throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'device removed while refreshing');

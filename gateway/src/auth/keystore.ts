@@ -1,10 +1,10 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { chmod, mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { SigningAlg } from '../config/index.ts';
 import { AdminError } from '../errors.ts';
-import { readJsonIfExists, writeFileAtomic } from '../store/index.ts';
+import { readJsonIfExists, writeFileAtomic, type PublishedKey } from '../store/index.ts';
 
 export type KeyState = 'active' | 'verifying' | 'retired';
 
@@ -46,6 +46,8 @@ export interface KeystoreOptions {
 
 const INDEX_FILE = 'keys.json';
 const POLICY_FILE = 'policy.json';
+/** Names this gateway (the holder of these private keys) among the fleet's published keys. */
+const GATEWAY_ID_FILE = 'gateway-id';
 const UNKNOWN_KID_RELOAD_COOLDOWN_MS = 1000;
 // Used only before any gateway has recorded its policy: the default refresh TTL plus leeway.
 const DEFAULT_MAX_TOKEN_LIFETIME_SEC = 7 * 24 * 3600 + 30;
@@ -57,17 +59,23 @@ const DEFAULT_MAX_TOKEN_LIFETIME_SEC = 7 * 24 * 3600 + 30;
  */
 export class Keystore {
   readonly #options: KeystoreOptions;
+  readonly gatewayId: string;
   #keys: KeyMetadata[] = [];
   #verification = new Map<string, VerificationKey>();
+  /** Other gateways' keys that may verify, from the store's change feed (`setFleetKeys`). */
+  #fleet = new Map<string, VerificationKey & { published: PublishedKey }>();
   #signing: SigningKey | undefined;
   #unknownKidReload: Promise<void> | undefined;
   #reloading: Promise<void> = Promise.resolve();
   #lastUnknownKidReloadMs = -Infinity;
   /** Called when a token's unknown kid made the keystore re-read its files (metrics). */
   onUnknownKidReload: (() => void) | undefined;
+  /** Re-reads the fleet's published keys (the gateway sets it; a token may name a key just rotated elsewhere). */
+  reloadFleet: (() => Promise<void>) | undefined;
 
-  private constructor(options: KeystoreOptions) {
+  private constructor(options: KeystoreOptions, gatewayId: string) {
     this.#options = options;
+    this.gatewayId = gatewayId;
   }
 
   /** Opens the keystore; creates the first key when `createIfEmpty` and none exists yet. */
@@ -79,10 +87,16 @@ export class Keystore {
     if (options.maxTokenLifetimeSec !== undefined && policy?.maxTokenLifetimeSec !== options.maxTokenLifetimeSec) {
       await writeFileAtomic(policyFile, JSON.stringify({ maxTokenLifetimeSec: options.maxTokenLifetimeSec }), 0o600);
     }
+    const idFile = join(options.dir, GATEWAY_ID_FILE);
+    let gatewayId = (await readFile(idFile, 'utf8').catch(() => '')).trim();
+    if (gatewayId === '') {
+      gatewayId = randomBytes(8).toString('hex');
+      await writeFileAtomic(idFile, gatewayId, 0o600);
+    }
     const keystore = new Keystore({
       ...options,
       maxTokenLifetimeSec: options.maxTokenLifetimeSec ?? policy?.maxTokenLifetimeSec ?? DEFAULT_MAX_TOKEN_LIFETIME_SEC,
-    });
+    }, gatewayId);
     await keystore.reload();
     if (createIfEmpty && keystore.#signing === undefined) await keystore.rotate(options.signingAlg);
     return keystore;
@@ -134,7 +148,9 @@ export class Keystore {
       if (this.#options.nowMs() - this.#lastUnknownKidReloadMs < UNKNOWN_KID_RELOAD_COOLDOWN_MS) return undefined;
       this.#lastUnknownKidReloadMs = this.#options.nowMs();
       this.onUnknownKidReload?.();
-      this.#unknownKidReload = this.reload().finally(() => { this.#unknownKidReload = undefined; });
+      this.#unknownKidReload = Promise.all([this.reload(), this.reloadFleet?.()])
+        .then(() => undefined)
+        .finally(() => { this.#unknownKidReload = undefined; });
     }
     await this.#unknownKidReload.catch(() => undefined);
     return this.verificationKey(kid);
@@ -148,24 +164,52 @@ export class Keystore {
   /** The key for `kid` if it may still verify at this moment. */
   verificationKey(kid: string | undefined): VerificationKey | undefined {
     if (kid === undefined) return undefined;
-    const key = this.#verification.get(kid);
+    const key = this.#verification.get(kid) ?? this.#fleet.get(kid);
     // Parsed once per reload: this runs for every request, cached tokens included.
     return key !== undefined && key.verifyUntilMs > this.#options.nowMs() ? key : undefined;
   }
 
   /** The verifier's algorithm allow-list: exactly the algorithms of keys that may verify. */
   algorithms(): SigningAlg[] {
-    return [...new Set([...this.#verification.values()].map((k) => k.alg))];
+    return [...new Set([...this.#verification.values(), ...this.#fleet.values()].map((k) => k.alg))];
+  }
+
+  /**
+   * The fleet's published keys (every gateway's, from the store). Keys of other gateways that
+   * are active or verifying verify here too; this gateway's own keys come from its files.
+   */
+  setFleetKeys(published: readonly PublishedKey[]): void {
+    const fleet = new Map<string, VerificationKey & { published: PublishedKey }>();
+    for (const key of published) {
+      if (key.state === 'retired' || key.gateway === this.gatewayId || this.#keys.some((k) => k.kid === key.kid)) continue;
+      try {
+        fleet.set(key.kid, {
+          alg: key.alg, publicKey: createPublicKey({ key: key.publicJwk, format: 'jwk' }), published: key,
+          verifyUntilMs: key.verifyUntil !== undefined ? Date.parse(key.verifyUntil) : Infinity,
+        });
+      } catch {
+        // A malformed entry in the store verifies nothing; the others still do.
+      }
+    }
+    this.#fleet = fleet;
+  }
+
+  /** This gateway's keys as the fleet should see them (for the store). */
+  published(): PublishedKey[] {
+    return this.#keys.map(({ kid, alg, state, createdAt, verifyUntil, retiredAt, publicJwk }) => ({
+      kid, alg, state, gateway: this.gatewayId, createdAt, publicJwk,
+      ...(verifyUntil !== undefined ? { verifyUntil } : {}), ...(retiredAt !== undefined ? { retiredAt } : {}),
+    }));
   }
 
   list(): readonly KeyMetadata[] {
     return this.#keys;
   }
 
+  /** Every public key that may verify, this gateway's and the fleet's. */
   jwks(): { keys: JWK[] } {
     return {
-      keys: this.#keys
-        .filter((k) => k.state !== 'retired')
+      keys: [...this.#keys.filter((k) => k.state !== 'retired'), ...[...this.#fleet.values()].map((k) => k.published)]
         .map((k) => ({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })),
     };
   }

@@ -1,3 +1,5 @@
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { StoreUnavailableError, type Limits } from '../store/index.ts';
 import { RateLimiterMemory, RateLimiterRes } from './rate-limiter-memory.ts';
 import { sourceKey } from './source-key.ts';
 
@@ -10,6 +12,11 @@ export interface LoginLimiterOptions {
   maxEntries?: number;
   /** A key was forgotten before its window ended because the table was full (metrics). */
   onEvicted?: () => void;
+  /**
+   * Where the counts live: the store's limits, so a fleet counts together (Redis). Without it,
+   * this process's memory.
+   */
+  limits?: Limits;
 }
 
 export interface LoginLimiter {
@@ -50,7 +57,10 @@ export function createLoginLimiter(maxFailuresPerMinute: number, nowMs: () => nu
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
   if (!Number.isInteger(maxEntries) || maxEntries < 2) throw new TypeError(`maxEntries must be an integer >= 2, got ${maxEntries}`);
   const onEvicted = options.onEvicted ?? (() => undefined);
-  const limiter = new RateLimiterMemory({ points: maxFailuresPerMinute, duration: WINDOW_MS / 1000, keyPrefix: '' });
+  const limiter: RateLimiterAbstract = options.limits?.limiter({ keyPrefix: 'login', points: maxFailuresPerMinute, durationSec: WINDOW_MS / 1000 })
+    ?? new RateLimiterMemory({ points: maxFailuresPerMinute, duration: WINDOW_MS / 1000, keyPrefix: '' });
+  // Only a limiter in this process's memory needs bounding here; Redis expires its own keys.
+  const local = limiter instanceof RateLimiterMemory;
   // Key -> its window. Map order is least recently failed first, so the keys of past windows
   // lead and pruning stops at the first key of the current one.
   const held = new Map<string, number>();
@@ -66,6 +76,7 @@ export function createLoginLimiter(maxFailuresPerMinute: number, nowMs: () => nu
     }
   };
   const touch = (key: string, window: number): void => {
+    if (!local) return;
     if (held.delete(key)) {
       held.set(key, window);
       return;
@@ -84,7 +95,8 @@ export function createLoginLimiter(maxFailuresPerMinute: number, nowMs: () => nu
       return false;
     } catch (err) {
       if (err instanceof RateLimiterRes) return true;
-      throw err;
+      // The shared store did not answer: fail closed, as logins do while it is down.
+      throw new StoreUnavailableError('the login limiter\'s store did not answer', err);
     }
   };
 

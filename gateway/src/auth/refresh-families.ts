@@ -23,7 +23,7 @@ export interface RefreshFamilies {
    * Revokes every token of `family` until `untilSec`, when the last of them has stopped
    * verifying (the newest refresh token's exp plus the leeway).
    */
-  revoke(revocation: { family: string; deviceId: string; untilSec: number }): void;
+  revoke(revocation: { family: string; deviceId: string; untilSec: number; atSec?: number }): void;
   /** The verifier's `isRevoked`: asked on every cache hit and every fresh verification. */
   isRevoked(token: FamilyMember): boolean;
   /** Revocations held now (families and folded devices; a gauge). */
@@ -94,7 +94,7 @@ export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshF
   };
 
   return {
-    revoke({ family, deviceId, untilSec }) {
+    revoke({ family, deviceId, untilSec, atSec }) {
       const nowSec = Math.floor(nowMs() / 1000);
       prune(families, nowSec);
       prune(devices, nowSec);
@@ -106,7 +106,7 @@ export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshF
         onEvicted();
       }
       // Nothing is issued in a family once it is revoked: all of it was issued up to now.
-      families.set(family, { atSec: nowSec, untilSec, deviceId });
+      families.set(family, { atSec: atSec ?? nowSec, untilSec, deviceId });
     },
     isRevoked(token) {
       // Every token of a revoked family, whatever its iat.

@@ -2,7 +2,7 @@ import { hash, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { DEFAULTS } from '../config/index.ts';
 import { AuthError } from '../errors.ts';
-import type { Store } from '../store/index.ts';
+import type { DeviceRecord, DeviceView } from '../store/index.ts';
 import { MAX_TOKEN_CHARS, decodeJws, echo, splitCompactJws, type JwsParts } from './decode-token.ts';
 import type { Keystore } from './keystore.ts';
 import { recordIdOf } from './record-id.ts';
@@ -37,7 +37,8 @@ export interface TokenSource {
 
 export interface TokenVerifierOptions {
   keystore: Keystore;
-  store: Store;
+  /** The gateway's view of the registry: a device it holds costs no store call. */
+  devices: DeviceView;
   issuer: string;
   audience: string;
   leewaySec: number;
@@ -102,7 +103,7 @@ const SIGNATURE_BYTES = 64;
  * at most 64 characters of anything the sender chose.
  */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
-  const { keystore, store, issuer, audience, leewaySec, nowMs } = options;
+  const { keystore, devices, issuer, audience, leewaySec, nowMs } = options;
   const cacheEntries = options.cacheEntries ?? 100_000;
   const cache = new Map<string, VerifiedToken>();
   const outcome = options.onOutcome ?? (() => undefined);
@@ -119,16 +120,15 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
    * within the same second. A token from before `rid` existed is bound as it was then: to
    * the record's creation second.
    */
-  const bindingProblem = (sub: string, rid: string, iat: number): string | undefined => {
-    const device = store.getDevice(sub);
+  const bindingProblem = (device: DeviceRecord | undefined, sub: string, rid: string, iat: number): string | undefined => {
     if (device === undefined) return `device ${echo(sub)} is not provisioned`;
     const bound = rid === '' ? iat >= Math.floor(Date.parse(device.createdAt) / 1000) : rid === recordIdOf(device);
     return bound ? undefined : `token of an earlier record of device ${echo(sub)}`;
   };
-  const stillValid = (token: VerifiedToken): boolean =>
+  const stillValid = (token: VerifiedToken, device: DeviceRecord | undefined): boolean =>
     token.exp + leewaySec > nowMs() / 1000
     && keystore.verificationKey(token.kid) !== undefined
-    && bindingProblem(token.sub, token.rid, token.iat) === undefined;
+    && bindingProblem(device, token.sub, token.rid, token.iat) === undefined;
 
   const precheck = async (parts: JwsParts, typ: string): Promise<Prechecked> => {
     const { header, claims, signatureBytes } = decodeJws(parts);
@@ -154,7 +154,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (nbf !== undefined && nbf > nowSec + leewaySec) throw invalid(`nbf ${nbf} is more than ${leewaySec} s ahead`);
     // jose checks iat only against a maximum age; a token from the future is no token of ours.
     if (iat > nowSec + leewaySec) throw invalid(`iat ${iat} is more than ${leewaySec} s ahead`);
-    const problem = bindingProblem(sub, rid ?? '', iat);
+    // Only from the view: a token nobody has authenticated yet never costs a store call. A
+    // device the view does not hold is checked after the signature (see verifyToken).
+    const held = devices.peek(sub);
+    const problem = held === undefined ? undefined : bindingProblem(held, sub, rid ?? '', iat);
     if (problem !== undefined) throw invalid(problem);
     // Last, as the only check that may read files: an unknown kid reloads the keystore, at most
     // once a second for all callers together.
@@ -211,7 +214,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const key = useCache ? cacheKey(token, typ) : '';
     if (useCache) {
       const hit = cache.get(key);
-      if (hit !== undefined && stillValid(hit)) {
+      // A device in the view (the usual case) is a map read; only one it forgot waits for the store.
+      if (hit !== undefined && stillValid(hit, devices.peek(hit.sub) ?? (await devices.get(hit.sub)))) {
         if (!isRevoked(hit)) {
           outcome('cache_hit');
           return hit;
@@ -247,6 +251,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       return refuse((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'invalid', err);
     }
     if (isRevoked(verified)) return refuse('invalid', invalid('token revoked'));
+    // Authentic now: worth a store call when the view does not hold its device.
+    const problem = bindingProblem(devices.peek(verified.sub) ?? (await devices.get(verified.sub)), verified.sub, verified.rid, verified.iat);
+    if (problem !== undefined) return refuse('invalid', invalid(problem));
     outcome('ok');
     // Refresh tokens (never cached) are trusted by the auth resource once the refresh succeeds.
     if (source !== undefined && cacheable) budget.trust(source.address, verified.sub);

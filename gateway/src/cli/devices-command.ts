@@ -1,27 +1,23 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { provisionDevices, removeDevice, validDeviceId } from '../admin/provision.ts';
-import { DEFAULTS } from '../config/index.ts';
+import { listDevices, provisionDevices, removeDevice, validDeviceId } from '../admin/provision.ts';
 import { AdminError } from '../errors.ts';
-import { buildFileStore, type Store } from '../store/index.ts';
+import { addStoreOptions, withStore, type StoreOptions } from './cli-store.ts';
 import type { CliIo } from './io.ts';
-import { tightenStateDirForCli } from './state-dir.ts';
 
-interface AddOptions { scope: string[]; state: string; count?: string; prefix: string; out?: string }
+interface AddOptions extends StoreOptions { scope: string[]; count?: string; prefix: string; out?: string }
 
 export function registerDevicesCommand(program: Command, io: CliIo): void {
   const devices = program.command('devices').description('provision, list and remove devices');
 
-  devices.command('add')
+  addStoreOptions(devices.command('add'))
     .description('provision a device and print its new secret (hex) once; only a hash is stored')
     .argument('[id]', 'device id: letters, digits and . _ : - (up to 64), starting with a letter or digit')
     .option('--scope <scope...>', 'scopes the device may use, e.g. telemetry:write config:read', ['telemetry:write'])
-    .option('--state <dir>', 'state directory shared with `gateway serve`', DEFAULTS.stateDir)
     .option('--count <n>', 'provision n devices at once, named <prefix><number> (needs --out)')
     .option('--prefix <prefix>', 'id prefix with --count', 'sim-')
     .option('--out <file>', 'with --count: write [{id, secret}] to this file (mode 0600)')
-    .action(async (id: string | undefined, options: AddOptions) => {
-      const store = await openStore(options.state, io);
+    .action((id: string | undefined, options: AddOptions) => withStore(options, io, async (store) => {
       if (options.count === undefined) {
         if (id === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', 'devices add needs a device id (or --count)');
         const [device] = await provisionDevices(store, [id], options.scope);
@@ -39,15 +35,13 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
       const fleet = await provisionDevices(store, ids, options.scope);
       await writeFile(options.out, JSON.stringify(fleet.map(({ id: deviceId, secret }) => ({ id: deviceId, secret }))), { mode: 0o600 });
       io.err(`${count} devices added (${ids[0]} .. ${ids.at(-1)}); secrets written to ${options.out}`);
-    });
+    }));
 
-  devices.command('list')
+  addStoreOptions(devices.command('list'))
     .description('list provisioned devices (never their secrets)')
-    .option('--state <dir>', 'state directory', DEFAULTS.stateDir)
     .option('--json', 'print JSON')
-    .action(async (options: { state: string; json?: boolean }) => {
-      const store = await openStore(options.state, io);
-      const list = store.listDevices().map(({ id, scopes, createdAt }) => ({ id, scopes, createdAt }));
+    .action((options: StoreOptions & { json?: boolean }) => withStore(options, io, async (store) => {
+      const list = await listDevices(store);
       if (options.json === true) {
         io.out(JSON.stringify(list, null, 2));
         return;
@@ -55,19 +49,13 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
       io.out(['ID', 'SCOPES', 'CREATED'].join('\t'));
       for (const d of list) io.out([d.id, d.scopes.join(' '), d.createdAt].join('\t'));
       io.err(`${list.length} device(s)`);
-    });
+    }));
 
-  devices.command('remove')
-    .description('remove a device; its tokens stop verifying at once')
+  addStoreOptions(devices.command('remove'))
+    .description('remove a device; its tokens stop verifying at once, on every gateway of the store')
     .argument('<id>', 'device id')
-    .option('--state <dir>', 'state directory', DEFAULTS.stateDir)
-    .action(async (id: string, options: { state: string }) => {
-      await removeDevice(await openStore(options.state, io), validDeviceId(id));
+    .action((id: string, options: StoreOptions) => withStore(options, io, async (store) => {
+      await removeDevice(store, validDeviceId(id));
       io.err(`device "${id}" removed`);
-    });
-}
-
-async function openStore(stateDir: string, io: CliIo): Promise<Store> {
-  await tightenStateDirForCli(stateDir, io);
-  return buildFileStore(stateDir);
+    }));
 }

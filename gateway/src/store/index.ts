@@ -1,5 +1,11 @@
-export type { DeviceRecord, Store } from './store.ts';
-export { buildFileStore, type FileStoreOptions } from './file-store.ts';
+export {
+  STORE_RETRY_AFTER_SEC, StoreUnavailableError,
+  type DeviceRecord, type DeviceRegistry, type FamilyRevocation, type LimiterOptions, type Limits, type OneTimeIds,
+  type PublicKeys, type PublishedKey, type PublishedKeyState, type Revocations, type Store, type StoreChange, type StoreKind,
+} from './ports.ts';
+export { createDeviceView, type DeviceView, type DeviceViewOptions } from './device-view.ts';
+export { openStore, type OpenStoreOptions } from './open-store.ts';
+export { buildFileStore } from './file/index.ts';
 export { formatMode, logTightened, STATE_DIR_MODE, tightenStateDir, type StateDirTightened } from './state-dir-mode.ts';
 export { writeFileAtomic, readJsonIfExists } from './atomic-file.ts';
 export { watchStateDir } from './watch-state-dir.ts';
