@@ -52,7 +52,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     storeUp: () => store.available(),
     deviceViewEntries: () => devices.size(),
   });
-  const devices = createDeviceView(store, { onEvicted: () => metrics.evictions.inc({ table: 'device_view' }) });
+  const devices = createDeviceView(store, { maxEntries: config.auth.deviceViewEntries, onEvicted: () => metrics.evictions.inc({ table: 'device_view' }) });
   const limiter = createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs, {
     onEvicted: () => metrics.evictions.inc({ table: 'login_limiter' }), limits: store.limits,
   });
@@ -87,6 +87,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     leewaySec: tokens.leewaySec, nowMs, onOutcome: (outcome) => metrics.verifications.inc({ outcome }),
     isRevoked: families.isRevoked,
     forgedTokensPerMinute: config.auth.forgedTokensPerMinute,
+    cacheEntries: config.auth.verifiedTokenCacheEntries,
     onBudgetExceeded: (kind) => metrics.tokenBudgetRefusals.inc({ kind }),
     onBudgetEvicted: () => metrics.evictions.inc({ table: 'verification_budget' }),
     onCacheEvicted: () => metrics.evictions.inc({ table: 'verified_tokens' }),

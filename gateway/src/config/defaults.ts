@@ -41,6 +41,10 @@ export const DEFAULTS = {
   loginFailuresPerMinute: 10,
   /** Failed token signature checks per source address, and per device named, before 4.29. */
   forgedTokensPerMinute: 20,
+  /** Verified access tokens remembered (by hash) so their next use costs no signature check. */
+  verifiedTokenCacheEntries: 100_000,
+  /** Devices held in memory (those seen lately), so a cached token costs no store call. */
+  deviceViewEntries: 200_000,
   adminHost: '127.0.0.1',
   adminCertFile: 'certs/out/admin-server.cert.pem',
   adminKeyFile: 'certs/out/admin-server.key.pem',

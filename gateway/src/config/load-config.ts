@@ -101,6 +101,8 @@ function toGatewayConfig(settings: Settings): GatewayConfig {
     auth: {
       loginFailuresPerMinute: settings.loginFailuresPerMinute,
       forgedTokensPerMinute: settings.forgedTokensPerMinute,
+      verifiedTokenCacheEntries: settings.verifiedTokenCacheEntries,
+      deviceViewEntries: settings.deviceViewEntries,
     },
     routes: settings.routes,
     logLevel: settings.logLevel,

@@ -40,6 +40,8 @@ const SETTING_FIELDS = z.strictObject({
   signingAlg: oneOf(SIGNING_ALGS).prefault(DEFAULTS.signingAlg),
   loginFailuresPerMinute: wholeNumber(1, 1_000_000).prefault(DEFAULTS.loginFailuresPerMinute),
   forgedTokensPerMinute: wholeNumber(1, 1_000_000).prefault(DEFAULTS.forgedTokensPerMinute),
+  verifiedTokenCacheEntries: wholeNumber(0, 10_000_000).prefault(DEFAULTS.verifiedTokenCacheEntries),
+  deviceViewEntries: wholeNumber(1, 10_000_000).prefault(DEFAULTS.deviceViewEntries),
   // Parsed like given routes: the config gets its own copy, so freezing it leaves the defaults be.
   routes: ROUTES_SETTING.prefault(() => [...DEFAULT_ROUTES]),
   logLevel: oneOf(LOG_LEVELS).prefault(DEFAULTS.logLevel),

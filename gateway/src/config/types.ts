@@ -75,6 +75,8 @@ export interface GatewayConfig {
   auth: {
     loginFailuresPerMinute: number;
     forgedTokensPerMinute: number;
+    verifiedTokenCacheEntries: number;
+    deviceViewEntries: number;
   };
   routes: RouteConfig[];
   logLevel: LogLevel;
