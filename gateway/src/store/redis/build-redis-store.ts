@@ -1,0 +1,68 @@
+import type { Store } from '../ports.ts';
+import { createChangeFeed, type StoreLog } from './redis-change-feed.ts';
+import { createRedisDevices } from './redis-devices.ts';
+import { redisKeyLayout, type RedisPortContext } from './redis-key-layout.ts';
+import { createRedisLimits } from './redis-limits.ts';
+import { createRedisOnceIds } from './redis-once-ids.ts';
+import { createRedisPublicKeys } from './redis-public-keys.ts';
+import { createRedisRevocations } from './redis-revocations.ts';
+import { defineStoreScripts } from './redis-scripts.ts';
+import { openRedisSession } from './redis-session.ts';
+import { parseRedisUrl } from './redis-url.ts';
+
+export interface RedisStoreOptions {
+  /** `redis://[[user]:password@]HOST:PORT[/DB]`, `rediss://...` (TLS) or `redis+unix:///path.sock[?db=N]`. */
+  url: string;
+  /** Before every key and the feed's channel, so fleets (or tests) can share one Redis. Default `gw:`. */
+  keyPrefix?: string;
+  /** How long opening may take before the store (and the gateway) gives up. */
+  connectTimeoutMs: number;
+  /** How long one round trip may take before it fails with StoreUnavailableError. */
+  commandTimeoutMs: number;
+  nowMs?: () => number;
+  onLog?: StoreLog;
+}
+
+export const DEFAULT_REDIS_KEY_PREFIX = 'gw:';
+
+/**
+ * The `redis` store, for a fleet of gateways on one Redis: two connections (commands, and a
+ * subscriber for the change feed), every change published on `<prefix>changes`. Resolves once
+ * both are connected; rejects with StoreUnavailableError when Redis does not answer within
+ * `connectTimeoutMs`. Afterwards it never throws for Redis being down: it reports it
+ * (`available`, `onAvailability`, StoreUnavailableError from each call), reconnects by itself,
+ * and asks listeners for a resync when the feed is back.
+ */
+export async function buildRedisStore(options: RedisStoreOptions): Promise<Store> {
+  for (const name of ['connectTimeoutMs', 'commandTimeoutMs'] as const) {
+    const value = options[name];
+    if (!Number.isInteger(value) || value < 1) throw new TypeError(`${name} must be a positive integer of milliseconds, got ${value}`);
+  }
+  const target = parseRedisUrl(options.url);
+  const layout = redisKeyLayout(options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX);
+  const onLog: StoreLog = options.onLog ?? (() => undefined);
+  const feed = createChangeFeed(onLog);
+  const session = await openRedisSession({
+    target,
+    connectTimeoutMs: options.connectTimeoutMs,
+    commandTimeoutMs: options.commandTimeoutMs,
+    channel: layout.changes,
+    onLog,
+    onMessage: (message) => feed.deliver(message),
+    onResync: () => feed.resync(),
+  });
+  const context: RedisPortContext = { session, scripts: defineStoreScripts(session.client), layout, nowMs: options.nowMs ?? Date.now };
+  return {
+    kind: 'redis',
+    devices: createRedisDevices(context),
+    onceIds: createRedisOnceIds(context),
+    revocations: createRedisRevocations(context),
+    keys: createRedisPublicKeys(context),
+    limits: createRedisLimits(context),
+    subscribe: (listener) => feed.subscribe(listener),
+    onAvailability: (listener) => session.onAvailability(listener),
+    available: () => session.available(),
+    calls: () => session.calls(),
+    close: () => session.close(),
+  };
+}

@@ -1,0 +1,43 @@
+import type { RedisSession } from './redis-session.ts';
+import type { StoreScripts } from './redis-scripts.ts';
+
+/** Every Redis key the store uses, under one prefix (default `gw:`), so fleets can share a Redis. */
+export interface RedisKeyLayout {
+  /** Hash: device id -> DeviceRecord JSON (HLEN counts, HSCAN lists). */
+  devices: string;
+  /** String per spent id, expiring with it: `<prefix>once:<id>`. */
+  onceId(id: string): string;
+  /** Hash: family -> FamilyRevocation JSON. */
+  revocations: string;
+  /** Sorted set: family scored by untilSec (what is still revoked, what to prune). */
+  revocationsUntil: string;
+  /** Hash: kid -> PublishedKey JSON. */
+  keys: string;
+  /** Sorted set: retired kid scored by retiredAt in ms (pruned 7 days after). */
+  keysRetired: string;
+  /** Prefix of rate-limiter-flexible's counters: `<prefix>limits:<limiter keyPrefix>:<key>`. */
+  limits: string;
+  /** Pub/sub channel of the change feed. */
+  changes: string;
+}
+
+export function redisKeyLayout(prefix: string): RedisKeyLayout {
+  return {
+    devices: `${prefix}devices`,
+    onceId: (id) => `${prefix}once:${id}`,
+    revocations: `${prefix}revocations`,
+    revocationsUntil: `${prefix}revocations:until`,
+    keys: `${prefix}keys`,
+    keysRetired: `${prefix}keys:retired`,
+    limits: `${prefix}limits:`,
+    changes: `${prefix}changes`,
+  };
+}
+
+/** What each port of the Redis store is built from. */
+export interface RedisPortContext {
+  session: RedisSession;
+  scripts: StoreScripts;
+  layout: RedisKeyLayout;
+  nowMs: () => number;
+}
