@@ -1,0 +1,179 @@
+import { Redis } from 'ioredis';
+import t, { type Test } from 'tap';
+import type { DeviceRecord, PublishedKey, Store } from '../../gateway/src/store/ports.ts';
+import { buildRedisStore, parseRedisUrl, type RedisStoreOptions } from '../../gateway/src/store/redis/index.ts';
+import { conditions } from '../helpers/condition.ts';
+import { startRedis } from '../helpers/redis-server.ts';
+
+// What the Redis store leaves in Redis (the key layout README documents), how it expires and
+// prunes, and what each call costs in round trips, read from Redis itself (MONITOR). The
+// behaviour every backend shares is in test/contract, run by redis-store-contract.test.ts.
+
+const redis = await startRedis(t);
+const admin = new Redis({ path: redis.socketPath });
+t.teardown(() => admin.quit());
+
+const DAY_MS = 24 * 3600 * 1000;
+const record = (id: string): DeviceRecord => ({ id, secretHash: 'h', scopes: ['telemetry:write'], createdAt: '2026-11-23T10:00:00.000Z', recordId: `rid-${id}` });
+const key = (kid: string, state: PublishedKey['state']): PublishedKey => ({
+  kid, alg: 'EdDSA', state, gateway: 'gw-a', createdAt: '2026-11-23T10:00:00.000Z', publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'x', kid },
+});
+
+async function openStore(t: Test, options: Partial<RedisStoreOptions> = {}): Promise<Store> {
+  const store = await buildRedisStore({ url: redis.url, connectTimeoutMs: 2000, commandTimeoutMs: 2000, ...options });
+  t.teardown(() => store.close());
+  return store;
+}
+
+t.test('the key layout under the default prefix gw:', async (t) => {
+  await admin.flushdb();
+  const store = await openStore(t);
+  await store.devices.add([record('a'), record('b')]);
+  t.equal(await admin.hlen('gw:devices'), 2, 'devices: one hash');
+  t.same(JSON.parse((await admin.hget('gw:devices', 'a'))!), record('a'), 'field = id, value = the record JSON');
+  const expiresAtSec = Math.floor(Date.now() / 1000) + 3600;
+  await store.onceIds.consume('jti-1', expiresAtSec);
+  t.equal(await admin.call('EXPIRETIME', 'gw:once:jti-1'), expiresAtSec, 'a spent id expires when it stops mattering');
+  await store.revocations.revokeFamily({ family: 'fam', deviceId: 'a', atSec: 1, untilSec: expiresAtSec });
+  t.equal(await admin.zscore('gw:revocations:until', 'fam'), String(expiresAtSec), 'revocations are scored by untilSec');
+  t.ok(await admin.hexists('gw:revocations', 'fam'));
+  await store.keys.publish(key('k1', 'active'));
+  t.ok(await admin.hexists('gw:keys', 'k1'), 'keys: one hash by kid');
+  const limiter = store.limits.limiter({ keyPrefix: 'login', points: 5, durationSec: 60 });
+  await limiter.consume('10.0.0.1');
+  t.equal(await admin.get('gw:limits:login:10.0.0.1'), '1', 'limiter counters under gw:limits:<keyPrefix>:');
+  t.same((await admin.keys('*')).filter((k) => !k.startsWith('gw:')), [], 'nothing outside the prefix');
+});
+
+t.test('a one-time id already past its expiry is still refused for a second use', async (t) => {
+  // The store's clock a minute ahead of Redis: the id is kept until that clock's now + 1 s.
+  const aheadMs = 60_000;
+  const store = await openStore(t, { keyPrefix: 'ahead:', nowMs: () => Date.now() + aheadMs });
+  const pastSec = Math.floor(Date.now() / 1000) - 10;
+  t.equal(await store.onceIds.consume('late', pastSec), true);
+  t.equal(await store.onceIds.consume('late', pastSec), false, 'refused: EXAT in the past would have stored nothing');
+  t.ok(Number(await admin.call('EXPIRETIME', 'ahead:once:late')) > Date.now() / 1000 + 59, 'kept until the store\'s now + 1 s');
+});
+
+t.test('retired keys are pruned 7 days after retirement; revocations once past untilSec', async (t) => {
+  let nowMs = Date.parse('2026-11-24T08:00:00.000Z');
+  const store = await openStore(t, { keyPrefix: 'prune:', nowMs: () => nowMs });
+  await store.keys.publish(key('old', 'verifying'));
+  await store.keys.publish(key('current', 'active'));
+  t.equal(await store.keys.retire('old', new Date(nowMs).toISOString()), true);
+  t.equal(await admin.zscore('prune:keys:retired', 'old'), String(nowMs), 'retired kids scored by retiredAt');
+  nowMs += 7 * DAY_MS - 1000;
+  t.same((await store.keys.list()).map((k) => k.kid).sort(), ['current', 'old'], 'kept for 7 days');
+  nowMs += 2000;
+  t.same((await store.keys.list()).map((k) => k.kid), ['current'], 'pruned after');
+  t.equal(await admin.zcard('prune:keys:retired'), 0);
+  await store.keys.publish(key('current', 'active'));
+  t.equal(await admin.zcard('prune:keys:retired'), 0, 'an active key is not in the retired set');
+
+  const nowSec = Math.floor(nowMs / 1000);
+  await store.revocations.revokeFamily({ family: 'short', deviceId: 'a', atSec: nowSec, untilSec: nowSec + 10 });
+  nowMs += 11_000;
+  await store.revocations.revokeFamily({ family: 'long', deviceId: 'a', atSec: nowSec, untilSec: nowSec + 3600 });
+  t.same(await admin.hkeys('prune:revocations'), ['long'], 'a revocation prunes those past their untilSec');
+  t.same(await admin.zrange('prune:revocations:until', '0', '-1'), ['long']);
+});
+
+t.test('a second revocation of a family replaces the first', async (t) => {
+  const store = await openStore(t, { keyPrefix: 'again:' });
+  await store.revocations.revokeFamily({ family: 'f', deviceId: 'a', atSec: 1, untilSec: 2_000_000_000 });
+  await store.revocations.revokeFamily({ family: 'f', deviceId: 'a', atSec: 2, untilSec: 2_000_000_100 });
+  t.same(await store.revocations.list(0), [{ family: 'f', deviceId: 'a', atSec: 2, untilSec: 2_000_000_100 }]);
+});
+
+t.test('a bulk add of 100,000 devices is one round trip and lists in batches', async (t) => {
+  const store = await openStore(t, { keyPrefix: 'bulk:' });
+  const total = 100_000;
+  const before = store.calls();
+  const started = performance.now();
+  await store.devices.add(Array.from({ length: total }, (_, i) => record(`dev-${i}`)));
+  const addMs = performance.now() - started;
+  t.equal(store.calls() - before, 1, 'one script');
+  t.equal(await store.devices.count(), total);
+  let listed = 0;
+  let batches = 0;
+  const listStart = store.calls();
+  for await (const batch of store.devices.list()) {
+    listed += batch.length;
+    batches += 1;
+  }
+  t.equal(listed, total);
+  t.equal(store.calls() - listStart, batches, 'one HSCAN per batch');
+  t.comment(`add ${total}: ${addMs.toFixed(0)} ms; list: ${batches} batches`);
+});
+
+t.test('each call is the round trips calls() counts (MONITOR sees every command the store sends)', async (t) => {
+  const store = await openStore(t, { keyPrefix: 'trips:' });
+  const monitor = await admin.monitor();
+  t.teardown(() => monitor.disconnect());
+  const seen: string[][] = [];
+  const waits = conditions();
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    // Commands run by a script are listed too, as from "lua": they are not round trips.
+    if (source !== 'lua') seen.push(args);
+    waits.notify();
+  });
+  const marker = new Redis({ path: redis.socketPath });
+  t.teardown(() => marker.quit());
+  let markers = 0;
+  /** The commands the store sent since the last call. Redis runs one command at a time, so once MONITOR shows the marker it has shown them all. */
+  const sent = async (): Promise<string[]> => {
+    markers += 1;
+    const name = `marker-${markers}`;
+    await marker.echo(name);
+    await waits.until(() => seen.some((args) => args[1] === name), `MONITOR to show ${name}`);
+    const upTo = seen.findIndex((args) => args[1] === name);
+    const mine = seen.splice(0, upTo + 1).slice(0, -1);
+    return mine.map((args) => args[0]!.toLowerCase());
+  };
+  await sent();
+  const limiter = store.limits.limiter({ keyPrefix: 'trips', points: 100, durationSec: 60 });
+  await store.keys.publish(key('k-old', 'verifying'));
+  const calls: [string, () => Promise<unknown>][] = [
+    ['devices.add', () => store.devices.add([record('a'), record('b')])],
+    ['devices.get', () => store.devices.get('a')],
+    ['devices.count', () => store.devices.count()],
+    ['devices.remove', () => store.devices.remove('b')],
+    ['onceIds.consume', () => store.onceIds.consume('jti', Math.floor(Date.now() / 1000) + 60)],
+    ['revocations.revokeFamily', () => store.revocations.revokeFamily({ family: 'f', deviceId: 'a', atSec: 1, untilSec: 2e9 })],
+    ['revocations.list', () => store.revocations.list(0)],
+    ['keys.publish', () => store.keys.publish(key('k-new', 'active'))],
+    ['keys.list', () => store.keys.list()],
+    ['keys.retire', () => store.keys.retire('k-old', new Date().toISOString())],
+    ['limiter.consume', () => limiter.consume('src')],
+  ];
+  await sent();
+  for (const [name, call] of calls) {
+    const before = store.calls();
+    const started = performance.now();
+    await call();
+    const elapsedMs = performance.now() - started;
+    const commands = await sent();
+    t.equal(store.calls() - before, commands.length, `${name}: ${commands.join(', ')} (${elapsedMs.toFixed(2)} ms)`);
+  }
+});
+
+t.test('the URL forms', async (t) => {
+  t.same(parseRedisUrl('redis://cache.internal:6380/2').connection, { host: 'cache.internal', port: 6380, db: 2 });
+  t.same(parseRedisUrl('redis://10.0.0.5').connection, { host: '10.0.0.5', port: 6379, db: 0 });
+  const secret = parseRedisUrl('rediss://gw:p%40ss@[::1]:6390');
+  t.same(secret.connection, { host: '::1', port: 6390, db: 0, username: 'gw', password: 'p@ss', tls: {} });
+  t.notMatch(secret.describe, /p%40ss|p@ss/, 'the password is never in the name that is logged');
+  t.same(parseRedisUrl('redis+unix:///run/redis/redis.sock?db=3').connection, { path: '/run/redis/redis.sock', db: 3 });
+  for (const bad of ['localhost:6379', 'http://host', 'redis://', 'redis://host/x', 'redis://host?db=1', 'redis+unix://host/x.sock', 'redis+unix:///x.sock?password=p']) {
+    t.throws(() => parseRedisUrl(bad), TypeError, bad);
+  }
+});
+
+t.test('redis+unix ?db=N: the store\'s keys land in that database', async (t) => {
+  const store = await openStore(t, { url: `${redis.url}?db=3`, keyPrefix: 'db3:' });
+  await store.devices.add([record('in-db-3')]);
+  const db3 = new Redis({ path: redis.socketPath, db: 3 });
+  t.teardown(() => db3.quit());
+  t.equal(await db3.hexists('db3:devices', 'in-db-3'), 1);
+  t.equal(await admin.exists('db3:devices'), 0, 'not in db 0');
+});
