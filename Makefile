@@ -13,12 +13,17 @@ install: $(NPM_STAMP)
 certs: $(NPM_STAMP)
 	node --import tsx certs/make-certs.ts certs/out
 
-# libcoap's independent C client, for the interoperability test.
+# libcoap's independent C client, for the interoperability test; redis-server, for the Redis store
+# tests (each starts its own on a unix socket). One apt-get update, then only what is missing.
 tools:
-	@command -v coap-client-notls >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v coap-client-notls >/dev/null 2>&1 || missing="$$missing libcoap3-bin"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcoap3-bin >/dev/null; \
-	  else echo "note: install libcoap3-bin (coap-client-notls) for the interoperability test"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: install$$missing (libcoap3-bin for the interoperability test, redis-server for the Redis store tests)"; fi; \
+	fi
 
 typecheck: $(NPM_STAMP)
 	npx tsc -p tsconfig.json
