@@ -24,12 +24,14 @@ const STOP_LIMIT_MS = 5000;
 
 /**
  * A real redis-server of its own for one test file: a unix socket in a fresh temporary directory,
- * no TCP port (`--port 0`), no persistence. Stopped and removed in teardown.
+ * no TCP port (`--port 0`). It keeps its data across `stop()` and `start()` (an append-only file in
+ * that directory, fsynced on every write), as a production Redis configured for persistence does:
+ * a restart tests an outage, not a lost database. Stopped and removed in teardown.
  */
 export async function startRedis(t: Test): Promise<RunningRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'gw-redis-'));
   const socketPath = join(dir, 'redis.sock');
-  const args = ['--port', '0', '--unixsocket', socketPath, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no',
+  const args = ['--port', '0', '--unixsocket', socketPath, '--unixsocketperm', '700', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always',
     '--dir', dir, '--loglevel', 'notice'];
   let child: ChildProcess | undefined;
 

@@ -106,14 +106,14 @@ t.test('Redis stopped and started again: calls fail fast, availability and resyn
   t.same(events, ['down', 'up', 'resync'], 'up once, then a resync once the feed is subscribed again');
   t.equal(store.available(), true);
 
-  // The restarted server kept nothing (no persistence): the resync is what tells views so.
-  t.equal(await store.devices.get('a'), undefined, 'the new server is empty');
+  // The restarted server kept what it had (its append-only file), and the store reads it again.
+  t.same(await store.devices.get('a'), record('a'), 'what was stored before the outage is there');
   await store.devices.add([record('c')]);
   t.same(await store.devices.get('c'), record('c'), 'commands work again');
   await until(() => peer.events.includes('resync'), 'the peer to resync too');
   await peer.store.devices.add([record('from-peer')]);
   await until(() => events.filter((e) => e === 'device').length >= 2, 'the feed to carry the peer\'s change');
-  t.equal(await store.devices.count(), 2);
+  t.equal(await store.devices.count(), 3, 'a (from before), c and the peer\'s device');
 
   t.same(logs.map((l) => [l.level, l.message]), [
     ['warn', 'store: redis is down; logins and refreshes answer 5.03 until it is back'],
@@ -176,7 +176,8 @@ t.test('Redis that comes up while the store is opening: opening waits for it and
   await redis.start();
   const { store } = await opening;
   t.equal(store.available(), true);
-  t.equal(await store.devices.count(), 0);
+  await store.devices.add([record('opened-late')]);
+  t.same(await store.devices.get('opened-late'), record('opened-late'), 'and it answers');
 });
 
 t.test('a listener that throws, and a malformed message on the channel, crash nothing', async (t) => {
