@@ -3,24 +3,64 @@ import { readFile, rename, writeFile, unlink } from 'node:fs/promises';
 
 /** Writes via a temporary file and rename, so readers (the watcher) never see half a file. */
 export async function writeFileAtomic(file: string, data: string, mode = 0o600): Promise<void> {
+  await (await prepareFileAtomic(file, data, mode)).commit();
+}
+
+/** A file written beside its final name, not yet in place. */
+export interface PreparedFile {
+  /** Renames it over the final name (atomic: a reader sees the old file or the new, whole). */
+  commit(): Promise<void>;
+  /** Removes it, leaving the final name as it was. */
+  discard(): Promise<void>;
+}
+
+/**
+ * The first half of writeFileAtomic: lets a writer prepare many files, check everything, and only
+ * then put them all in place (or none). Temporary names end in `.tmp`, which watchers ignore.
+ */
+export async function prepareFileAtomic(file: string, data: string, mode = 0o600): Promise<PreparedFile> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const discard = () => unlink(tmp).catch(() => undefined);
   try {
     await writeFile(tmp, data, { mode });
-    await rename(tmp, file);
   } catch (err) {
-    await unlink(tmp).catch(() => undefined);
+    await discard();
+    throw err;
+  }
+  return {
+    async commit() {
+      try {
+        await rename(tmp, file);
+      } catch (err) {
+        await discard();
+        throw err;
+      }
+    },
+    discard,
+  };
+}
+
+/** Returns undefined when the file does not exist (yet, or any more). */
+export async function readTextIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
 }
 
 /** Returns undefined when the file does not exist yet. */
 export async function readJsonIfExists(file: string): Promise<unknown> {
-  let text: string;
+  const text = await readTextIfExists(file);
+  return text === undefined ? undefined : JSON.parse(text);
+}
+
+/** Removes a file that may already be gone. */
+export async function unlinkIfExists(file: string): Promise<void> {
   try {
-    text = await readFile(file, 'utf8');
+    await unlink(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  return JSON.parse(text);
 }

@@ -1,12 +1,22 @@
 import { appendFile, readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-file.ts';
 
+export interface SpentLog {
+  /**
+   * Marks `id` spent until `expiresAtSec`; resolves false when it was spent already. The caller
+   * serializes calls, and only one process may spend into a file: the map is this process's.
+   */
+  spend(id: string, expiresAtSec: number): Promise<boolean>;
+  /** Ids remembered now. */
+  size(): number;
+}
+
 /**
  * One-use token ids, kept until they expire: an in-memory map backed by an append-only file
  * (one `id expiresAtSec` line each), so spending a token costs one small append, not a rewrite
  * of every spent id. The file is compacted when most of its lines have expired.
  */
-export async function openSpentLog(file: string, nowMs: () => number) {
+export async function openSpentLog(file: string, nowMs: () => number): Promise<SpentLog> {
   const spent = new Map<string, number>();
   let lines = 0;
   try {
@@ -31,7 +41,6 @@ export async function openSpentLog(file: string, nowMs: () => number) {
   prune(Math.floor(nowMs() / 1000));
 
   return {
-    /** Returns false when `id` was spent already. The caller serializes calls. */
     async spend(id: string, expiresAtSec: number): Promise<boolean> {
       prune(Math.floor(nowMs() / 1000));
       if (spent.has(id)) return false;
