@@ -53,6 +53,7 @@ t.test('lines: every change round-trips, odd ids as JSON strings, unknown lines 
   t.equal(formatChange({ kind: 'device', id: 'sim-0001' }), 'device sim-0001', 'plain ids stay readable');
   t.same(parseChange('frobnicate x'), { kind: 'resync' });
   t.same(parseChange('revocation {broken'), { kind: 'resync' });
+  t.same(parseChange('revocation 5'), { kind: 'resync' }, 'not a revocation');
   t.same(parseChange('device '), { kind: 'resync' });
   t.equal(formatHeader(7).length, HEADER_BYTES);
 });

@@ -62,7 +62,12 @@ export function parseChange(line: string): StoreChange {
   try {
     if (kind === 'device' && argument !== '') return { kind, id: decodeArgument(argument) };
     if (kind === 'key' && argument !== '') return { kind, kid: decodeArgument(argument) };
-    if (kind === 'revocation') return { kind, revocation: JSON.parse(argument) as FamilyRevocation };
+    if (kind === 'revocation') {
+      const revocation = JSON.parse(argument) as Partial<FamilyRevocation> | null;
+      if (typeof revocation?.family === 'string' && typeof revocation.untilSec === 'number') {
+        return { kind, revocation: revocation as FamilyRevocation };
+      }
+    }
   } catch {
     return { kind: 'resync' };
   }

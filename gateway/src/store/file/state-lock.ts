@@ -128,7 +128,9 @@ async function takeOverIfStale(file: string, host: string, staleMs: number): Pro
   }
   if (!isStale(seen, touchedMs, host, staleMs)) return false;
   // Renaming is atomic: of two processes taking over at once, one moves the stale file away; the
-  // other moves whatever is there then, and puts it back if it was a live holder's.
+  // other moves whatever is there then, and puts it back if it was a live holder's. (A third
+  // process creating a lock in that instant would make the put-back fail: three writers racing
+  // over a dead holder's lock, which a gateway and a CLI never are.)
   const aside = `${file}.${randomBytes(6).toString('hex')}.stale`;
   try {
     await rename(file, aside);
