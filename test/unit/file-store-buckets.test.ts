@@ -32,7 +32,7 @@ t.test('the bucket of an id is fixed: every process must find a device where ano
   t.ok(Math.max(...counts) < 2 * (200_000 / 4096), 'sequential ids spread evenly (no bucket twice the mean)');
   t.equal(bucketFile('/s/devices', 10), '/s/devices/00a.json');
   t.same(JSON.parse(formatBucket([record('x')])), [record('x')], 'a bucket is a JSON array');
-  const groups = groupByBucket([record('a'), record('b'), record('a2')], 4096);
+  const { groups } = await groupByBucket([record('a'), record('b'), record('a2')], 4096);
   t.same([...groups.values()].flat().map((r) => r.id).sort(), ['a', 'a2', 'b']);
 });
 

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { prepareFileAtomic, readTextIfExists, unlinkIfExists, writeFileAtomic, type PreparedFile } from '../atomic-file.ts';
 import type { DeviceRecord } from '../ports.ts';
 
@@ -55,15 +56,31 @@ export function prepareBucket(devicesDir: string, bucket: number, records: reado
   return prepareFileAtomic(bucketFile(devicesDir, bucket), formatBucket(records), 0o600);
 }
 
-export function groupByBucket(records: readonly DeviceRecord[], bucketCount: number): Map<number, DeviceRecord[]> {
+/** Records grouped between event-loop turns: a million take about 200 ms, which must not be one stall. */
+const GROUP_PER_TURN = 10_000;
+
+/**
+ * Groups records by bucket, refusing an id that repeats within them (the duplicate's id in the
+ * result, nothing grouped) and yielding to the event loop between slices of a large batch.
+ */
+export async function groupByBucket(
+  records: readonly DeviceRecord[], bucketCount: number,
+): Promise<{ groups: Map<number, DeviceRecord[]>; repeated?: string }> {
   const groups = new Map<number, DeviceRecord[]>();
-  for (const record of records) {
-    const bucket = bucketOf(record.id, bucketCount);
-    const group = groups.get(bucket);
-    if (group === undefined) groups.set(bucket, [record]);
-    else group.push(record);
+  const seen = new Set<string>();
+  for (let start = 0; start < records.length; start += GROUP_PER_TURN) {
+    if (start > 0) await nextTurn();
+    for (const record of records.slice(start, start + GROUP_PER_TURN)) {
+      if (typeof record?.id !== 'string' || record.id === '') throw new TypeError('every device record needs a non-empty string id');
+      if (seen.has(record.id)) return { groups: new Map(), repeated: record.id };
+      seen.add(record.id);
+      const bucket = bucketOf(record.id, bucketCount);
+      const group = groups.get(bucket);
+      if (group === undefined) groups.set(bucket, [record]);
+      else group.push(record);
+    }
   }
-  return groups;
+  return { groups };
 }
 
 /**

@@ -62,13 +62,8 @@ export function createDeviceRegistry(context: DeviceRegistryContext): DeviceRegi
 
     async add(records) {
       if (records.length === 0) return;
-      const inBatch = new Set<string>();
-      for (const record of records) {
-        if (typeof record?.id !== 'string' || record.id === '') throw new TypeError('every device record needs a non-empty string id');
-        if (inBatch.has(record.id)) throw duplicate(record.id);
-        inBatch.add(record.id);
-      }
-      const groups = groupByBucket(records, bucketCount);
+      const { groups, repeated } = await groupByBucket(records, bucketCount);
+      if (repeated !== undefined) throw duplicate(repeated);
       await mutate(async (changes) => {
         const meta = await metaForWrite(changes);
         // Each bucket's next content is written beside it while the batch is checked; only when no id

@@ -33,7 +33,9 @@ export async function migrateDevicesFile(stateDir: string, devicesDir: string, b
   if (old.version !== 1 || !Array.isArray(old.devices)) {
     throw new ConfigError([`state: ${file} is not a device registry this gateway can migrate (version ${String(old.version)})`]);
   }
-  const groups = groupByBucket(old.devices, bucketCount);
+  // A repeated id in the old file: the last record wins, as it did when that file was read into a map.
+  const latest = new Map(old.devices.map((record) => [record.id, record]));
+  const { groups } = await groupByBucket([...latest.values()], bucketCount);
   let count = 0;
   // Every bucket, touched or not, so that the count comes out of the same pass.
   await forEachLimited(Array.from({ length: bucketCount }, (_, bucket) => bucket), BUCKET_IO_PARALLEL, async (bucket) => {
