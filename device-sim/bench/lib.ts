@@ -5,8 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Keystore, createTokenIssuer, generateSecret, hashSecret, newRecordId, recordIdOf } from '../../gateway/src/auth/index.ts';
-import { DEFAULTS } from '../../gateway/src/config/index.ts';
-import { buildFileStore } from '../../gateway/src/store/index.ts';
+import { DEFAULTS, parseStoreSetting } from '../../gateway/src/config/index.ts';
+import { buildFileStore, openStore } from '../../gateway/src/store/index.ts';
 import type { DeviceCredentials } from '../src/devices-file.ts';
 import { formatFleetReport, type FleetReport } from '../src/report.ts';
 import type { ProfileWindow } from '../src/cpu-profile.ts';
@@ -50,14 +50,26 @@ export function fleetIds(count: number, prefix = 'sim-'): string[] {
   return Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(width, '0')}`);
 }
 
-/** Provisions devices in one store write (what `gateway devices add --count` does, without 100k CLI calls). */
-export async function provision(stateDir: string, count: number, scopes = ['telemetry:write']): Promise<DeviceCredentials[]> {
-  const store = await buildFileStore(stateDir);
-  const createdAt = new Date().toISOString();
-  const fleet = fleetIds(count).map((id) => ({ id, secret: generateSecret() }));
-  await store.devices.add(fleet.map(({ id, secret }) => ({ id, secretHash: hashSecret(secret), scopes, createdAt, recordId: newRecordId() })));
-  await store.close();
-  return fleet;
+/** Devices per store write when provisioning into Redis: one script call each, not one of 100,000 ids. */
+const REDIS_PROVISION_BATCH = 10_000;
+
+/**
+ * Provisions devices in as few store writes as it can (what `gateway devices add --count` does,
+ * without 100k CLI calls), into the file store in `stateDir` or, with `store` a Redis URL (as
+ * `gateway serve --store` takes it), into Redis under the gateway's default key prefix.
+ */
+export async function provision(stateDir: string, count: number, scopes = ['telemetry:write'], store = 'file'): Promise<DeviceCredentials[]> {
+  const opened = await openStore(parseStoreSetting(store), { stateDir });
+  try {
+    const createdAt = new Date().toISOString();
+    const fleet = fleetIds(count).map((id) => ({ id, secret: generateSecret() }));
+    const records = fleet.map(({ id, secret }) => ({ id, secretHash: hashSecret(secret), scopes, createdAt, recordId: newRecordId() }));
+    const batch = opened.kind === 'redis' ? REDIS_PROVISION_BATCH : records.length;
+    for (let i = 0; i < records.length; i += batch) await opened.devices.add(records.slice(i, i + batch));
+    return fleet;
+  } finally {
+    await opened.close();
+  }
 }
 
 /** A token exactly like the gateway's (same claims, same key type), for the echo server's requests. */

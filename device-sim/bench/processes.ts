@@ -2,8 +2,9 @@
 // and the echo servers (node-coap's and the raw node:dgram one), each in its own process, as an
 // operator would run them.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import type { SourceMapPayload } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -60,8 +61,83 @@ export async function startEchoProcess(options: { raw?: boolean } = {}): Promise
   return { ...child, port: Number(first.coap) };
 }
 
+/** Debian's package (`make tools` installs it), as the Redis store tests run it. */
+const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server';
+// 'Ready to accept connections' (TCP), 'The server is now ready to accept connections at <socket>' (unix only).
+const REDIS_READY_LINE = /ready to accept connections/i;
+/** Failure guards, never sync points: readiness is read from the server's own log. */
+const REDIS_START_LIMIT_MS = 10_000;
+const REDIS_STOP_LIMIT_MS = 5000;
+
+export interface RedisProcess extends Child {
+  /** `redis+unix://<socket>`, what `gateway serve --store` takes. */
+  url: string;
+}
+
+/**
+ * A redis-server of the benchmark's own: a unix socket in a fresh temporary directory, no TCP
+ * port, no persistence. stop() ends it (SIGKILL if SIGTERM has not within 5 s) and removes the directory.
+ */
+export async function startRedisProcess(): Promise<RedisProcess> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-redis-'));
+  const socketPath = join(dir, 'redis.sock');
+  const child = spawn(REDIS_SERVER, ['--port', '0', '--unixsocket', socketPath, '--unixsocketperm', '700', '--save', '',
+    '--appendonly', 'no', '--dir', dir, '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      let output = '';
+      const guard = setTimeout(() => reject(new Error(`redis-server not ready after ${REDIS_START_LIMIT_MS} ms:\n${output}`)), REDIS_START_LIMIT_MS);
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(guard);
+        reject(err.code === 'ENOENT' ? new Error(`${REDIS_SERVER} not found: install the Debian package redis-server (make tools does)`) : err);
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(guard);
+        reject(new Error(`redis-server exited (${code ?? signal}) before it was ready:\n${output}`));
+      });
+      const read = (chunk: Buffer) => {
+        output += chunk.toString('utf8');
+        if (!REDIS_READY_LINE.test(output)) return;
+        clearTimeout(guard);
+        resolve();
+      };
+      child.stdout.on('data', read);
+      child.stderr.on('data', read);
+    });
+  } catch (err) {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  // From here on its log is drained and dropped.
+  child.stdout.removeAllListeners('data').resume();
+  child.stderr.removeAllListeners('data').resume();
+  child.removeAllListeners('exit');
+  child.on('error', () => undefined);
+  const tracked = track(child);
+  return {
+    ...tracked,
+    url: `redis+unix://${socketPath}`,
+    async stop() {
+      const killer = setTimeout(() => child.kill('SIGKILL'), REDIS_STOP_LIMIT_MS);
+      await tracked.stop();
+      clearTimeout(killer);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The files `gateway serve --admin-*` needs: the admin API, for GET /metrics. */
+export interface AdminFiles {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
 export interface GatewayProcess extends Child {
   port: number;
+  /** The admin API's port, when started with `admin`. */
+  adminPort: number | undefined;
   logFile: string;
   /** The CPU profile summary (of `window` only, if given) after stop(), when started with a profile directory. */
   profile(window?: ProfileWindow): Promise<ProfileSummary | undefined>;
@@ -73,6 +149,10 @@ export interface GatewayProcess extends Child {
  */
 export async function startGatewayProcess(options: {
   stateDir: string; backendUrl: string; profileDir?: string; traceGc?: boolean; args?: string[];
+  /** `--store`: file (the default) or a Redis URL. */
+  store?: string;
+  /** Serve the admin API on a free loopback port with these files. */
+  admin?: AdminFiles;
 }): Promise<GatewayProcess> {
   const logFile = join(options.stateDir, 'gateway.log');
   const nodeArgs = [
@@ -80,7 +160,11 @@ export async function startGatewayProcess(options: {
     ...(options.traceGc === true ? ['--trace-gc'] : []),
   ];
   const gateway = await spawnGateway(['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', options.backendUrl,
-    '--state', options.stateDir, ...(options.args ?? [])], logFile, nodeArgs,
+    '--state', options.stateDir, ...(options.store !== undefined ? ['--store', options.store] : []),
+    ...(options.admin !== undefined
+      ? ['--admin-port', '0', '--admin-cert', options.admin.certFile, '--admin-key', options.admin.keyFile, '--admin-ca', options.admin.caFile]
+      : []),
+    ...(options.args ?? [])], logFile, nodeArgs,
     // A profile maps functions to their TypeScript files through tsx's source maps.
     options.profileDir !== undefined ? { GATEWAY_LOADER: 'tsx' } : {});
   return {
@@ -88,6 +172,7 @@ export async function startGatewayProcess(options: {
     pid: gateway.process.pid!,
     stop: async () => { await gateway.stop(); },
     port: gateway.port,
+    adminPort: gateway.adminPort,
     logFile,
     async profile(window) {
       if (options.profileDir === undefined) return undefined;
