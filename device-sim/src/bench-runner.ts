@@ -48,6 +48,10 @@ const TARGETS: readonly Target[] = [
   { name: 'gateway p99 / echo p99, at half the gateway\'s peak', field: 'p99_half_load_vs_echo', compare: '<=', limit: 1 },
   { name: 'repeated-token verification / cold', field: 'verify_cached_vs_cold', compare: '>=', limit: 50 },
   { name: 'gateway RSS, 100k provisioned, 10k active (MB)', field: 'rss_mb_100k_devices', compare: '<=', limit: 200 },
+  // The store layer: the same memory bound on Redis, and no store round trip for a verified token.
+  { name: 'gateway RSS on Redis, 100k provisioned, 10k active (MB)', field: 'rss_mb_100k_devices_redis', compare: '<=', limit: 200 },
+  { name: 'store calls per request with a cached token, file', field: 'store_calls_per_cached_request_file', compare: '<=', limit: 0 },
+  { name: 'store calls per request with a cached token, Redis', field: 'store_calls_per_cached_request_redis', compare: '<=', limit: 0 },
 ];
 
 const isMet = (t: Target, value: number) => (t.compare === '>=' ? value >= t.limit : value <= t.limit);
@@ -76,8 +80,11 @@ const STEPS: readonly BenchStep[] = [
   { name: 'verify', file: 'verify.ts', args: (_, q) => (q ? ['--ms', '300', '--rounds', '2'] : []) },
   { name: 'cbor-decode', file: 'cbor-decode.ts', args: (_, q) => (q ? ['--ms', '300', '--rounds', '2'] : []) },
   { name: 'rss-100k', file: 'rss-100k.ts', args: (_, q) => (q ? ['--provisioned', '20000', '--active', '2000'] : []) },
+  { name: 'rss-100k-redis', file: 'rss-100k-redis.ts', args: (_, q) => (q ? ['--provisioned', '20000', '--active', '2000'] : []) },
   // Issue 8: legitimate load with and without a forged-signature flood, same gateway, same run.
   { name: 'forged-flood', file: 'forged-flood.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
+  // The store layer: round trips per request on each backend.
+  { name: 'store-calls', file: 'store-calls.ts', args: (_, q) => (q ? ['--devices', '200', '--rounds', '2'] : []) },
   {
     name: 'gateway-profile', file: 'gateway-peak.ts', args: (_, q) => ['--profile', '--duration', q ? '3' : '5', ...(q ? ['--devices', '300'] : [])],
     when: (r, o) => o.profile === 'always' || (o.profile === 'auto' && missed(r, 'ratio', 'cpu_ratio')),
@@ -236,6 +243,11 @@ const ROWS: readonly Row[] = [
   { field: 'rss_idle_mb_100k_devices', label: (r) => `gateway RSS, ${num(r, 'rss_provisioned_devices') ?? '?'} provisioned, idle`, unit: 'MB' },
   { field: 'rss_mb_100k_devices', label: (r) => `gateway RSS, ${fleetSize(r)}`, unit: 'MB' },
   { field: 'rss_peak_mb_100k_devices', label: 'gateway peak RSS, same run', unit: 'MB' },
+  { field: 'rss_idle_mb_100k_devices_redis', label: (r) => `gateway on Redis, ${num(r, 'rss_provisioned_devices_redis') ?? '?'} provisioned, idle`, unit: 'MB' },
+  { field: 'rss_mb_100k_devices_redis', label: (r) => `gateway on Redis, ${num(r, 'rss_active_devices_redis') ?? '?'} active`, unit: 'MB' },
+  { field: 'rss_peak_mb_100k_devices_redis', label: 'gateway on Redis, peak RSS, same run', unit: 'MB' },
+  { field: 'rss_view_entries_redis', label: 'devices in its view (not the registry)', unit: '' },
+  { field: 'redis_server_rss_mb_100k_devices', label: 'redis-server RSS, same run', unit: 'MB' },
   { field: 'flood_legit_rate_per_s', label: 'legitimate load beside the flood (open loop)', unit: 'req/s' },
   { field: 'noflood_legit_p99_ms', label: 'legitimate p99, no flood', unit: 'ms' },
   { field: 'flood_legit_p99_ms', label: 'legitimate p99 during the forged-token flood', unit: 'ms' },
@@ -253,6 +265,14 @@ const ROWS: readonly Row[] = [
   { field: 'flood_gateway_cpu_per_s', label: 'gateway CPU during the flood', unit: 's/s' },
   { field: 'flood_gateway_cpu_share', label: 'share of that CPU spent on the flood', unit: '' },
   { field: 'flood_gateway_cpu_us_per_forgery', label: 'gateway CPU per forged datagram', unit: 'us' },
+  { field: 'store_calls_per_cached_request_file', label: 'store calls per request, cached token, file', unit: '' },
+  { field: 'store_calls_per_cached_request_redis', label: 'store calls per request, cached token, Redis', unit: '' },
+  { field: 'store_calls_per_first_request_file', label: 'store calls per first request (new token), file', unit: '' },
+  { field: 'store_calls_per_first_request_redis', label: 'store calls per first request (new token), Redis', unit: '' },
+  { field: 'store_calls_per_login_file', label: 'store calls per first login of a device, file', unit: '' },
+  { field: 'store_calls_per_login_redis', label: 'store calls per first login of a device, Redis', unit: '' },
+  { field: 'store_calls_per_login_again_file', label: 'store calls per login, device in the view, file', unit: '' },
+  { field: 'store_calls_per_login_again_redis', label: 'store calls per login, device in the view, Redis', unit: '' },
 ];
 
 interface TargetResult { name: string; target: string; value: number | null; met: boolean | null; missed_by_percent: number }
