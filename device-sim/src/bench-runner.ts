@@ -83,8 +83,10 @@ const STEPS: readonly BenchStep[] = [
   { name: 'rss-100k-redis', file: 'rss-100k-redis.ts', args: (_, q) => (q ? ['--provisioned', '20000', '--active', '2000'] : []) },
   // Issue 8: legitimate load with and without a forged-signature flood, same gateway, same run.
   { name: 'forged-flood', file: 'forged-flood.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
-  // The store layer: round trips per request on each backend.
+  // The store layer: round trips per request on each backend; file vs Redis vs two gateways on one
+  // Redis at one open-loop rate.
   { name: 'store-calls', file: 'store-calls.ts', args: (_, q) => (q ? ['--devices', '200', '--rounds', '2'] : []) },
+  { name: 'fleet-redis', file: 'fleet-redis.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
   {
     name: 'gateway-profile', file: 'gateway-peak.ts', args: (_, q) => ['--profile', '--duration', q ? '3' : '5', ...(q ? ['--devices', '300'] : [])],
     when: (r, o) => o.profile === 'always' || (o.profile === 'auto' && missed(r, 'ratio', 'cpu_ratio')),
@@ -146,6 +148,7 @@ export async function runBench(options: BenchOptions): Promise<number> {
     failed_steps: failed,
     ...(results.gateway_profile !== undefined ? { gateway_profile: results.gateway_profile } : {}),
     ...(results.half_load_profile !== undefined ? { half_load_profile: results.half_load_profile } : {}),
+    notes: Object.fromEntries(Object.entries(results).filter(([k, v]) => k.endsWith('_note') && typeof v === 'string')),
   };
   log('');
   for (const line of formatSummary(summary)) log(line);
@@ -181,6 +184,12 @@ function derive(results: Results): void {
   ratio('cpu_ratio_at_half_load', 'echo_cpu_us_per_request_at_half_load_rate', 'half_load_gateway_cpu_us_per_request', 3);
   ratio('p99_half_load_vs_echo', 'p99_ms_at_half_load', 'echo_p99_ms_at_half_load_rate', 3);
   ratio('flood_legit_p99_vs_noflood', 'flood_legit_p99_ms', 'noflood_legit_p99_ms', 2);
+  for (const [name, numerator, denominator] of [['redis_vs_file', 'redis', 'file'], ['two_vs_redis', 'two', 'redis']] as const) {
+    ratio(`fleet_${name}_rps`, `fleet_${numerator}_rps`, `fleet_${denominator}_rps`, 3);
+    ratio(`fleet_${name}_p50`, `fleet_${numerator}_p50_ms`, `fleet_${denominator}_p50_ms`, 2);
+    ratio(`fleet_${name}_p99`, `fleet_${numerator}_p99_ms`, `fleet_${denominator}_p99_ms`, 2);
+    ratio(`fleet_${name}_cpu`, `fleet_${numerator}_cpu_us_per_request`, `fleet_${denominator}_cpu_us_per_request`, 2);
+  }
   for (const row of ROWS) if (row.floor !== undefined) ratio(`${row.field}_vs_floor`, row.field, row.floor, 2);
 }
 
@@ -273,6 +282,24 @@ const ROWS: readonly Row[] = [
   { field: 'store_calls_per_login_redis', label: 'store calls per first login of a device, Redis', unit: '' },
   { field: 'store_calls_per_login_again_file', label: 'store calls per login, device in the view, file', unit: '' },
   { field: 'store_calls_per_login_again_redis', label: 'store calls per login, device in the view, Redis', unit: '' },
+  { field: 'fleet_rate_per_s', label: (r) => `fleet-redis: open loop, ${num(r, 'fleet_devices') ?? '?'} devices, ${num(r, 'fleet_duration_sec') ?? '?'} s each`, unit: 'req/s' },
+  ...(['file', 'redis', 'two'] as const).flatMap((name): Row[] => {
+    const label = { file: '(a) 1 gateway, file', redis: '(b) 1 gateway, Redis', two: '(c) 2 gateways, 1 Redis' }[name];
+    return [
+      { field: `fleet_${name}_rps`, label: `${label}: achieved`, unit: 'req/s' },
+      { field: `fleet_${name}_p50_ms`, label: `${label}: p50${name === 'two' ? ' (worse half)' : ''}`, unit: 'ms' },
+      { field: `fleet_${name}_p99_ms`, label: `${label}: p99${name === 'two' ? ' (worse half)' : ''}`, unit: 'ms' },
+      { field: `fleet_${name}_cpu_us_per_request`, label: `${label}: gateway${name === 'two' ? 's' : ''}${name === 'file' ? '' : ' + Redis'} CPU/request`, unit: 'us' },
+      { field: `fleet_${name}_machine_busy`, label: `${label}: cores busy (0-1, any process)`, unit: '' },
+      { field: `fleet_${name}_unexpected`, label: `${label}: answers other than 2.01`, unit: '' },
+    ];
+  }),
+  { field: 'fleet_redis_vs_file_rps', label: 'throughput (b) / (a)', unit: 'x' },
+  { field: 'fleet_redis_vs_file_p99', label: 'p99 (b) / (a)', unit: 'x' },
+  { field: 'fleet_redis_vs_file_cpu', label: 'CPU per request (b) / (a)', unit: 'x' },
+  { field: 'fleet_two_vs_redis_rps', label: 'throughput (c) / (b)', unit: 'x' },
+  { field: 'fleet_two_vs_redis_p99', label: 'p99 (c) / (b)', unit: 'x' },
+  { field: 'fleet_two_vs_redis_cpu', label: 'CPU per request (c) / (b)', unit: 'x' },
 ];
 
 interface TargetResult { name: string; target: string; value: number | null; met: boolean | null; missed_by_percent: number }
