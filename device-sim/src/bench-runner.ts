@@ -84,9 +84,13 @@ const STEPS: readonly BenchStep[] = [
   // Issue 8: legitimate load with and without a forged-signature flood, same gateway, same run.
   { name: 'forged-flood', file: 'forged-flood.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
   // The store layer: round trips per request on each backend; file vs Redis vs two gateways on one
-  // Redis at one open-loop rate.
+  // Redis at one open-loop rate; the file store with a million devices (registry-million.ts).
   { name: 'store-calls', file: 'store-calls.ts', args: (_, q) => (q ? ['--devices', '200', '--rounds', '2'] : []) },
   { name: 'fleet-redis', file: 'fleet-redis.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
+  {
+    name: 'registry-million', file: 'registry-million-step.ts',
+    args: (_, q) => (q ? ['--devices', '100000', '--churn', '50', '--no-migrate'] : []),
+  },
   {
     name: 'gateway-profile', file: 'gateway-peak.ts', args: (_, q) => ['--profile', '--duration', q ? '3' : '5', ...(q ? ['--devices', '300'] : [])],
     when: (r, o) => o.profile === 'always' || (o.profile === 'auto' && missed(r, 'ratio', 'cpu_ratio')),
@@ -300,6 +304,15 @@ const ROWS: readonly Row[] = [
   { field: 'fleet_two_vs_redis_rps', label: 'throughput (c) / (b)', unit: 'x' },
   { field: 'fleet_two_vs_redis_p99', label: 'p99 (c) / (b)', unit: 'x' },
   { field: 'fleet_two_vs_redis_cpu', label: 'CPU per request (c) / (b)', unit: 'x' },
+  { field: 'registry_million_devices', label: 'registry-million: file store, provisioned devices', unit: '' },
+  { field: 'registry_million_open_ms', label: 'store open (start) with them', unit: 'ms' },
+  { field: 'registry_million_rss_mb_store_open', label: 'RSS with the store open', unit: 'MB' },
+  { field: 'registry_million_add_one_ms', label: 'add one device (open store)', unit: 'ms' },
+  { field: 'registry_million_cli_add_one_process_wall_ms', label: 'add one device, a CLI process start to exit', unit: 'ms' },
+  { field: 'registry_million_longest_stall_ms', label: 'longest event-loop stall, watching store, churn', unit: 'ms' },
+  { field: 'registry_million_stall_floor_ms', label: 'same probe, churn elsewhere (the machine\'s floor)', unit: 'ms' },
+  { field: 'registry_million_max_rss_mb', label: 'peak RSS of the watching process', unit: 'MB' },
+  { field: 'registry_million_migrate_open_ms', label: 'one-time migration of an old devices.json', unit: 'ms' },
 ];
 
 interface TargetResult { name: string; target: string; value: number | null; met: boolean | null; missed_by_percent: number }
