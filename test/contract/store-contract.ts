@@ -259,7 +259,7 @@ export function storeContract(t: Test, factory: StoreFactory): void {
   });
 
   t.test(`${factory.name}: keys are published, updated by kid, and retired`, async (t) => {
-    const { store } = await open(t);
+    const { store, clock } = await open(t);
     const active = await publishedKey('k-active', 'active');
     const verifying = { ...(await publishedKey('k-old', 'verifying')), verifyUntil: '2026-11-30T00:00:00.000Z' };
     await store.keys.publish(active);
@@ -272,7 +272,8 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     await store.keys.publish(next);
     t.same(byKid(await store.keys.list()), [demoted, next, verifying], 'a publish by kid replaces, never duplicates');
 
-    const atIso = '2026-11-24T08:00:00.000Z';
+    // Retired now by the injected clock: a retired key is pruned a week after its retiredAt.
+    const atIso = new Date(clock.nowMs()).toISOString();
     t.equal(await store.keys.retire('k-old', atIso), true);
     const retired = (await store.keys.list()).find((k) => k.kid === 'k-old');
     t.equal(retired?.state, 'retired');
@@ -285,7 +286,7 @@ export function storeContract(t: Test, factory: StoreFactory): void {
   });
 
   t.test(`${factory.name}: the peer hears key changes after they are visible to it`, async (t) => {
-    const { store, openPeer } = await open(t);
+    const { store, openPeer, clock } = await open(t);
     const peer = await openPeer();
     const ear = listen(peer, (change) => (change.kind === 'key' ? peer.keys.list() : Promise.resolve([])));
     const key = await publishedKey('k-1', 'verifying');
@@ -293,7 +294,7 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     const published = await ear.first(keyChange('k-1'), 'the peer to hear the publish');
     t.same(await published.observed, [key]);
     const mark = ear.heard.length;
-    await store.keys.retire('k-1', '2026-11-24T08:00:00.000Z');
+    await store.keys.retire('k-1', new Date(clock.nowMs()).toISOString());
     const retired = await ear.first(keyChange('k-1'), 'the peer to hear the retirement', mark);
     t.same((await retired.observed)?.map((k) => k.state), ['retired']);
   });
