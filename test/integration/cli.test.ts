@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildFileStore, type DeviceRecord } from '../../gateway/src/store/index.ts';
 import { allKeys } from '../helpers/admin-client.ts';
 import { runCli, type CliResult } from '../helpers/cli-run.ts';
 
@@ -21,6 +22,18 @@ async function allFiles(dir: string): Promise<{ file: string; text: string }[]> 
   return Promise.all(files.map(async (file) => ({ file, text: await readFile(file, 'utf8') })));
 }
 
+/** What the file store in `state` holds, read through its port as a gateway would (its layout is its own). */
+async function registry(state: string): Promise<DeviceRecord[]> {
+  const store = await buildFileStore(state);
+  try {
+    const records: DeviceRecord[] = [];
+    for await (const batch of store.devices.list()) records.push(...batch);
+    return records;
+  } finally {
+    await store.close();
+  }
+}
+
 function failsWithExit2(t: Test, result: CliResult, message: RegExp, name: string): void {
   t.equal(result.code, 2, `${name}: exit 2`);
   t.match(result.stderr, message, `${name}: says why`);
@@ -36,10 +49,9 @@ t.test('devices: add prints only the secret, stores only its hash; list, --count
   const secretHex = add.stdout.trim();
   t.notMatch(add.stderr, new RegExp(secretHex), 'the secret is not repeated on stderr');
 
-  const devicesFile = JSON.parse(await readFile(join(state, 'devices.json'), 'utf8')) as { devices: Record<string, unknown>[] };
   const secret = Buffer.from(secretHex, 'hex');
-  t.match(devicesFile.devices, [{ id: 'sensor-1', scopes: ['telemetry:write'],
-    secretHash: createHash('sha256').update(secret).digest('base64url') }], 'devices.json holds the hash');
+  t.match(await registry(state), [{ id: 'sensor-1', scopes: ['telemetry:write'],
+    secretHash: createHash('sha256').update(secret).digest('base64url') }], 'the store holds the hash');
   for (const { file, text } of await allFiles(state)) {
     for (const form of [secretHex, secret.toString('base64'), secret.toString('base64url')]) {
       t.notOk(text.includes(form), `${file} does not hold the secret`);
@@ -68,8 +80,7 @@ t.test('devices: add prints only the secret, stores only its hash; list, --count
   t.same(written.map((d) => d.id), ['sim-1', 'sim-2', 'sim-3', 'sim-4', 'sim-5']);
   t.ok(written.every((d) => /^[0-9a-f]{64}$/.test(d.secret)), '5 hex secrets');
   t.equal(new Set(written.map((d) => d.secret)).size, 5, 'all different');
-  const registry = JSON.parse(await readFile(join(state, 'devices.json'), 'utf8')) as { devices: { id: string }[] };
-  t.same(registry.devices.map((d) => d.id).sort(), ['sensor-1', 'sim-1', 'sim-2', 'sim-3', 'sim-4', 'sim-5']);
+  t.same((await registry(state)).map((d) => d.id).sort(), ['sensor-1', 'sim-1', 'sim-2', 'sim-3', 'sim-4', 'sim-5']);
 });
 
 t.test('keys: rotate, list and jwks never print a private key; bad alg, unknown kid, only active key exit 2', async (t) => {
@@ -105,8 +116,8 @@ t.test('keys: rotate, list and jwks never print a private key; bad alg, unknown 
   ]);
   t.equal(list.code, 0);
   const rows = list.stdout.trim().split('\n').map((line) => line.split('\t'));
-  t.same(rows[0], ['KID', 'ALG', 'STATE', 'CREATED', 'ACCEPTED UNTIL']);
-  t.match(rows.slice(1), [[firstKid, 'ES256', 'verifying', String, /^\d{4}-/], [secondKid, 'EdDSA', 'active', String, '(signing)']]);
+  t.same(rows[0], ['KID', 'ALG', 'STATE', 'CREATED', 'ACCEPTED UNTIL', 'GATEWAY']);
+  t.match(rows.slice(1), [[firstKid, 'ES256', 'verifying', String, /^\d{4}-/, /\(this one\)$/], [secondKid, 'EdDSA', 'active', String, '(signing)', /\(this one\)$/]]);
   t.equal(jwks.code, 0);
   const set = JSON.parse(jwks.stdout) as { keys: { kid: string }[] };
   t.same(set.keys.map((k) => k.kid), [firstKid, secondKid]);
