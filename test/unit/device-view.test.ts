@@ -88,3 +88,29 @@ t.test('a read under way when a change arrives is not kept (it may be stale)', a
   t.equal(view.peek('a'), undefined, 'the read that raced the removal left nothing behind');
   view.close();
 });
+
+t.test('an id is remembered absent only when the caller authenticated it; adding the device forgets it; bounded', async (t) => {
+  const { store, other } = await openStores(t);
+  let evicted = 0;
+  const view = createDeviceView(store, { maxAbsentEntries: 2, onEvicted: () => { evicted += 1; } });
+  t.equal(await view.get('ghost'), undefined);
+  t.equal(view.absent('ghost'), false, 'a plain lookup (an id a sender chose) leaves nothing behind');
+  t.equal(view.size(), 0);
+
+  t.equal(await view.get('ghost', { rememberAbsent: true }), undefined);
+  t.equal(view.absent('ghost'), true, 'an authenticated lookup is remembered');
+  const calls = store.calls();
+  t.equal(await view.get('ghost'), undefined);
+  t.equal(store.calls(), calls, 'and answered from memory');
+
+  const heard = nextChange(store, (c) => c.kind === 'device' && c.id === 'ghost');
+  await other.devices.add([record('ghost')]);
+  await heard;
+  t.equal(view.absent('ghost'), false, 'the device added by another process is no longer absent');
+  t.equal((await view.get('ghost'))?.id, 'ghost');
+
+  for (const id of ['x', 'y', 'z']) await view.get(id, { rememberAbsent: true });
+  t.equal(evicted, 1, 'the third absent id pushed out the first, counted');
+  t.same(['x', 'y', 'z'].map((id) => view.absent(id)), [false, true, true]);
+  view.close();
+});

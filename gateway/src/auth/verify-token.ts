@@ -155,7 +155,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     // jose checks iat only against a maximum age; a token from the future is no token of ours.
     if (iat > nowSec + leewaySec) throw invalid(`iat ${iat} is more than ${leewaySec} s ahead`);
     // Only from the view: a token nobody has authenticated yet never costs a store call. A
-    // device the view does not hold is checked after the signature (see verifyToken).
+    // device the view does not hold is checked after the signature (see verifyToken); one that
+    // such a check found absent (a removed device's tokens, replayed) is refused here from then on.
+    if (devices.absent(sub)) throw invalid(`device ${echo(sub)} is not provisioned`);
     const held = devices.peek(sub);
     const problem = held === undefined ? undefined : bindingProblem(held, sub, rid ?? '', iat);
     if (problem !== undefined) throw invalid(problem);
@@ -252,7 +254,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     if (isRevoked(verified)) return refuse('invalid', invalid('token revoked'));
     // Authentic now: worth a store call when the view does not hold its device.
-    const problem = bindingProblem(devices.peek(verified.sub) ?? (await devices.get(verified.sub)), verified.sub, verified.rid, verified.iat);
+    const device = devices.peek(verified.sub) ?? (await devices.get(verified.sub, { rememberAbsent: true }));
+    const problem = bindingProblem(device, verified.sub, verified.rid, verified.iat);
     if (problem !== undefined) return refuse('invalid', invalid(problem));
     outcome('ok');
     // Refresh tokens (never cached) are trusted by the auth resource once the refresh succeeds.
