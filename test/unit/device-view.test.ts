@@ -60,19 +60,22 @@ t.test('a change made by another process drops the device; the next get reads it
   view.close();
 });
 
-t.test('bounded: the least recently used goes first, counted', async (t) => {
+t.test('bounded: the least recently used goes first (to within half the view), counted', async (t) => {
   const { store } = await openStores(t);
-  await store.devices.add(['a', 'b', 'c'].map(record));
+  await store.devices.add(['a', 'b', 'c', 'd', 'e', 'f'].map(record));
   let evicted = 0;
-  const view = createDeviceView(store, { maxEntries: 2, onEvicted: () => { evicted += 1; } });
-  await view.get('a');
-  await view.get('b');
-  view.peek('a');
-  await view.get('c');
-  t.equal(view.size(), 2);
+  const view = createDeviceView(store, { maxEntries: 4, onEvicted: () => { evicted += 1; } });
+  for (const id of ['a', 'b', 'c', 'd']) await view.get(id);
+  view.peek('a'); // in the older half: moved to the back
+  await view.get('e');
+  t.equal(view.size(), 4);
   t.equal(evicted, 1);
   t.equal(view.peek('b'), undefined, 'b, the least recently used, went');
-  t.ok(view.peek('a') !== undefined && view.peek('c') !== undefined);
+  t.ok(view.peek('a') !== undefined, 'a, used in the older half, stayed');
+  view.peek('e'); // placed last: a hit costs no move
+  await view.get('f');
+  t.equal(view.peek('c'), undefined, 'then c');
+  t.same(['a', 'd', 'e', 'f'].map((id) => view.peek(id)?.id), ['a', 'd', 'e', 'f']);
   view.close();
 });
 
