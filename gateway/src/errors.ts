@@ -38,7 +38,8 @@ export const ERRORS = {
   GW_ERR_BACKEND_BAD_RESPONSE: { coap: '5.02', http: 502, wire: WireError.badGateway },
   GW_ERR_BACKEND_UNAVAILABLE: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
   GW_ERR_BUSY: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
-  GW_ERR_STORE_UNAVAILABLE: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable },
+  // Also a CLI command's failure when the store (Redis) does not answer: exit 3, try again later.
+  GW_ERR_STORE_UNAVAILABLE: { coap: '5.03', http: 503, wire: WireError.serviceUnavailable, exit: 3 },
   GW_ERR_BACKEND_TIMEOUT: { coap: '5.04', http: 504, wire: WireError.gatewayTimeout },
   GW_ERR_PROXYING_NOT_SUPPORTED: { coap: '5.05', http: 502, wire: WireError.proxyingNotSupported },
   // Operators' failures, from the CLI or the admin API: no device ever sees them.
@@ -104,6 +105,12 @@ export class GatewayError extends Error {
 
   get wireCode(): WireErrorCode {
     return ERRORS[this.code].wire;
+  }
+
+  /** The exit code of a CLI command that ends with this failure, when one can (the store being down). */
+  get exitCode(): number | undefined {
+    const row: ErrorRow = ERRORS[this.code];
+    return row.exit;
   }
 }
 

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { OperatorError } from './errors.ts';
+import { GatewayError, OperatorError } from './errors.ts';
 import { registerDevicesCommand } from './cli/devices-command.ts';
 import { registerKeysCommand } from './cli/keys-command.ts';
 import { processIo } from './cli/io.ts';
@@ -25,6 +25,10 @@ try {
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else if (err instanceof OperatorError) {
     processIo.err(`gateway: ${err.message}`);
+    process.exitCode = err.exitCode;
+  } else if (err instanceof GatewayError && err.exitCode !== undefined) {
+    // The store did not answer: a message that says so, not a stack trace.
+    processIo.err(`gateway: ${err.message}; try again once it is back`);
     process.exitCode = err.exitCode;
   } else {
     processIo.err(`gateway: unexpected error: ${(err as Error).stack ?? String(err)}`);

@@ -171,3 +171,18 @@ t.test('--help works on every command', async (t) => {
     t.match(result.stdout, new RegExp(`^Usage: ${name}`, 'm'), `${name} --help shows its usage`);
   });
 });
+
+t.test('a store that does not answer: exit 3 and a message saying so, not a stack trace', async (t) => {
+  const state = await tempDir(t, 'gw-cli-nostore-');
+  const store = `redis+unix://${join(state, 'no-redis-here.sock')}`;
+  const [add, list] = await Promise.all([
+    runCli(['devices', 'add', 'sensor-1', '--store', store, '--state', state]),
+    runCli(['keys', 'list', '--store', store, '--state', state]),
+  ]);
+  for (const [name, result] of [['devices add', add], ['keys list', list]] as const) {
+    t.equal(result.code, 3, `${name}: exit 3 (try again later)`);
+    t.match(result.stderr, /redis at redis\+unix:.*did not answer.*try again once it is back/, `${name}: says which store and why`);
+    t.notMatch(result.stderr, /unexpected error|\n\s+at /, `${name}: no stack trace`);
+    t.equal(result.stdout, '', `${name}: nothing on stdout`);
+  }
+});
