@@ -38,6 +38,11 @@ export interface DeviceClientOptions {
    * limit, EXCHANGE_LIFETIME (247 s). A load generator wants a bound well below that.
    */
   timeoutMs?: number;
+  /**
+   * The address to send from (bind), e.g. one of 127.0.0.0/8 to be a device of its own address
+   * in front of a load balancer. Unset: loopback for a loopback gateway, else any.
+   */
+  localAddress?: string;
 }
 
 /** Why a request got no answer: the error's `code` is `COAP_TIMEOUT`. */
@@ -81,7 +86,8 @@ export class DeviceClient {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       // On loopback, listen on loopback only: nothing from the network can answer for the gateway.
-      const bindAddress = host === '::1' || host.startsWith('127.') ? host : isIPv6(host) ? '::' : '0.0.0.0';
+      const bindAddress = options.localAddress
+        ?? (host === '::1' || host.startsWith('127.') ? host : isIPv6(host) ? '::' : '0.0.0.0');
       socket.bind(0, bindAddress, () => { socket.off('error', reject); resolve(); });
     });
     return new DeviceClient(socket, host, port, options);
