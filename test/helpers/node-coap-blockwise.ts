@@ -9,6 +9,8 @@ import { ACCESS_TOKEN_OPTION } from '../../gateway/src/wire/index.ts';
 // ("Max packet size is 1280") before anything is sent. The option's first byte is taken as the SZX.
 
 export interface NodeCoapRequest {
+  /** Where to send it (default 127.0.0.1). */
+  host?: string;
   method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;
   query?: string;
@@ -40,11 +42,11 @@ const ECHO_OPTION = '252';
  * loopback; the socket is closed after the test (an agent that owns its socket may never call
  * back from close() once block-wise requests have left entries behind).
  */
-export async function openNodeCoapAgent(t: Test): Promise<Agent> {
+export async function openNodeCoapAgent(t: Test, localAddress = '127.0.0.1'): Promise<Agent> {
   const socket = createSocket('udp4');
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
-    socket.bind(0, '127.0.0.1', () => { socket.off('error', reject); resolve(); });
+    socket.bind(0, localAddress, () => { socket.off('error', reject); resolve(); });
   });
   const agent = new Agent({ socket });
   t.teardown(() => {
@@ -57,7 +59,7 @@ export async function openNodeCoapAgent(t: Test): Promise<Agent> {
 export function nodeCoapRequest(agent: Agent, port: number, r: NodeCoapRequest): Promise<NodeCoapAnswer> {
   return new Promise((resolve, reject) => {
     const req: OutgoingMessage = agent.request({
-      hostname: '127.0.0.1', port, method: r.method ?? 'GET', pathname: r.path, query: r.query, confirmable: true,
+      hostname: r.host ?? '127.0.0.1', port, method: r.method ?? 'GET', pathname: r.path, query: r.query, confirmable: true,
     });
     if (r.contentFormat !== undefined) req.setOption('Content-Format', r.contentFormat as never);
     if (r.accept !== undefined) req.setOption('Accept', r.accept as never);

@@ -117,8 +117,10 @@ t.test('a key rotated on A verifies on B and C and is in every JWKS; retiring it
     t.ok(jwks.keys.length >= 4, `${name}'s JWKS has the fleet's keys (${jwks.keys.length})`);
   }
   // A's first key now only verifies; C retires it, and A's private key for it goes.
-  const first = (JSON.parse((await a!.admin('GET', '/keys')).text) as { kid: string; state: string }[])
-    .find((k) => k.state === 'verifying')!;
+  const listed = JSON.parse((await a!.admin('GET', '/keys')).text) as { kid: string; state: string; gateway: string }[];
+  const first = listed.find((k) => k.state === 'verifying')!;
+  t.equal(new Set(listed.map((k) => k.gateway)).size, 3, 'A\'s GET /keys lists the fleet\'s keys, each with its holder');
+  t.equal(listed.filter((k) => k.state === 'active').length, 3, 'one active key per gateway');
   t.equal((await c!.admin('POST', `/keys/${first.kid}/retire`)).status, 204, 'C retires a key A holds');
   const retiredAt = Date.now();
   for (;;) {

@@ -65,7 +65,8 @@ export async function buildAdminServer(options: AdminServerOptions) {
       return { status: health.ok ? 200 : 503, body: health };
     }],
     ['GET', /^\/metrics$/, async () => ({ status: 200, text: await metrics.text(), contentType: metrics.contentType })],
-    ['GET', /^\/keys$/, async () => ({ status: 200, body: keystore.list().map(({ publicJwk: _omit, ...meta }) => meta) })],
+    // The fleet's keys, as `gateway keys list` shows them: which gateway holds each.
+    ['GET', /^\/keys$/, async () => ({ status: 200, body: (await options.fleetKeys.list()).map(({ publicJwk: _omit, ...meta }) => meta) })],
     ['POST', /^\/keys\/rotate$/, async (_m, body) => {
       const alg = ((await body()) as { alg?: unknown } | undefined)?.alg ?? 'ES256';
       if (!SIGNING_ALGS.includes(alg as SigningAlg)) {

@@ -19,6 +19,8 @@ export interface FleetKeys {
    * a call during a run makes one more run.
    */
   sync(): Promise<void>;
+  /** Every key of the fleet, this gateway's first (as it holds them now), then the others' from the store. */
+  list(): Promise<PublishedKey[]>;
 }
 
 export function createFleetKeys(keystore: Keystore, store: Store): FleetKeys {
@@ -72,6 +74,11 @@ export function createFleetKeys(keystore: Keystore, store: Store): FleetKeys {
       }
     },
     sync,
+    async list() {
+      const mine = keystore.published();
+      const others = (await store.keys.list()).filter((key) => !mine.some((own) => own.kid === key.kid));
+      return [...mine, ...others];
+    },
   };
 }
 

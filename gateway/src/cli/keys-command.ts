@@ -4,7 +4,6 @@ import { createFleetKeys, type FleetKeys } from '../admin/fleet-keys.ts';
 import { Keystore } from '../auth/index.ts';
 import { DEFAULTS, SIGNING_ALGS, type SigningAlg } from '../config/index.ts';
 import { AdminError } from '../errors.ts';
-import type { PublishedKey } from '../store/index.ts';
 import { addStoreOptions, withStore, type StoreOptions } from './cli-store.ts';
 import type { CliIo } from './io.ts';
 
@@ -12,14 +11,14 @@ import type { CliIo } from './io.ts';
  * Runs `task` with this gateway's keystore (its state directory: its private keys) and the
  * fleet's keys (the store: every gateway's public keys), both brought up to date first.
  */
-function withKeys<T>(options: StoreOptions, io: CliIo, task: (keys: FleetKeys, keystore: Keystore, fleet: () => Promise<PublishedKey[]>) => Promise<T>) {
+function withKeys<T>(options: StoreOptions, io: CliIo, task: (keys: FleetKeys, keystore: Keystore) => Promise<T>) {
   return withStore(options, io, async (store, stateDir) => {
     const keystore = await Keystore.open({
       dir: join(stateDir, 'keys'), signingAlg: DEFAULTS.signingAlg, maxTokenLifetimeSec: undefined, nowMs: Date.now,
     }, false);
     const keys = createFleetKeys(keystore, store);
     await keys.sync();
-    return task(keys, keystore, () => store.keys.list());
+    return task(keys, keystore);
   });
 }
 
@@ -28,11 +27,9 @@ export function registerKeysCommand(program: Command, io: CliIo): void {
 
   addStoreOptions(keys.command('list'))
     .description('show every key of the fleet: kid, algorithm, state, created, accepted until, holder (never private parts)')
-    .action((options: StoreOptions) => withKeys(options, io, async (_keys, keystore, fleet) => {
+    .action((options: StoreOptions) => withKeys(options, io, async (fleetKeys, keystore) => {
       io.out(['KID', 'ALG', 'STATE', 'CREATED', 'ACCEPTED UNTIL', 'GATEWAY'].join('\t'));
-      const mine = keystore.published();
-      const others = (await fleet()).filter((k) => !mine.some((m) => m.kid === k.kid));
-      for (const k of [...mine, ...others]) {
+      for (const k of await fleetKeys.list()) {
         const until = k.state === 'active' ? '(signing)' : k.state === 'retired' ? `retired ${k.retiredAt ?? ''}` : k.verifyUntil ?? '';
         const holder = k.gateway === keystore.gatewayId ? `${k.gateway} (this one)` : k.gateway;
         io.out([k.kid, k.alg, k.state, k.createdAt, until, holder].join('\t'));
