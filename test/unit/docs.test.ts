@@ -32,3 +32,11 @@ t.test('README states the option number and the CBOR keys of the code', async (t
     + `${AuthResponseKey.refreshToken}: refresh token, ${AuthResponseKey.serverTimeSec}: server time s}`);
   t.match(readme, `{${ErrorKey.code}: wire error code, ${ErrorKey.serverTimeSec}: server time s}`);
 });
+
+t.test('README\'s metrics table names every metric the gateway exposes', async (t) => {
+  const { createMetrics } = await import('../../gateway/src/admin/metrics.ts');
+  const metrics = createMetrics(() => undefined);
+  const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
+  t.ok(names.length > 10, `${names.length} metrics`);
+  for (const name of names) t.match(readme, `\`${name}\``, name);
+});
