@@ -3,7 +3,10 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Test } from 'tap';
 import { RateLimiterRes } from '../../gateway/src/auth/rate-limiter-memory.ts';
 import type { AdminErrorCode } from '../../gateway/src/errors.ts';
-import type { DeviceRecord, FamilyRevocation, PublishedKey, Store, StoreChange } from '../../gateway/src/store/ports.ts';
+import {
+  MAX_FAMILIES_PER_DEVICE, type DeviceRecord, type FamilyRevocation, type PublishedKey, type RefreshFamily, type Revocation, type Store,
+  type StoreChange, type TokenRevocation,
+} from '../../gateway/src/store/ports.ts';
 import { conditions } from '../helpers/condition.ts';
 
 /**
@@ -248,14 +251,122 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     const short: FamilyRevocation = { family: 'fam-short', deviceId: 'd2', atSec: now, untilSec: now + 10 };
     await store.revocations.revokeFamily(long);
     await store.revocations.revokeFamily(short);
-    const byFamily = (list: FamilyRevocation[]) => [...list].sort((a, b) => a.family.localeCompare(b.family));
+    const byFamily = (list: Revocation[]) => [...list].sort((a, b) => String((a as FamilyRevocation).family).localeCompare(String((b as FamilyRevocation).family)));
     t.same(byFamily(await store.revocations.list(clock.nowSec())), [long, short]);
-    const heard = await ear.first((c) => c.kind === 'revocation' && c.revocation.family === 'fam-long', 'the peer to hear the revocation');
+    const heard = await ear.first((c) => c.kind === 'revocation' && c.revocation.kind !== 'token' && c.revocation.family === 'fam-long', 'the peer to hear the revocation');
     t.same(heard.change, { kind: 'revocation', revocation: long }, 'the peer hears the whole revocation');
     t.same(byFamily(await peer.revocations.list(clock.nowSec())), [long, short], 'the peer lists both');
     clock.advanceSec(20);
     t.same(await store.revocations.list(clock.nowSec()), [long], 'a revocation past its untilSec is not listed');
     t.same(await peer.revocations.list(clock.nowSec()), [long]);
+  });
+
+  t.test(`${factory.name}: a token revocation is listed beside families until it runs out, and the peer hears it`, async (t) => {
+    const { store, openPeer, clock } = await open(t);
+    const peer = await openPeer();
+    const ear = listen(peer);
+    const now = clock.nowSec();
+    const token: TokenRevocation = { kind: 'token', jti: 'jti-1', atSec: now, untilSec: now + 30 };
+    const family: FamilyRevocation = { family: 'jti-1', deviceId: 'd1', atSec: now, untilSec: now + 3600 };
+    await store.revocations.revokeToken(token);
+    await store.revocations.revokeFamily(family);
+    const heard = await ear.first((c) => c.kind === 'revocation' && c.revocation.kind === 'token', 'the peer to hear the token revocation');
+    t.same(heard.change, { kind: 'revocation', revocation: token }, 'whole, with its kind');
+    const listed = await peer.revocations.list(clock.nowSec());
+    t.equal(listed.length, 2, 'a family and a jti of the same name are two revocations');
+    t.same(listed.find((r) => r.kind === 'token'), token);
+    await store.revocations.revokeToken({ ...token, untilSec: now + 40 });
+    t.same((await store.revocations.list(clock.nowSec())).filter((r) => r.kind === 'token'), [{ ...token, untilSec: now + 40 }], 'the same jti again replaces it');
+    clock.advanceSec(41);
+    t.same(await store.revocations.list(clock.nowSec()), [family], 'past its untilSec it is not listed');
+  });
+
+  t.test(`${factory.name}: a device record is replaced only if it is still what was read`, async (t) => {
+    const { store, openPeer } = await open(t);
+    const peer = await openPeer();
+    const ear = listen(peer, (change) => (change.kind === 'device' ? peer.devices.get(change.id) : Promise.resolve(undefined)));
+    const key = { kid: 'k1', alg: 'EdDSA' as const, publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'lZJhodRB3NIsjUjla3ZC6X9-6xL-jjpSQch6V6PjLD4' }, addedAt: '2026-12-01T00:00:00.000Z' };
+    await store.devices.add([record('k', { keys: [key] })]);
+    const read = (await store.devices.get('k'))!;
+    t.strictSame(read, record('k', { keys: [key] }), 'keys round-trip');
+    const disabled = { ...read, disabled: true, recordId: 'rid-new' };
+    const mark = ear.heard.length;
+    t.equal(await store.devices.replace(read, disabled), true, 'replaced');
+    const heard = await ear.first(deviceChange('k'), 'the peer to hear the replacement', mark);
+    t.same(await heard.observed, disabled, 'the peer reads the new record when it hears of it');
+    t.equal(await peer.devices.replace(read, { ...read, scopes: [] }), false, 'a replacement from a stale read is refused');
+    t.same(await store.devices.get('k'), disabled, 'and changed nothing');
+    const { secretHash: _, ...keyOnly } = disabled;
+    t.equal(await peer.devices.replace(disabled, keyOnly), true, 'from a fresh read it works, from any instance');
+    t.strictSame(await store.devices.get('k'), keyOnly, 'a record without a secret hash stays without');
+    t.equal(await store.devices.replace(record('nobody'), record('nobody')), false, 'no such device');
+    t.equal(await store.devices.count(), 1, 'a replacement adds nothing');
+  });
+
+  const family = (id: string, deviceId: string, clock: { nowSec(): number }, hash = `hash-${id}-0`): RefreshFamily =>
+    ({ family: id, deviceId, recordId: `rid-${deviceId}`, currentHash: hash, expiresAtSec: Math.floor(clock.nowSec()) + 3600 });
+
+  t.test(`${factory.name}: a refresh family rotates once per current token; a spent one is a reuse; ended is unknown`, async (t) => {
+    const { store, clock } = await open(t);
+    const started = family('f1', 'd1', clock);
+    await store.refreshFamilies.start(started);
+    const next = { currentHash: 'hash-f1-1', expiresAtSec: started.expiresAtSec + 60 };
+    t.same(await store.refreshFamilies.rotate('f1', 'hash-f1-0', next), { outcome: 'rotated', family: { ...started, ...next } });
+    t.same(await store.refreshFamilies.rotate('f1', 'hash-f1-0', { currentHash: 'hash-f1-2', expiresAtSec: next.expiresAtSec }),
+      { outcome: 'reused', family: { ...started, ...next } }, 'the spent token again: a reuse, naming the family as it is');
+    t.same(await store.refreshFamilies.rotate('f1', 'made-up', { currentHash: 'x', expiresAtSec: next.expiresAtSec }),
+      { outcome: 'reused', family: { ...started, ...next } }, 'any other token of a live family, too');
+    t.same((await store.refreshFamilies.rotate('f1', 'hash-f1-1', { currentHash: 'hash-f1-2', expiresAtSec: next.expiresAtSec })).outcome,
+      'rotated', 'the current one still works: a reuse does not end the family by itself');
+    t.same(await store.refreshFamilies.rotate('nope', 'h', next), { outcome: 'unknown' }, 'no such family');
+    t.equal(await store.refreshFamilies.end('f1'), true);
+    t.same(await store.refreshFamilies.rotate('f1', 'hash-f1-2', next), { outcome: 'unknown' }, 'an ended family is unknown');
+    t.equal(await store.refreshFamilies.end('f1'), false, 'already ended');
+  });
+
+  t.test(`${factory.name}: a device keeps at most ${MAX_FAMILIES_PER_DEVICE} families; another device's are its own`, async (t) => {
+    const { store, clock } = await open(t);
+    const ids = Array.from({ length: MAX_FAMILIES_PER_DEVICE + 1 }, (_, i) => `fam-${i}`);
+    for (const id of ids) {
+      await store.refreshFamilies.start(family(id, 'busy', clock));
+      clock.advanceSec(1);
+    }
+    await store.refreshFamilies.start(family('other', 'quiet', clock));
+    t.same(await store.refreshFamilies.rotate(ids[0]!, `hash-${ids[0]}-0`, { currentHash: 'n', expiresAtSec: clock.nowSec() + 60 }),
+      { outcome: 'unknown' }, 'the oldest family of the device ended when one more started');
+    for (const id of ids.slice(1)) {
+      t.equal((await store.refreshFamilies.rotate(id, `hash-${id}-0`, { currentHash: 'n', expiresAtSec: clock.nowSec() + 60 })).outcome, 'rotated', `${id} lives`);
+    }
+    t.equal((await store.refreshFamilies.rotate('other', 'hash-other-0', { currentHash: 'n', expiresAtSec: clock.nowSec() + 60 })).outcome, 'rotated');
+  });
+
+  t.test(`${factory.name}: a family rotated by one instance is a reuse on the other`, { skip: factory.sharedOnceIds ? false : 'this backend\'s families have one writer (its gateway)' }, async (t) => {
+    const { store, openPeer, clock } = await open(t);
+    const peer = await openPeer();
+    await store.refreshFamilies.start(family('shared', 'd1', clock));
+    const next = { currentHash: 'hash-shared-1', expiresAtSec: clock.nowSec() + 60 };
+    const [a, b] = await Promise.all([
+      store.refreshFamilies.rotate('shared', 'hash-shared-0', next),
+      peer.refreshFamilies.rotate('shared', 'hash-shared-0', { ...next, currentHash: 'hash-shared-1b' }),
+    ]);
+    t.same([a.outcome, b.outcome].sort(), ['reused', 'rotated'], 'presented on two instances at once: one rotates, the other sees a reuse');
+  });
+
+  t.test(`${factory.name}: a nonce is taken once, with the address it was issued to`, async (t) => {
+    const { store, clock } = await open(t);
+    const entry = { address: '192.0.2.1', issuedAtMs: clock.nowMs() };
+    await store.nonces.put('n-1', entry, 60_000);
+    t.same(await store.nonces.take('n-1'), entry);
+    t.equal(await store.nonces.take('n-1'), undefined, 'taken already');
+    t.equal(await store.nonces.take('n-2'), undefined, 'never issued');
+  });
+
+  t.test(`${factory.name}: a nonce taken on one instance is gone on the other`, { skip: factory.sharedOnceIds ? false : 'this backend\'s nonces are its one gateway\'s memory' }, async (t) => {
+    const { store, openPeer, clock } = await open(t);
+    const peer = await openPeer();
+    await store.nonces.put('n-shared', { address: '192.0.2.1', issuedAtMs: clock.nowMs() }, 60_000);
+    const taken = await Promise.all([store.nonces.take('n-shared'), peer.nonces.take('n-shared')]);
+    t.equal(taken.filter((e) => e !== undefined).length, 1, 'exactly one instance takes it');
   });
 
   t.test(`${factory.name}: keys are published, updated by kid, and retired`, async (t) => {

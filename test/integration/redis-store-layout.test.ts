@@ -35,8 +35,8 @@ t.test('the key layout under the default prefix gw:', async (t) => {
   await store.onceIds.consume('jti-1', expiresAtSec);
   t.equal(await admin.call('EXPIRETIME', 'gw:once:jti-1'), expiresAtSec, 'a spent id expires when it stops mattering');
   await store.revocations.revokeFamily({ family: 'fam', deviceId: 'a', atSec: 1, untilSec: expiresAtSec });
-  t.equal(await admin.zscore('gw:revocations:until', 'fam'), String(expiresAtSec), 'revocations are scored by untilSec');
-  t.ok(await admin.hexists('gw:revocations', 'fam'));
+  t.equal(await admin.zscore('gw:revocations:until', 'family:fam'), String(expiresAtSec), 'revocations are scored by untilSec');
+  t.ok(await admin.hexists('gw:revocations', 'family:fam'));
   await store.keys.publish(key('k1', 'active'));
   t.ok(await admin.hexists('gw:keys', 'k1'), 'keys: one hash by kid');
   const limiter = store.limits.limiter({ keyPrefix: 'login', points: 5, durationSec: 60 });
@@ -74,8 +74,8 @@ t.test('retired keys are pruned 7 days after retirement; revocations once past u
   await store.revocations.revokeFamily({ family: 'short', deviceId: 'a', atSec: nowSec, untilSec: nowSec + 10 });
   nowMs += 11_000;
   await store.revocations.revokeFamily({ family: 'long', deviceId: 'a', atSec: nowSec, untilSec: nowSec + 3600 });
-  t.same(await admin.hkeys('prune:revocations'), ['long'], 'a revocation prunes those past their untilSec');
-  t.same(await admin.zrange('prune:revocations:until', '0', '-1'), ['long']);
+  t.same(await admin.hkeys('prune:revocations'), ['family:long'], 'a revocation prunes those past their untilSec');
+  t.same(await admin.zrange('prune:revocations:until', '0', '-1'), ['family:long']);
 });
 
 t.test('a second revocation of a family replaces the first', async (t) => {

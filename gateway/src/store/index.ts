@@ -1,6 +1,7 @@
 export {
-  STORE_RETRY_AFTER_SEC, StoreUnavailableError,
-  type DeviceRecord, type DeviceRegistry, type FamilyRevocation, type LimiterOptions, type Limits, type OneTimeIds,
+  MAX_DEVICE_KEYS, MAX_FAMILIES_PER_DEVICE, STORE_RETRY_AFTER_SEC, StoreUnavailableError,
+  type DeviceKey, type DeviceRecord, type NonceEntry, type Nonces, type RefreshFamily, type RefreshFamilies, type Revocation,
+  type RotateOutcome, type TokenRevocation, type DeviceRegistry, type FamilyRevocation, type LimiterOptions, type Limits, type OneTimeIds,
   type PublicKeys, type PublishedKey, type PublishedKeyState, type Revocations, type Store, type StoreChange, type StoreKind,
 } from './ports.ts';
 export { createDeviceView, type DeviceView, type DeviceViewOptions } from './device-view.ts';

@@ -12,26 +12,52 @@ import { GatewayError } from '../errors.ts';
  * (`{ kind: 'resync' }`) follows any moment the feed may have missed something.
  */
 
-/** A provisioned device. Only a hash of its secret is ever stored. */
+/** A device's own public key, for assertion login: the private key never leaves the device. */
+export interface DeviceKey {
+  /** The key's id: the JWK's own `kid`, else its RFC 7638 thumbprint. */
+  kid: string;
+  alg: 'ES256' | 'EdDSA';
+  /** The public JWK (EC P-256 or OKP Ed25519), with no private members. */
+  publicJwk: JWK;
+  /** ISO 8601. */
+  addedAt: string;
+  /** ISO 8601: assertions signed by this key are refused from then on. */
+  expiresAt?: string;
+}
+
+/** A provisioned device. Only a hash of its secret is ever stored, and only public keys. */
 export interface DeviceRecord {
   id: string;
-  /** base64url SHA-256 of the device's 32-byte secret. */
-  secretHash: string;
+  /** base64url SHA-256 of the device's 32-byte secret; absent for a device that logs in only with its keys. */
+  secretHash?: string;
+  /** At most MAX_DEVICE_KEYS public keys; absent or empty for a device that logs in only with its secret. */
+  keys?: DeviceKey[];
   scopes: string[];
   /** ISO 8601. */
   createdAt: string;
   /**
-   * Random (16 bytes, base64url), made when the device is provisioned; tokens carry it as `rid`,
-   * so removing a device and adding it again refuses its old tokens. Older state files have
-   * none: such a record counts as `legacy:${createdAt}` (see `recordIdOf`).
+   * Random (16 bytes, base64url), made when the device is provisioned and again when it is
+   * revoked; tokens carry it as `rid`, so removing a device and adding it again, or revoking it,
+   * refuses its old tokens. Older state files have none: such a record counts as
+   * `legacy:${createdAt}` (see `recordIdOf`).
    */
   recordId?: string;
+  /** A disabled device can neither log in nor refresh, and its tokens are refused, until enabled. */
+  disabled?: boolean;
 }
+
+/** A device holds at most this many public keys at once (as Cloud IoT Core did). */
+export const MAX_DEVICE_KEYS = 3;
 
 export interface DeviceRegistry {
   get(id: string): Promise<DeviceRecord | undefined>;
   /** Adds all or none; rejects with AdminError GW_ERR_ADMIN_DUPLICATE_DEVICE on an id that exists. */
   add(records: readonly DeviceRecord[]): Promise<void>;
+  /**
+   * Compare-and-set: replaces the device's record with `next` only if it is still `expected`
+   * (as `get` returned it). Resolves false when it changed or went meanwhile (read it again).
+   */
+  replace(expected: DeviceRecord, next: DeviceRecord): Promise<boolean>;
   /** Resolves false when there was no such device. */
   remove(id: string): Promise<boolean>;
   count(): Promise<number>;
@@ -39,7 +65,7 @@ export interface DeviceRegistry {
   list(): AsyncIterable<DeviceRecord[]>;
 }
 
-/** One-use ids: spent refresh tokens, replayed assertion jtis. */
+/** One-use ids: replayed assertion jtis. */
 export interface OneTimeIds {
   /**
    * Marks `id` spent. Resolves false when it was spent already. The store may forget it after
@@ -48,8 +74,61 @@ export interface OneTimeIds {
   consume(id: string, expiresAtSec: number): Promise<boolean>;
 }
 
+/**
+ * A login's refresh-token family (RFC 9700 section 4.14.2): the store keeps only the hash of the
+ * one refresh token that is good now, so each is used once and a spent one is recognised.
+ */
+export interface RefreshFamily {
+  family: string;
+  deviceId: string;
+  /** The device record the family was started for: a revoked device's families end with it. */
+  recordId: string;
+  /** base64url SHA-256 of the family's current refresh token. */
+  currentHash: string;
+  /** Seconds since the epoch: the current refresh token's expiry; the family is forgotten then. */
+  expiresAtSec: number;
+}
+
+export type RotateOutcome =
+  /** The presented token was the current one: the family moved on to the next. */
+  | { outcome: 'rotated'; family: RefreshFamily }
+  /** The family exists and the presented token is not its current one: spent (or forged). */
+  | { outcome: 'reused'; family: RefreshFamily }
+  /** No such family (never, expired, or ended). */
+  | { outcome: 'unknown' };
+
+export interface RefreshFamilies {
+  /**
+   * Starts a family. A device keeps at most MAX_FAMILIES_PER_DEVICE: its oldest family ends
+   * when a login would start one more (the device holds a newer refresh token by then).
+   */
+  start(family: RefreshFamily): Promise<void>;
+  /** Atomically: if `presentedHash` is the current token's, the next one becomes current. */
+  rotate(family: string, presentedHash: string, next: { currentHash: string; expiresAtSec: number }): Promise<RotateOutcome>;
+  /** Ends a family: its current refresh token stops working. Resolves false when there was none. */
+  end(family: string): Promise<boolean>;
+}
+
+/** Live refresh families per device; a login past it ends the device's oldest. */
+export const MAX_FAMILIES_PER_DEVICE = 3;
+
+/** Gateway nonces for devices without a clock: issued by `POST /auth/nonce`, taken once by a login. */
+export interface NonceEntry {
+  /** The address it was issued to. */
+  address: string;
+  issuedAtMs: number;
+}
+
+export interface Nonces {
+  /** Keeps `nonce` until `issuedAtMs + ttlMs`. */
+  put(nonce: string, entry: NonceEntry, ttlMs: number): Promise<void>;
+  /** Takes `nonce` once: its entry, or undefined when unknown, expired or taken already. */
+  take(nonce: string): Promise<NonceEntry | undefined>;
+}
+
 /** A refresh family revoked (RFC 9700 section 4.14.2) until its last token stops verifying. */
 export interface FamilyRevocation {
+  kind?: 'family';
   family: string;
   deviceId: string;
   /** Seconds since the epoch: when it was revoked. */
@@ -58,10 +137,38 @@ export interface FamilyRevocation {
   untilSec: number;
 }
 
+/** One access token revoked by its `jti` (`gateway tokens revoke`), until it can no longer verify. */
+export interface TokenRevocation {
+  kind: 'token';
+  jti: string;
+  atSec: number;
+  untilSec: number;
+}
+
+export type Revocation = FamilyRevocation | TokenRevocation;
+
+/** The key a revocation is stored under: one entry per family, one per jti. */
+export function revocationKey(revocation: Revocation): string {
+  return revocation.kind === 'token' ? `token:${revocation.jti}` : `family:${revocation.family}`;
+}
+
+/** A revocation read back from a journal or a channel, checked; undefined when it is not one. */
+export function asRevocation(value: unknown): Revocation | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const r = value as Record<string, unknown>;
+  if (typeof r.atSec !== 'number' || typeof r.untilSec !== 'number') return undefined;
+  if (r.kind === 'token') return typeof r.jti === 'string' ? value as TokenRevocation : undefined;
+  if (r.kind !== undefined && r.kind !== 'family') return undefined;
+  return typeof r.family === 'string' && typeof r.deviceId === 'string' ? value as FamilyRevocation : undefined;
+}
+
 export interface Revocations {
+  /** Records a family's revocation (a second one of the same family replaces the first). */
   revokeFamily(revocation: FamilyRevocation): Promise<void>;
+  /** Records a token's revocation (a second one of the same jti replaces the first). */
+  revokeToken(revocation: TokenRevocation): Promise<void>;
   /** Every revocation whose `untilSec` is still ahead (for a view's resync). */
-  list(nowSec: number): Promise<FamilyRevocation[]>;
+  list(nowSec: number): Promise<Revocation[]>;
 }
 
 export type PublishedKeyState = 'active' | 'verifying' | 'retired';
@@ -107,7 +214,7 @@ export interface Limits {
 export type StoreChange =
   | { kind: 'device'; id: string }
   | { kind: 'key'; kid: string }
-  | { kind: 'revocation'; revocation: FamilyRevocation }
+  | { kind: 'revocation'; revocation: Revocation }
   /** The feed may have missed changes (a reconnect, a compacted log): re-read everything held. */
   | { kind: 'resync' };
 
@@ -117,6 +224,8 @@ export interface Store {
   readonly kind: StoreKind;
   readonly devices: DeviceRegistry;
   readonly onceIds: OneTimeIds;
+  readonly refreshFamilies: RefreshFamilies;
+  readonly nonces: Nonces;
   readonly revocations: Revocations;
   readonly keys: PublicKeys;
   readonly limits: Limits;

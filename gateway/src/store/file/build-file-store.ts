@@ -11,7 +11,9 @@ import { createJournalTailer } from './journal-tailer.ts';
 import { migrateDevicesFile } from './migrate-devices-file.ts';
 import type { Mutate } from './mutate.ts';
 import { createOneTimeIds } from './once-ids-file.ts';
+import { createMemoryNonces } from './nonces-memory.ts';
 import { createPublicKeys } from './public-keys-file.ts';
+import { createRefreshFamilies } from './refresh-families-file.ts';
 import { emptyMeta, readMeta, writeMeta } from './registry-meta.ts';
 import { createRevocations } from './revocations-file.ts';
 import { createStateLock, LOCK_FILE, type StateLock } from './state-lock.ts';
@@ -36,7 +38,8 @@ const DEFAULT_MAX_BATCH_DEVICES = 1000;
  *   changes.log               the change journal that every open store tails (fs.watch)
  *   public-keys.json          the published keys
  *   revocations.log           revoked refresh families, one JSON line each
- *   spent-tokens.log          this gateway's spent one-time ids
+ *   spent-tokens.log          this gateway's spent one-time ids (assertion jtis)
+ *   refresh-families.log      this gateway's refresh-token families (the hash of each current token)
  *   store.lock                held while a process rewrites any of them
  *
  * A change costs what it touches (one bucket, one meta file, one journal line), for the writer
@@ -98,10 +101,13 @@ export async function buildFileStore(stateDir: string, options: FileStoreOptions
   };
 
   const onceIds = createOneTimeIds({ stateDir, nowMs, calls });
+  const refreshFamilies = createRefreshFamilies({ stateDir, nowMs, calls });
   return {
     kind: 'file',
     devices: createDeviceRegistry({ devicesDir, bucketCount, maxBatchDevices, calls, mutate }),
     onceIds,
+    refreshFamilies,
+    nonces: createMemoryNonces(nowMs),
     revocations: createRevocations({ stateDir, nowMs, calls, mutate }),
     keys: createPublicKeys({ stateDir, nowMs, calls, mutate }),
     limits: {
@@ -122,6 +128,7 @@ export async function buildFileStore(stateDir: string, options: FileStoreOptions
       watcher.close();
       await lock.idle();
       await onceIds.idle();
+      await refreshFamilies.idle();
       await tailer.close();
       listeners.clear();
     },

@@ -1,6 +1,6 @@
 import { appendFile, open } from 'node:fs/promises';
 import { writeFileAtomic } from '../atomic-file.ts';
-import type { FamilyRevocation, StoreChange } from '../ports.ts';
+import { asRevocation, type StoreChange } from '../ports.ts';
 
 /**
  * `<stateDir>/changes.log`: one line per change, appended under the state-directory lock after
@@ -63,10 +63,8 @@ export function parseChange(line: string): StoreChange {
     if (kind === 'device' && argument !== '') return { kind, id: decodeArgument(argument) };
     if (kind === 'key' && argument !== '') return { kind, kid: decodeArgument(argument) };
     if (kind === 'revocation') {
-      const revocation = JSON.parse(argument) as Partial<FamilyRevocation> | null;
-      if (typeof revocation?.family === 'string' && typeof revocation.untilSec === 'number') {
-        return { kind, revocation: revocation as FamilyRevocation };
-      }
+      const revocation = asRevocation(JSON.parse(argument));
+      if (revocation !== undefined) return { kind, revocation };
     }
   } catch {
     return { kind: 'resync' };

@@ -97,6 +97,19 @@ export function createDeviceRegistry(context: DeviceRegistryContext): DeviceRegi
       });
     },
 
+    replace(expected, next) {
+      if (next?.id !== expected?.id) return Promise.reject(new TypeError('replace(expected, next): both records must have the same id'));
+      return mutate(async (changes) => {
+        const bucket = bucketOf(expected.id, bucketCount);
+        const existing = await read(bucket);
+        const index = existing.findIndex((record) => record.id === expected.id);
+        if (index === -1 || !sameRecord(existing[index]!, expected)) return false;
+        await write(bucket, existing.with(index, next));
+        changes.push({ kind: 'device', id: expected.id });
+        return true;
+      });
+    },
+
     remove(id) {
       return mutate(async (changes) => {
         const meta = await metaForWrite(changes);
@@ -167,6 +180,20 @@ export async function recoverRegistry(devicesDir: string, bucketCount: number, c
   await writeMeta(devicesDir, meta);
   changes.push({ kind: 'resync' });
   return meta;
+}
+
+/** Field by field, whatever the order of the keys. */
+function sameRecord(a: DeviceRecord, b: DeviceRecord): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }
 
 const duplicate = (id: string): AdminError =>

@@ -3,8 +3,10 @@ import { createChangeFeed, type StoreLog } from './redis-change-feed.ts';
 import { createRedisDevices } from './redis-devices.ts';
 import { redisKeyLayout, type RedisPortContext } from './redis-key-layout.ts';
 import { createRedisLimits } from './redis-limits.ts';
+import { createRedisNonces } from './redis-nonces.ts';
 import { createRedisOnceIds } from './redis-once-ids.ts';
 import { createRedisPublicKeys } from './redis-public-keys.ts';
+import { createRedisRefreshFamilies } from './redis-refresh-families.ts';
 import { createRedisRevocations } from './redis-revocations.ts';
 import { defineStoreScripts } from './redis-scripts.ts';
 import { openRedisSession } from './redis-session.ts';
@@ -56,6 +58,8 @@ export async function buildRedisStore(options: RedisStoreOptions): Promise<Store
     kind: 'redis',
     devices: createRedisDevices(context),
     onceIds: createRedisOnceIds(context),
+    refreshFamilies: createRedisRefreshFamilies(context),
+    nonces: createRedisNonces(context),
     revocations: createRedisRevocations(context),
     keys: createRedisPublicKeys(context),
     limits: createRedisLimits(context),

@@ -1,4 +1,4 @@
-import type { FamilyRevocation, StoreChange } from '../ports.ts';
+import { asRevocation, type StoreChange } from '../ports.ts';
 
 export type StoreLog = (level: 'info' | 'warn' | 'error', message: string, fields?: object) => void;
 
@@ -68,15 +68,11 @@ function decodeChange(message: string): PublishedChange | undefined {
       return typeof change.id === 'string' ? { kind: 'device', id: change.id } : undefined;
     case 'key':
       return typeof change.kid === 'string' ? { kind: 'key', kid: change.kid } : undefined;
-    case 'revocation':
-      return isRevocation(change.revocation) ? { kind: 'revocation', revocation: change.revocation } : undefined;
+    case 'revocation': {
+      const revocation = asRevocation(change.revocation);
+      return revocation === undefined ? undefined : { kind: 'revocation', revocation };
+    }
     default:
       return undefined;
   }
-}
-
-function isRevocation(value: unknown): value is FamilyRevocation {
-  if (typeof value !== 'object' || value === null) return false;
-  const r = value as Record<string, unknown>;
-  return typeof r.family === 'string' && typeof r.deviceId === 'string' && typeof r.atSec === 'number' && typeof r.untilSec === 'number';
 }

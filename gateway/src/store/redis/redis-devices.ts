@@ -26,6 +26,13 @@ export function createRedisDevices({ session, scripts, layout }: RedisPortContex
       const existing = await session.run(() => scripts.addDevices([layout.devices], args));
       if (existing !== null) throw duplicate(existing);
     },
+    async replace(expected, next) {
+      if (next?.id !== expected?.id) throw new TypeError('replace(expected, next): both records must have the same id');
+      const replaced = await session.run(() => scripts.replaceDevice([layout.devices], [
+        expected.id, JSON.stringify(expected), JSON.stringify(next), layout.changes, encodeChange({ kind: 'device', id: expected.id }),
+      ]));
+      return replaced === 1;
+    },
     async remove(id) {
       const removed = await session.run(() => scripts.removeDevice([layout.devices], [id, layout.changes, encodeChange({ kind: 'device', id })]));
       return removed === 1;

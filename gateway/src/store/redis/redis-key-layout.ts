@@ -7,7 +7,16 @@ export interface RedisKeyLayout {
   devices: string;
   /** String per spent id, expiring with it: `<prefix>once:<id>`. */
   onceId(id: string): string;
-  /** Hash: family -> FamilyRevocation JSON. */
+  /** String per refresh family (RefreshFamily JSON), expiring with its current token: `<prefix>family:<id>`. */
+  family(id: string): string;
+  /** The prefix of `family(id)`, for scripts that name a device's families. */
+  familyPrefix: string;
+  /** Sorted set per device: its live families by start time (for MAX_FAMILIES_PER_DEVICE). */
+  deviceFamilies(deviceId: string): string;
+  deviceFamiliesPrefix: string;
+  /** String per outstanding nonce (NonceEntry JSON), expiring with it: `<prefix>nonce:<nonce>`. */
+  nonce(nonce: string): string;
+  /** Hash: `family:<id>` or `token:<jti>` -> Revocation JSON (fields from before tokens: the bare family). */
   revocations: string;
   /** Sorted set: family scored by untilSec (what is still revoked, what to prune). */
   revocationsUntil: string;
@@ -25,6 +34,11 @@ export function redisKeyLayout(prefix: string): RedisKeyLayout {
   return {
     devices: `${prefix}devices`,
     onceId: (id) => `${prefix}once:${id}`,
+    family: (id) => `${prefix}family:${id}`,
+    familyPrefix: `${prefix}family:`,
+    deviceFamilies: (deviceId) => `${prefix}device-families:${deviceId}`,
+    deviceFamiliesPrefix: `${prefix}device-families:`,
+    nonce: (nonce) => `${prefix}nonce:${nonce}`,
     revocations: `${prefix}revocations`,
     revocationsUntil: `${prefix}revocations:until`,
     keys: `${prefix}keys`,

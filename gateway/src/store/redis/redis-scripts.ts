@@ -27,6 +27,51 @@ if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1`;
 
+/** KEYS: devices hash. ARGV: id, the record's JSON as read, the next JSON, channel, message. Returns 1 when replaced. */
+const REPLACE_DEVICE = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1`;
+
+/**
+ * KEYS: the family's key, its device's zset of families (scored by start, ms).
+ * ARGV: family JSON, expiresAt ms, startedAt ms, family id, most families per device, prefix of family keys.
+ * Ends the device's oldest families past the bound (and drops members whose key has expired).
+ * The zset lives as long as the device's newest family. Family keys past the bound are named
+ * from the zset inside the script: the store runs on one Redis, not a cluster.
+ */
+const START_FAMILY = `
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  if redis.call('EXISTS', ARGV[6] .. member) == 0 then redis.call('ZREM', KEYS[2], member) end
+end
+while redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[5]) do
+  local oldest = redis.call('ZPOPMIN', KEYS[2])[1]
+  redis.call('DEL', ARGV[6] .. oldest)
+end
+if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIREAT', KEYS[2], ARGV[2]) else redis.call('PEXPIREAT', KEYS[2], ARGV[2], 'GT') end
+return 1`;
+
+/**
+ * KEYS: the family's key. ARGV: presented hash, next hash, next expiresAt s, prefix of device zsets.
+ * Returns {'unknown'}, {'reused', JSON} or {'rotated', next JSON}: the compare and the write are one step.
+ */
+const ROTATE_FAMILY = `
+local json = redis.call('GET', KEYS[1])
+if not json then return {'unknown'} end
+local family = cjson.decode(json)
+if family.currentHash ~= ARGV[1] then return {'reused', json} end
+family.currentHash = ARGV[2]
+family.expiresAtSec = tonumber(ARGV[3])
+local out = cjson.encode(family)
+local atMs = tonumber(ARGV[3]) * 1000
+redis.call('SET', KEYS[1], out, 'PXAT', atMs)
+local devices = ARGV[4] .. family.deviceId
+if redis.call('EXISTS', devices) == 1 then redis.call('PEXPIREAT', devices, atMs, 'GT') end
+return {'rotated', out}`;
+
 /** Deletes up to PRUNE_BATCH members of zset KEYS[2] scored below `before`, and their fields in hash KEYS[1]. */
 const pruneBelow = (before: string): string => `
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ${before}, 'LIMIT', 0, ${PRUNE_BATCH})) do
@@ -34,8 +79,8 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ${be
   redis.call('ZREM', KEYS[2], member)
 end`;
 
-/** KEYS: revocations hash (family -> JSON), their untilSec zset. ARGV: family, JSON, untilSec, nowSec, channel, message. */
-const REVOKE_FAMILY = `
+/** KEYS: revocations hash (`family:<id>` or `token:<jti>` -> JSON), their untilSec zset. ARGV: field, JSON, untilSec, nowSec, channel, message. */
+const REVOKE = `
 ${pruneBelow('ARGV[4]')}
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
@@ -89,8 +134,11 @@ export type Script<R> = (keys: readonly string[], args: readonly ScriptArg[]) =>
 
 export interface StoreScripts {
   addDevices: Script<string | null>;
+  replaceDevice: Script<number>;
   removeDevice: Script<number>;
-  revokeFamily: Script<number>;
+  startFamily: Script<number>;
+  rotateFamily: Script<string[]>;
+  revoke: Script<number>;
   listRevocations: Script<string[]>;
   publishKey: Script<number>;
   retireKey: Script<number>;
@@ -113,8 +161,11 @@ export function defineStoreScripts(client: Redis): StoreScripts {
   };
   return {
     addDevices: define('AddDevices', ADD_DEVICES, 1),
+    replaceDevice: define('ReplaceDevice', REPLACE_DEVICE, 1),
     removeDevice: define('RemoveDevice', REMOVE_DEVICE, 1),
-    revokeFamily: define('RevokeFamily', REVOKE_FAMILY, 2),
+    startFamily: define('StartFamily', START_FAMILY, 2),
+    rotateFamily: define('RotateFamily', ROTATE_FAMILY, 1),
+    revoke: define('Revoke', REVOKE, 2),
     listRevocations: define('ListRevocations', LIST_REVOCATIONS, 2),
     publishKey: define('PublishKey', PUBLISH_KEY, 2),
     retireKey: define('RetireKey', RETIRE_KEY, 2),
