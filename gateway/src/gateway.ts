@@ -62,12 +62,12 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   keystore.reloadFleet = () => fleetKeys.sync().catch((err: unknown) => logger.warn({ err }, 'reading the fleet\'s keys failed'));
   // What the views need from the store, again after anything the feed may have missed.
   const catchUp = async (): Promise<void> => {
-    for (const revocation of await store.revocations.list(Math.floor(nowMs() / 1000))) families.revoke(revocation);
+    for (const revocation of await store.revocations.list(Math.floor(nowMs() / 1000))) families.apply(revocation);
     await fleetKeys.sync();
   };
   await catchUp();
   const unsubscribe = store.subscribe((change) => {
-    if (change.kind === 'revocation') families.revoke(change.revocation);
+    if (change.kind === 'revocation') families.apply(change.revocation);
     else if (change.kind === 'key') void keystore.reloadFleet?.();
     else if (change.kind === 'resync') {
       catchUp().then(() => logger.info('caught up with the store after a gap in its change feed'), reloadFailed('store state'));

@@ -1,3 +1,5 @@
+import type { Revocation as StoreRevocation } from '../store/index.ts';
+
 export interface RefreshFamiliesOptions {
   nowMs: () => number;
   /**
@@ -12,6 +14,7 @@ export interface RefreshFamiliesOptions {
 /** What a revocation needs to know of a verified token; `VerifiedToken` has all of it. */
 export interface FamilyMember {
   sub: string;
+  jti?: string;
   /** Issued at, seconds. */
   iat: number;
   /** The family; undefined for tokens issued before families existed. */
@@ -24,6 +27,10 @@ export interface RefreshFamilies {
    * verifying (the newest refresh token's exp plus the leeway).
    */
   revoke(revocation: { family: string; deviceId: string; untilSec: number; atSec?: number }): void;
+  /** Revokes the one access token `jti` until `untilSec` (`gateway tokens revoke`). */
+  revokeToken(revocation: { jti: string; untilSec: number }): void;
+  /** A revocation from the store (its list or its change feed), of either kind. */
+  apply(revocation: StoreRevocation): void;
   /** The verifier's `isRevoked`: asked on every cache hit and every fresh verification. */
   isRevoked(token: FamilyMember): boolean;
   /** Revocations held now (families and folded devices; a gauge). */
@@ -58,6 +65,11 @@ export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshF
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError(`maxEntries must be a positive integer, got ${maxEntries}`);
   const onEvicted = options.onEvicted ?? (() => undefined);
   const families = new Map<string, Revocation & { deviceId: string }>();
+  // Revoked jtis by their end. An operator's command is the only source (authenticated), and each
+  // entry ends when the token can no longer verify; past the bound the oldest is forgotten
+  // (metrics), which an operator would see long before: it takes maxEntries revocations within
+  // one token lifetime.
+  const tokens = new Map<string, number>();
   const devices = new Map<string, Revocation>();
   const everyone: Revocation = { atSec: -Infinity, untilSec: -Infinity };
 
@@ -93,8 +105,7 @@ export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshF
     return entry !== undefined && entry.untilSec > nowMs() / 1000;
   };
 
-  return {
-    revoke({ family, deviceId, untilSec, atSec }) {
+  const revokeFamily: RefreshFamilies['revoke'] = ({ family, deviceId, untilSec, atSec }) => {
       const nowSec = Math.floor(nowMs() / 1000);
       prune(families, nowSec);
       prune(devices, nowSec);
@@ -107,8 +118,34 @@ export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshF
       }
       // Nothing is issued in a family once it is revoked: all of it was issued up to now.
       families.set(family, { atSec: atSec ?? nowSec, untilSec, deviceId });
+  };
+  const revokeToken: RefreshFamilies['revokeToken'] = ({ jti, untilSec }) => {
+    const nowSec = Math.floor(nowMs() / 1000);
+    for (const [known, until] of tokens) {
+      if (until > nowSec) break;
+      tokens.delete(known);
+    }
+    if (untilSec <= nowSec) return;
+    tokens.delete(jti);
+    if (tokens.size >= maxEntries) {
+      tokens.delete(tokens.keys().next().value!);
+      onEvicted();
+    }
+    tokens.set(jti, untilSec);
+  };
+
+  return {
+    revoke: revokeFamily,
+    revokeToken,
+    apply(revocation) {
+      if (revocation.kind === 'token') revokeToken(revocation);
+      else revokeFamily(revocation);
     },
     isRevoked(token) {
+      if (tokens.size > 0) {
+        const until = token.jti === undefined ? undefined : tokens.get(token.jti);
+        if (until !== undefined && until > nowMs() / 1000) return true;
+      }
       // Every token of a revoked family, whatever its iat.
       if (token.fam !== undefined && liveFamily(token.fam)) return true;
       if (devices.size > 0 && live(devices.get(token.sub), token.iat)) return true;
@@ -118,7 +155,7 @@ export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshF
       const nowSec = Math.floor(nowMs() / 1000);
       prune(families, nowSec);
       prune(devices, nowSec);
-      return families.size + devices.size;
+      return families.size + devices.size + tokens.size;
     },
   };
 }
