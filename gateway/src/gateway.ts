@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { buildAdminServer, createFleetKeys, createMetrics, type AdminServer } from './admin/index.ts';
 import {
-  Keystore, createAuthResource, createLoginLimiter, createRefreshFamilies, createTokenIssuer, createTokenVerifier,
+  Keystore, createAssertionVerifier, createAuthResource, createLoginLimiter, createNonceIssuer, createRefreshFamilies,
+  createTokenIssuer, createTokenVerifier,
 } from './auth/index.ts';
 import { buildBridge, createRouter } from './bridge/index.ts';
 import { buildCoapServer, type CoapServer } from './coap/index.ts';
@@ -51,6 +52,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     storeCalls: () => store.calls(),
     storeUp: () => store.available(),
     deviceViewEntries: () => devices.size(),
+    nonceEntries: () => nonces.size(),
   });
   const devices = createDeviceView(store, { maxEntries: config.auth.deviceViewEntries, onEvicted: () => metrics.evictions.inc({ table: 'device_view' }) });
   const limiter = createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs, {
@@ -67,7 +69,10 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   };
   await catchUp();
   const unsubscribe = store.subscribe((change) => {
-    if (change.kind === 'revocation') families.apply(change.revocation);
+    if (change.kind === 'revocation') {
+      families.apply(change.revocation);
+      metrics.revocations.inc({ kind: change.revocation.kind === 'token' ? 'token' : 'family' });
+    }
     else if (change.kind === 'key') void keystore.reloadFleet?.();
     else if (change.kind === 'resync') {
       catchUp().then(() => logger.info('caught up with the store after a gap in its change feed'), reloadFailed('store state'));
@@ -81,8 +86,15 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
       logger.error({ store: store.kind }, 'store is down: logins and refreshes get 5.03 until it is back; cached tokens still verify');
     }
   });
-  const issuer = createTokenIssuer({ keystore, issuer: tokens.issuer, audience: tokens.audience,
-    ttlSec: tokens.ttlSec, refreshTtlSec: tokens.refreshTtlSec, nowMs });
+  const issuer = createTokenIssuer({ keystore, issuer: tokens.issuer, audience: tokens.audience, ttlSec: tokens.ttlSec, nowMs });
+  const nonces = createNonceIssuer({
+    nonces: store.nonces, nowMs, perAddress: config.auth.noncesPerAddress, maxEntries: config.auth.maxNonces,
+    onEvicted: () => metrics.evictions.inc({ table: 'nonces' }),
+  });
+  const assertions = createAssertionVerifier({
+    audience: tokens.audience, maxLifetimeSec: config.auth.maxAssertionLifetimeSec, iatSkewSec: config.auth.assertionIatSkewSec,
+    leewaySec: tokens.leewaySec, nowMs, onceIds: store.onceIds, takeNonce: (nonce) => nonces.take(nonce),
+  });
   const verifyToken = createTokenVerifier({ keystore, devices, issuer: tokens.issuer, audience: tokens.audience,
     leewaySec: tokens.leewaySec, nowMs, onOutcome: (outcome) => metrics.verifications.inc({ outcome }),
     isRevoked: families.isRevoked,
@@ -93,8 +105,10 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     onCacheEvicted: () => metrics.evictions.inc({ table: 'verified_tokens' }),
   });
   const auth = createAuthResource({
-    devices, onceIds: store.onceIds, revocations: store.revocations, storeAvailable: () => store.available(), issuer, verifyToken, limiter, families, leewaySec: tokens.leewaySec, refreshTtlSec: tokens.refreshTtlSec, nowMs, logger,
-    onLogin: (outcome) => metrics.logins.inc({ outcome }),
+    devices, refreshFamilies: store.refreshFamilies, revocations: store.revocations, storeAvailable: () => store.available(),
+    issuer, verifyToken, limiter, families, assertions, nonces,
+    leewaySec: tokens.leewaySec, accessTtlSec: tokens.ttlSec, refreshTtlSec: tokens.refreshTtlSec, nowMs, logger,
+    onLogin: (method, outcome) => metrics.logins.inc({ method, outcome }),
     onFamilyRevoked: () => metrics.familiesRevoked.inc(),
   });
   const bridge = buildBridge({ ...config.backend, nowMs });
@@ -156,6 +170,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
       if (config.admin.port !== undefined) {
         admin = await buildAdminServer({
           ...config.admin, port: config.admin.port, keystore, fleetKeys, store, metrics, logger,
+          tokenTtlSec: tokens.ttlSec, leewaySec: tokens.leewaySec,
           health: async () => ({
             ok: server !== undefined, activeKid: keystore.signingKey().kid, store: store.kind, storeUp: store.available(),
             devices: await store.devices.count().catch(() => undefined), inFlight: server?.inFlight() ?? 0,

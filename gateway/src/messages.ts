@@ -48,6 +48,13 @@ export interface RequestContext {
    * first makes sure of the source address (RFC 9175 section 2.4).
    */
   authenticated?: boolean;
+  /** Set by the transport: the request carried an Echo value this gateway made for its address (RFC 9175). */
+  addressProved?: boolean;
+  /**
+   * Set by a handler whose answer, whatever its size, must go only to a proved address (it costs
+   * the gateway state: a login nonce). The transport then answers an unproved one with the Echo challenge.
+   */
+  needsProvedAddress?: boolean;
   route?: string;
   backendStatus?: number;
   /** Why it failed, for the log only (never sent to the device). */

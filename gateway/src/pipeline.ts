@@ -24,7 +24,7 @@ function proved(response: CoapResponse, context: RequestContext): CoapResponse {
   return response;
 }
 
-/** Login bodies are a device id and a secret or an assertion: a few hundred bytes. */
+/** Login bodies are a device id and a secret or an assertion (at most 2048 characters): a few hundred bytes. */
 const MAX_AUTH_BODY_BYTES = 4096;
 
 /**
@@ -58,6 +58,7 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
     switch (request.path) {
       case Paths.auth:
       case Paths.refresh:
+      case Paths.nonce:
         context.route = request.path;
         onlyMethod('POST', request);
         return request.path;
@@ -115,6 +116,9 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
         case Paths.refresh:
           checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
           return proved(await auth.refresh(request, context), context);
+        case Paths.nonce:
+          // Not proved: a nonce answer is bigger than its request, so the endpoint first checks the address (Echo).
+          return auth.nonce(request, context);
         case Paths.wellKnownCore:
           return { code: '2.05', contentFormat: ContentFormat.linkFormat, payload: wellKnownCore(request.query) };
         default:

@@ -29,6 +29,7 @@ export function createWellKnownCore(routes: readonly RouteConfig[]): WellKnownCo
   const links: Link[] = [
     link(Paths.auth, [['rt', 'gw.auth'], ['ct', ContentFormat.cbor], ['title', 'POST device login']]),
     link(Paths.refresh, [['rt', 'gw.auth.refresh'], ['ct', ContentFormat.cbor], ['title', 'POST token refresh']]),
+    link(Paths.nonce, [['rt', 'gw.auth.nonce'], ['ct', ContentFormat.cbor], ['title', 'POST login nonce']]),
   ];
   const listed = new Set<string>();
   for (const route of routes) {

@@ -62,7 +62,7 @@ export async function verifierFixture(t: Test, options: Partial<TokenVerifierOpt
     },
   });
   const issuer = createTokenIssuer({
-    keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, ttlSec: TTL_SEC, refreshTtlSec: 2 * TTL_SEC, nowMs: clock.nowMs,
+    keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, ttlSec: TTL_SEC, nowMs: clock.nowMs,
   });
   return {
     verify, issuer, keystore, store, outcomes, clock,

@@ -28,6 +28,8 @@ t.test('AdminError: its code\'s HTTP status (what the admin API answered before)
   const statuses: Record<AdminErrorCode, number> = {
     GW_ERR_ADMIN_BAD_DEVICE_ID: 400, GW_ERR_ADMIN_BAD_SCOPE: 400, GW_ERR_ADMIN_BAD_ALG: 400, GW_ERR_ADMIN_DUPLICATE_DEVICE: 409,
     GW_ERR_ADMIN_UNKNOWN_DEVICE: 404, GW_ERR_ADMIN_UNKNOWN_KEY: 404, GW_ERR_ADMIN_ONLY_ACTIVE_KEY: 409, GW_ERR_ADMIN_STATE: 409,
+    GW_ERR_ADMIN_BAD_KEY: 400, GW_ERR_ADMIN_BAD_JTI: 400, GW_ERR_ADMIN_TOO_MANY_KEYS: 409, GW_ERR_ADMIN_DUPLICATE_KEY: 409,
+    GW_ERR_ADMIN_LAST_CREDENTIAL: 409, GW_ERR_ADMIN_CONFLICT: 409,
   };
   for (const [code, status] of Object.entries(statuses) as [AdminErrorCode, number][]) {
     const err = new AdminError(code, `why ${code}`);

@@ -15,6 +15,7 @@ export interface MetricSources {
   storeUp?: () => boolean;
   /** Devices the gateway's in-memory view of the registry holds now. */
   deviceViewEntries?: () => number;
+  nonceEntries?: () => number;
 }
 
 export function createMetrics(keystore: () => Keystore | undefined, sources: MetricSources = {}) {
@@ -24,9 +25,15 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     labelNames: ['route', 'code'] as const, registers: [registry],
   });
   const logins = new Counter({
-    name: 'coap_gateway_logins_total', help: 'Logins and refreshes, by outcome',
-    labelNames: ['outcome'] as const, registers: [registry],
+    name: 'coap_gateway_logins_total', help: 'Logins and refreshes, by method (secret, assertion, refresh) and outcome',
+    labelNames: ['method', 'outcome'] as const, registers: [registry],
   });
+  const revocations = new Counter({
+    name: 'coap_gateway_revocations_total',
+    help: 'Revocations made through this gateway (refresh reuse, admin API) and heard from the store, by kind (family, token, device, disabled)',
+    labelNames: ['kind'] as const, registers: [registry],
+  });
+
   const verifications = new Counter({
     name: 'coap_gateway_token_verifications_total', help: 'Access token verifications, by outcome (cache_hit: verified before)',
     labelNames: ['outcome'] as const, registers: [registry],
@@ -103,6 +110,12 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     registers: [registry],
     collect() { this.set(sources.deviceViewEntries?.() ?? 0); },
   });
+  new Gauge({
+    name: 'coap_gateway_nonce_entries',
+    help: 'Login nonces this gateway issued that are still outstanding (bounded per address and in all; evictions under table="nonces")',
+    registers: [registry],
+    collect() { this.set(sources.nonceEntries?.() ?? 0); },
+  });
   const evictions = new Counter({
     name: 'coap_gateway_evictions_total', help: 'Entries pushed out of a bounded table before their time, by table',
     labelNames: ['table'] as const, registers: [registry],
@@ -121,6 +134,7 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     registry,
     requests,
     logins,
+    revocations,
     verifications,
     backendLatency,
     keyReloads,

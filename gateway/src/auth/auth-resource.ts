@@ -1,25 +1,30 @@
 import type { CoapRequest, CoapResponse, RequestContext } from '../messages.ts';
-import { AuthError, RequestError } from '../errors.ts';
+import { AuthError, GatewayError, RequestError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
-import { StoreUnavailableError, type DeviceRecord, type DeviceView, type OneTimeIds, type Revocations } from '../store/index.ts';
+import {
+  StoreUnavailableError, type DeviceRecord, type DeviceView, type RefreshFamilies as FamilyStore, type Revocations,
+} from '../store/index.ts';
 import { AuthRequestKey, AuthResponseKey, ContentFormat, decodeCbor, encodeCbor } from '../wire/index.ts';
+import type { AssertionVerifier } from './assertion.ts';
 import { DEVICE_ID_PATTERN, secretMatches } from './credentials.ts';
-import { ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type IssuedTokens, type TokenIssuer } from './issue-tokens.ts';
+import { ACCESS_TOKEN_TYP, type TokenIssuer } from './issue-tokens.ts';
 import type { LoginLimiter } from './login-limiter.ts';
+import type { NonceIssuer } from './nonce-issuer.ts';
 import { recordIdOf } from './record-id.ts';
-import { createRefreshFamilies, type RefreshFamilies } from './refresh-families.ts';
+import { newRefreshToken, readRefreshToken } from './refresh-tokens.ts';
+import type { RefreshFamilies } from './refresh-families.ts';
 import type { TokenVerifier } from './verify-token.ts';
 
-export type LoginOutcome =
-  'ok' | 'bad_credentials' | 'bad_request' | 'rate_limited' | 'refreshed' | 'refresh_rejected' | 'refresh_reused';
+export type LoginMethod = 'secret' | 'assertion' | 'refresh';
+export type LoginOutcome = 'ok' | 'bad_credentials' | 'bad_request' | 'rate_limited' | 'rejected' | 'reused';
 
 export interface AuthResourceOptions {
   /** The gateway's view of the registry (a login reads through it). */
   devices: DeviceView;
-  /** Spent refresh tokens, fleet-wide. */
-  onceIds: OneTimeIds;
+  /** The store's refresh-token families: the hash of each family's one current refresh token. */
+  refreshFamilies: FamilyStore;
   /** Where a revoked family is recorded for the fleet; every gateway's `families` hears of it. */
-  revocations?: Revocations;
+  revocations: Revocations;
   /**
    * Whether the shared store answers now. Logins and refreshes fail closed while it does not
    * (5.03 with Max-Age): a login would count failures nobody else sees, a refresh could spend
@@ -29,44 +34,113 @@ export interface AuthResourceOptions {
   issuer: TokenIssuer;
   verifyToken: TokenVerifier;
   limiter: LoginLimiter;
-  /** The verifier accepts a refresh token until exp + leeway: it must stay spent that long. */
+  assertions: AssertionVerifier;
+  nonces: NonceIssuer;
+  /** This gateway's view of revocations (the verifier's `isRevoked`): a revoked family's access tokens stop at once. */
+  families: RefreshFamilies;
   leewaySec: number;
-  /**
-   * Revoked refresh-token families. Share it with the verifier (its `isRevoked`) so that a
-   * family's access tokens stop too; without one, only its refresh tokens are refused.
-   */
-  families?: RefreshFamilies;
-  /** The refresh token lifetime now; a revocation lasts at least this long past the reuse. */
-  refreshTtlSec?: number;
+  /** Access token lifetime: a revoked family's access tokens have all expired this long after. */
+  accessTtlSec: number;
+  refreshTtlSec: number;
   nowMs?: () => number;
   logger?: Logger;
-  onLogin?: (outcome: LoginOutcome) => void;
-  /** A refresh token was presented again and its family revoked (metrics). */
+  onLogin?: (method: LoginMethod, outcome: LoginOutcome) => void;
+  /** A spent refresh token was presented again and its family revoked (metrics). */
   onFamilyRevoked?: () => void;
 }
 
 export interface AuthResource {
-  /** `POST /auth`: a device id and its secret; a new token pair in a new refresh-token family. */
+  /** `POST /auth`: a device id and its secret or a signed assertion; a new token pair in a new refresh-token family. */
   login(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
-  /** `POST /auth/refresh`: a refresh token, once; the next pair of its family. */
+  /** `POST /auth/refresh`: an opaque refresh token, once; the next pair of its family. */
   refresh(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
+  /** `POST /auth/nonce`: a nonce for a device without a clock to put in its assertion. */
+  nonce(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
 }
 
-/** `POST /auth` and `POST /auth/refresh`: CBOR in, CBOR tokens out (DESIGN.md wire contract). */
+/** `POST /auth`, `/auth/refresh` and `/auth/nonce`: CBOR in, CBOR out (README's wire contract). */
 export function createAuthResource(options: AuthResourceOptions): AuthResource {
-  const { devices, onceIds, issuer, verifyToken, limiter, leewaySec } = options;
+  const { devices, refreshFamilies, issuer, verifyToken, limiter, leewaySec, families } = options;
   const storeAvailable = options.storeAvailable ?? (() => true);
   const failClosed = (): void => {
     if (!storeAvailable()) throw new StoreUnavailableError('the shared store is down: logins and refreshes wait for it');
   };
   const nowMs = options.nowMs ?? Date.now;
-  const families = options.families ?? createRefreshFamilies({ nowMs });
-  const count = options.onLogin ?? (() => undefined);
+  const nowSec = () => Math.floor(nowMs() / 1000);
+  const onLogin = options.onLogin ?? (() => undefined);
   const familyRevoked = options.onFamilyRevoked ?? (() => undefined);
-  const issue = async (device: DeviceRecord, family?: string): Promise<CoapResponse> => {
+  /** Counts the outcome of `task` (a thrown GatewayError by its kind) and passes it on. */
+  const counted = async (method: LoginMethod, task: () => Promise<CoapResponse>): Promise<CoapResponse> => {
+    try {
+      const response = await task();
+      onLogin(method, 'ok');
+      return response;
+    } catch (err) {
+      onLogin(method, outcomeOf(err));
+      throw err;
+    }
+  };
+
+  const respond = async (device: DeviceRecord, family: string, refreshToken: Buffer): Promise<CoapResponse> => {
     const tokens = await issuer.issue({ id: device.id, scopes: device.scopes, recordId: recordIdOf(device) }, family);
     verifyToken.remember(tokens.accessToken, ACCESS_TOKEN_TYP, tokens.accessClaims);
-    return tokensResponse(tokens);
+    const body = new Map<number, string | number | Buffer>([
+      [AuthResponseKey.accessToken, tokens.accessToken],
+      [AuthResponseKey.expiresInSec, tokens.expiresInSec],
+      [AuthResponseKey.refreshToken, refreshToken],
+      [AuthResponseKey.serverTimeSec, tokens.serverTimeSec],
+    ]);
+    return { code: '2.01', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
+  };
+  /** A login starts a new family (RFC 9700 section 4.14.2); the store ends the device's oldest past three. */
+  const startFamily = async (device: DeviceRecord, address: string): Promise<CoapResponse> => {
+    const next = newRefreshToken();
+    await refreshFamilies.start({
+      family: next.family, deviceId: device.id, recordId: recordIdOf(device), currentHash: next.hash,
+      expiresAtSec: nowSec() + options.refreshTtlSec,
+    });
+    // Proved from this address: its tokens answer to the address's budget of forgeries only.
+    verifyToken.trust(address, device.id);
+    return respond(device, next.family, next.token);
+  };
+  /** A failed login counts against the device id and the source; past the budget, 4.29. */
+  const failed = async (err: AuthError, deviceId: string, address: string): Promise<never> => {
+    const retryAfterSec = await limiter.recordFailure(deviceId, address);
+    if (retryAfterSec !== undefined) {
+      throw new AuthError('GW_ERR_TOO_MANY_REQUESTS', `too many failed logins (last: ${err.message})`, { maxAgeSec: retryAfterSec });
+    }
+    throw err;
+  };
+
+  const secretLogin = async (deviceId: string, secret: Uint8Array, address: string): Promise<CoapResponse> => {
+    const device = await devices.get(deviceId);
+    if (!secretMatches(secret, device?.secretHash) || device === undefined) {
+      // The limit applies to failures only: a right secret always gets in, so nobody can lock
+      // a device out by sending wrong secrets in its name (secrets are 256 bits: no guessing).
+      const why = device === undefined ? 'unknown device' : device.secretHash === undefined ? 'device has no secret' : 'wrong secret';
+      return failed(new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', why), deviceId, address);
+    }
+    if (device.disabled === true) throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'device disabled');
+    return startFamily(device, address);
+  };
+
+  const assertionLogin = async (deviceId: string, assertion: string, address: string): Promise<CoapResponse> => {
+    const device = await devices.get(deviceId);
+    if (device === undefined) return failed(new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'unknown device'), deviceId, address);
+    // A signature check costs a thousand times a secret's hash: none once the budget is spent.
+    const retryAfterSec = await limiter.spent(deviceId, address);
+    if (retryAfterSec !== undefined) {
+      throw new AuthError('GW_ERR_TOO_MANY_REQUESTS', 'too many failed logins: assertion not checked', { maxAgeSec: retryAfterSec });
+    }
+    try {
+      const checked = options.assertions.precheck(device, assertion);
+      await options.assertions.verify(checked, assertion, deviceId, address);
+    } catch (err) {
+      if (err instanceof AuthError && err.code === 'GW_ERR_AUTH_BAD_CREDENTIALS') return failed(err, deviceId, address);
+      throw err;
+    }
+    if (device.disabled === true) throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'device disabled');
+    return startFamily(device, address);
   };
 
   return {
@@ -75,98 +149,116 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       try {
         body = decodeMap(request);
       } catch (err) {
-        count('bad_request');
+        onLogin('secret', 'bad_request'); // no body to tell the method by
         throw err;
       }
-      const deviceId = body.get(AuthRequestKey.deviceId);
       const secret = body.get(AuthRequestKey.secret);
-      if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) {
-        count('bad_request');
-        throw new RequestError('GW_ERR_BAD_REQUEST', 'key 1 (device id) must be a device id text string');
-      }
-      if (!(secret instanceof Uint8Array)) {
-        count('bad_request');
-        const why = body.has(AuthRequestKey.assertion) ? 'assertion login (key 3) is not enabled' : 'key 2 (secret) must be a byte string';
-        throw new RequestError('GW_ERR_BAD_REQUEST', why);
-      }
-      context.deviceId = deviceId;
-      failClosed();
-      const device = await devices.get(deviceId);
-      if (!secretMatches(secret, device?.secretHash) || device === undefined) {
-        // The limit applies to failures only: a right secret always gets in, so nobody can lock
-        // a device out by sending wrong secrets in its name (secrets are 256 bits: no guessing).
-        const retryAfterSec = await limiter.recordFailure(deviceId, request.peer.address);
-        if (retryAfterSec !== undefined) {
-          count('rate_limited');
-          throw new AuthError('GW_ERR_TOO_MANY_REQUESTS', 'too many failed logins', { maxAgeSec: retryAfterSec });
+      const assertion = body.get(AuthRequestKey.assertion);
+      const method: LoginMethod = assertion !== undefined && secret === undefined ? 'assertion' : 'secret';
+      return counted(method, async () => {
+        const deviceId = body.get(AuthRequestKey.deviceId);
+        if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) {
+          throw new RequestError('GW_ERR_BAD_REQUEST', 'key 1 (device id) must be a device id text string');
         }
-        count('bad_credentials');
-        throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', device === undefined ? 'unknown device' : 'wrong secret');
-      }
-      count('ok');
-      // A login starts a new family (RFC 9700 section 4.14.2).
-      // Proved by its secret: from this address its tokens answer to the address's budget only.
-      verifyToken.trust(request.peer.address, device.id);
-      return issue(device);
+        if (secret !== undefined && assertion !== undefined) {
+          throw new RequestError('GW_ERR_BAD_REQUEST', 'key 2 (secret) and key 3 (assertion): give one');
+        }
+        if (method === 'secret' && !(secret instanceof Uint8Array)) {
+          throw new RequestError('GW_ERR_BAD_REQUEST', 'key 2 (secret) must be a byte string, or key 3 (assertion) a text string');
+        }
+        if (method === 'assertion' && typeof assertion !== 'string') {
+          throw new RequestError('GW_ERR_BAD_REQUEST', 'key 3 (assertion) must be a text string (a compact JWS)');
+        }
+        context.deviceId = deviceId;
+        failClosed();
+        return method === 'secret'
+          ? secretLogin(deviceId, secret as Uint8Array, request.peer.address)
+          : assertionLogin(deviceId, assertion as string, request.peer.address);
+      });
     },
 
-    async refresh(request, context) {
-      const body = decodeMap(request);
-      const refreshToken = body.get(AuthRequestKey.refreshToken);
-      if (typeof refreshToken !== 'string') {
-        throw new RequestError('GW_ERR_BAD_REQUEST', 'key 5 (refresh token) must be a text string');
+    refresh(request, context) {
+      return counted('refresh', async () => {
+        const value = decodeMap(request).get(AuthRequestKey.refreshToken);
+        // A device that kept a refresh JWT from before opaque refresh tokens logs in again, as after any refused refresh.
+        if (typeof value === 'string') throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'a text refresh token (a JWT of an earlier version): log in again');
+        if (!(value instanceof Uint8Array)) throw new RequestError('GW_ERR_BAD_REQUEST', 'key 5 (refresh token) must be a byte string');
+        const presented = readRefreshToken(value);
+        if (presented === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `a refresh token of ${value.length} bytes is none of ours`);
+        failClosed();
+        // Refresh tokens rotate: each one can be used once (RFC 9700 section 4.14.2).
+        const next = newRefreshToken(presented.family);
+        const rotation = await refreshFamilies.rotate(presented.family, presented.hash, {
+          currentHash: next.hash, expiresAtSec: nowSec() + options.refreshTtlSec,
+        });
+        if (rotation.outcome === 'unknown') throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token of no live family');
+        const { family } = rotation;
+        context.deviceId = family.deviceId;
+        if (rotation.outcome === 'reused') {
+          await revokeFamily(family.family, family.deviceId);
+          options.logger?.warn({ deviceId: family.deviceId, family: family.family },
+            'refresh token used twice: its family is revoked (possible theft)');
+          throw new RefreshReusedError();
+        }
+        const device = await devices.get(family.deviceId);
+        const why = device === undefined ? 'device removed' : recordIdOf(device) !== family.recordId ? 'device revoked since the login'
+          : device.disabled === true ? 'device disabled' : undefined;
+        if (why !== undefined || device === undefined) {
+          await refreshFamilies.end(family.family);
+          throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `refresh refused: ${why}`);
+        }
+        verifyToken.trust(request.peer.address, device.id);
+        return respond(device, family.family, next.token);
+      });
+    },
+
+    async nonce(request, context) {
+      if (request.payload.length > 0) throw new RequestError('GW_ERR_BAD_REQUEST', 'POST /auth/nonce takes no body');
+      // A nonce is state kept for whoever asked: only for an address that proved it receives there.
+      if (context.addressProved !== true) {
+        context.needsProvedAddress = true;
+        throw new AuthError('GW_ERR_AUTH_ADDRESS_UNVERIFIED', 'a nonce, to an unverified address');
       }
       failClosed();
-      let claims;
-      try {
-        // One use each, so never cached; forged ones count against their source's budget.
-        claims = await verifyToken(refreshToken, REFRESH_TOKEN_TYP, false, { address: request.peer.address });
-      } catch (err) {
-        count('refresh_rejected');
-        throw err;
-      }
-      context.deviceId = claims.sub;
-      // The verifier asks `families` too once it is given as its `isRevoked`; asking here keeps
-      // the refresh side right whatever verifier this resource is given.
-      if (families.isRevoked(claims)) {
-        count('refresh_rejected');
-        throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token of a revoked family');
-      }
-      // Refresh tokens rotate: each one can be used once (RFC 9700 section 4.14.2).
-      if (!(await onceIds.consume(`refresh:${claims.jti}`, claims.exp + leewaySec))) {
-        count('refresh_reused');
-        if (claims.fam === undefined) {
-          // Issued before families: nothing names its successors, so only this copy is refused.
-          options.logger?.warn({ deviceId: claims.sub }, 'refresh token used twice (possible theft); it names no family to revoke');
-          throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token already used');
-        }
-        // The device or a thief holds a copy, and either may hold the successor: revoke it all
-        // until the last refresh token the family can hold has stopped verifying.
-        const lifetimeSec = Math.max(claims.exp - claims.iat, options.refreshTtlSec ?? 0);
-        const revocation = {
-          family: claims.fam, deviceId: claims.sub, atSec: Math.floor(nowMs() / 1000),
-          untilSec: Math.ceil(nowMs() / 1000) + lifetimeSec + leewaySec,
-        };
-        families.revoke(revocation);
-        // For the fleet too; the token is refused here whatever the store says.
-        await options.revocations?.revokeFamily(revocation).catch((err: unknown) =>
-          options.logger?.error({ err }, 'recording a revoked family in the store failed; it holds on this gateway only'));
-        familyRevoked();
-        options.logger?.warn({ deviceId: claims.sub, family: claims.fam },
-          'refresh token used twice: its family is revoked (possible theft)');
-        throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token already used: family revoked');
-      }
-      const device = await devices.get(claims.sub);
-      if (device === undefined) {
-        count('refresh_rejected');
-        throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'device removed while refreshing');
-      }
-      count('refreshed');
-      // A refresh token from before families starts one; every other refresh continues its own.
-      verifyToken.trust(request.peer.address, device.id);
-      return issue(device, claims.fam);
+      const { nonce, serverTimeSec } = await options.nonces.issue(request.peer.address);
+      const body = new Map<number, number | Buffer>([[AuthResponseKey.nonce, nonce], [AuthResponseKey.serverTimeSec, serverTimeSec]]);
+      return { code: '2.05', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
     },
   };
+
+  /**
+   * The device or a thief holds a copy of the spent token, and either may hold its successor:
+   * the family ends, and its access tokens are refused until the last of them has expired.
+   */
+  async function revokeFamily(family: string, deviceId: string): Promise<void> {
+    const revocation = { family, deviceId, atSec: nowSec(), untilSec: nowSec() + options.accessTtlSec + leewaySec + 1 };
+    families.revoke(revocation);
+    familyRevoked();
+    // For the fleet too; refused here whatever the store says.
+    await Promise.all([
+      refreshFamilies.end(family),
+      options.revocations.revokeFamily(revocation),
+    ]).catch((err: unknown) => options.logger?.error({ err }, 'recording a revoked family in the store failed; it holds on this gateway only'));
+  }
+}
+
+/** A spent refresh token, presented again: 4.01 like any refused refresh, counted apart. */
+class RefreshReusedError extends AuthError {
+  constructor() {
+    super('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token already used: family revoked');
+  }
+}
+
+function outcomeOf(err: unknown): LoginOutcome {
+  if (err instanceof RefreshReusedError) return 'reused';
+  if (!(err instanceof GatewayError)) return 'rejected';
+  switch (err.code) {
+    case 'GW_ERR_AUTH_BAD_CREDENTIALS': return 'bad_credentials';
+    case 'GW_ERR_TOO_MANY_REQUESTS': return 'rate_limited';
+    case 'GW_ERR_BAD_REQUEST':
+    case 'GW_ERR_UNSUPPORTED_CONTENT_FORMAT': return 'bad_request';
+    default: return 'rejected';
+  }
 }
 
 function decodeMap(request: CoapRequest): Map<unknown, unknown> {
@@ -181,14 +273,4 @@ function decodeMap(request: CoapRequest): Map<unknown, unknown> {
   }
   if (!(body instanceof Map)) throw new RequestError('GW_ERR_BAD_REQUEST', 'body must be a CBOR map');
   return body;
-}
-
-function tokensResponse(tokens: IssuedTokens): CoapResponse {
-  const body = new Map<number, string | number>([
-    [AuthResponseKey.accessToken, tokens.accessToken],
-    [AuthResponseKey.expiresInSec, tokens.expiresInSec],
-    [AuthResponseKey.refreshToken, tokens.refreshToken],
-    [AuthResponseKey.serverTimeSec, tokens.serverTimeSec],
-  ]);
-  return { code: '2.01', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
 }

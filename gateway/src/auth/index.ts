@@ -1,6 +1,6 @@
-export { createAuthResource, type AuthResource, type AuthResourceOptions, type LoginOutcome } from './auth-resource.ts';
+export { createAuthResource, type AuthResource, type AuthResourceOptions, type LoginMethod, type LoginOutcome } from './auth-resource.ts';
 export { Keystore, type KeyMetadata, type KeyState } from './keystore.ts';
-export { createTokenIssuer, ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, type TokenIssuer } from './issue-tokens.ts';
+export { createTokenIssuer, ACCESS_TOKEN_TYP, type TokenIssuer } from './issue-tokens.ts';
 export { createTokenVerifier, type TokenVerifier, type VerifiedToken } from './verify-token.ts';
 export { type TokenSource, type TokenVerifierOptions, type VerifyOutcome } from './verify-token.ts';
 export { type IssuedTokens, type TokenSubject } from './issue-tokens.ts';
@@ -11,3 +11,7 @@ export { createLoginLimiter, type LoginLimiter, type LoginLimiterOptions } from 
 export { createRefreshFamilies, type RefreshFamilies, type RefreshFamiliesOptions } from './refresh-families.ts';
 export { sourceKey } from './source-key.ts';
 export { generateSecret, hashSecret, DEVICE_ID_PATTERN, SCOPE_PATTERN } from './credentials.ts';
+export { newRefreshToken, readRefreshToken, type RefreshToken } from './refresh-tokens.ts';
+export { createAssertionVerifier, DEVICE_KEY_ALGS, type AssertionVerifier, type AssertionRules } from './assertion.ts';
+export { createNonceIssuer, type NonceIssuer } from './nonce-issuer.ts';
+export { generateDeviceKeyPair, parseDevicePublicKey, MAX_PUBLIC_KEY_CHARS } from './device-keys.ts';

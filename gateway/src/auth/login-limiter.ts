@@ -26,6 +26,12 @@ export interface LoginLimiter {
    * budget, else undefined.
    */
   recordFailure(deviceId: string, address: string): Promise<number | undefined>;
+  /**
+   * Whether `address` or `deviceId` has spent its budget of failures in this window, without
+   * counting anything: seconds until it frees, else undefined. Asked before work that costs more
+   * than a failure is worth (an assertion's signature check).
+   */
+  spent(deviceId: string, address: string): Promise<number | undefined>;
   /** Keys held now, never more than `maxEntries` (a gauge). */
   size(): number;
 }
@@ -100,11 +106,28 @@ export function createLoginLimiter(maxFailuresPerMinute: number, nowMs: () => nu
     }
   };
 
+  const windowNow = () => {
+    const now = nowMs();
+    const window = Math.floor(now / WINDOW_MS);
+    return { window, windowLeftSec: Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000)) };
+  };
+  const used = async (key: string): Promise<number> => {
+    try {
+      return (await limiter.get(key))?.consumedPoints ?? 0;
+    } catch (err) {
+      throw new StoreUnavailableError('the login limiter\'s store did not answer', err);
+    }
+  };
+
   return {
+    async spent(deviceId, address) {
+      const { window, windowLeftSec } = windowNow();
+      const over = (await used(`peer:${sourceKey(address)}@${window}`)) >= maxFailuresPerMinute
+        || (await used(`device:${deviceId}@${window}`)) >= maxFailuresPerMinute;
+      return over ? windowLeftSec : undefined;
+    },
     async recordFailure(deviceId, address) {
-      const now = nowMs();
-      const window = Math.floor(now / WINDOW_MS);
-      const windowLeftSec = Math.max(1, Math.ceil(((window + 1) * WINDOW_MS - now) / 1000));
+      const { window, windowLeftSec } = windowNow();
       prune(window);
       const blocked = (await fail(`peer:${sourceKey(address)}@${window}`, window, windowLeftSec))
         || (await fail(`device:${deviceId}@${window}`, window, windowLeftSec));

@@ -122,6 +122,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
    */
   const bindingProblem = (device: DeviceRecord | undefined, sub: string, rid: string, iat: number): string | undefined => {
     if (device === undefined) return `device ${echo(sub)} is not provisioned`;
+    if (device.disabled === true) return `device ${echo(sub)} is disabled`;
     const bound = rid === '' ? iat >= Math.floor(Date.parse(device.createdAt) / 1000) : rid === recordIdOf(device);
     return bound ? undefined : `token of an earlier record of device ${echo(sub)}`;
   };

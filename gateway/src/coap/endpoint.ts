@@ -163,6 +163,7 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     const answering = (async (): Promise<Reply> => {
       try {
         transport = readRequest(packet, peer);
+        context.addressProved = addresses.verify(peer.address, transport.echo);
         if (draining) throw new BridgeError('GW_ERR_BUSY', 'gateway shutting down', { maxAgeSec: 5 });
         return await respond(transport, endpointKey, context);
       } catch (err) {
@@ -180,11 +181,12 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
       // RFC 7252 section 11.3, RFC 9175 section 2.4: an answer larger than its request goes only to
       // a device that authenticated or proved its address; the others get 4.01 with an Echo value
       // to repeat, so a forged source address never makes the gateway a reflector.
-      if (datagram.length > sizeBytes + packet.token.length && context.authenticated !== true
-        && !addresses.verify(peer.address, transport?.echo)) {
+      if ((datagram.length > sizeBytes + packet.token.length || context.needsProvedAddress === true) && context.authenticated !== true
+        && context.addressProved !== true) {
         observer.challenged?.();
         context.errorCode = 'GW_ERR_AUTH_ADDRESS_UNVERIFIED';
-        context.errorReason = `${datagram.length}-byte answer to an unverified address`;
+        context.errorReason = context.needsProvedAddress === true ? 'a nonce, to an unverified address'
+          : `${datagram.length}-byte answer to an unverified address`;
         reply = { response: { code: '4.01' }, echo: addresses.challenge(peer.address) };
         datagram = encodeReply(reply, type, messageId, packet.token);
         if (datagram.length > sizeBytes + packet.token.length) datagram = encodeReply({ response: reply.response }, type, messageId, packet.token);

@@ -39,6 +39,14 @@ export const DEFAULTS = {
   /** Bytes of answers kept to serve their later Block2 blocks. */
   representationBytes: 8 * 1024 * 1024,
   loginFailuresPerMinute: 10,
+  /** Assertion login: the longest `exp - iat` a device's assertion may state. */
+  maxAssertionLifetimeSec: 3600,
+  /** Assertion login: how far `iat` may be from the gateway's clock (unless the assertion carries a nonce). */
+  assertionIatSkewSec: 600,
+  /** Login nonces outstanding per source address (an IPv6 /64 counts as one); past it the oldest goes. */
+  noncesPerAddress: 4,
+  /** Login nonces outstanding on this gateway, over all addresses; past it the oldest goes. */
+  maxNonces: 100_000,
   /** Failed token signature checks per source address, and per device named, before 4.29. */
   forgedTokensPerMinute: 20,
   /** Verified access tokens remembered (by hash) so their next use costs no signature check. */

@@ -100,6 +100,10 @@ function toGatewayConfig(settings: Settings): GatewayConfig {
     },
     auth: {
       loginFailuresPerMinute: settings.loginFailuresPerMinute,
+      maxAssertionLifetimeSec: settings.maxAssertionLifetimeSec,
+      assertionIatSkewSec: settings.assertionIatSkewSec,
+      noncesPerAddress: settings.noncesPerAddress,
+      maxNonces: settings.maxNonces,
       forgedTokensPerMinute: settings.forgedTokensPerMinute,
       verifiedTokenCacheEntries: settings.verifiedTokenCacheEntries,
       deviceViewEntries: settings.deviceViewEntries,

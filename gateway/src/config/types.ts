@@ -74,6 +74,10 @@ export interface GatewayConfig {
   };
   auth: {
     loginFailuresPerMinute: number;
+    maxAssertionLifetimeSec: number;
+    assertionIatSkewSec: number;
+    noncesPerAddress: number;
+    maxNonces: number;
     forgedTokensPerMinute: number;
     verifiedTokenCacheEntries: number;
     deviceViewEntries: number;

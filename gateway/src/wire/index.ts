@@ -16,18 +16,32 @@ export const ContentFormat = {
 /** Integer map keys of `POST /auth` and `POST /auth/refresh` request bodies. */
 export const AuthRequestKey = {
   deviceId: 1,
+  /** The device's 32-byte secret (bytes). */
   secret: 2,
+  /** A compact JWS the device signed with its own key (text): see README, assertion login. */
   assertion: 3,
+  /** The opaque refresh token of the last answer (bytes). */
   refreshToken: 5,
 } as const;
 
-/** Integer map keys of the 2.01 body of `/auth` and `/auth/refresh`. */
+/** Integer map keys of the 2.01 body of `/auth` and `/auth/refresh`, and of the 2.05 of `/auth/nonce`. */
 export const AuthResponseKey = {
+  /** The access token (a JWT, text). */
   accessToken: 1,
   expiresInSec: 2,
+  /** The opaque refresh token (REFRESH_TOKEN_BYTES bytes): one use, the answer to it carries the next. */
   refreshToken: 3,
   serverTimeSec: 4,
+  /** `/auth/nonce`: NONCE_BYTES random bytes; an assertion names them, base64url, as its `nonce` claim. */
+  nonce: 7,
 } as const;
+
+/** An opaque refresh token's length: its family's id (8 bytes), then 8 random bytes. */
+export const REFRESH_TOKEN_BYTES = 16;
+/** A login nonce's length. */
+export const NONCE_BYTES = 8;
+/** How long a login nonce stays good after it is issued. */
+export const NONCE_LIFETIME_SEC = 60;
 
 /** Integer map keys of every error body: `{0: wire error code, 4: server time s}`. */
 export const ErrorKey = {
@@ -68,6 +82,7 @@ export type WireErrorCode = (typeof WireError)[keyof typeof WireError];
 export const Paths = {
   auth: '/auth',
   refresh: '/auth/refresh',
+  nonce: '/auth/nonce',
   wellKnownCore: '/.well-known/core',
 } as const;
 
