@@ -4,6 +4,7 @@ import { registerDevicesCommand } from './cli/devices-command.ts';
 import { registerKeysCommand } from './cli/keys-command.ts';
 import { processIo } from './cli/io.ts';
 import { registerServeCommand } from './cli/serve-command.ts';
+import { registerTokensCommand } from './cli/tokens-command.ts';
 
 /** Process wiring only: parse argv, run the command, turn known errors into their exit codes. */
 const program = new Command('gateway')
@@ -13,10 +14,14 @@ const program = new Command('gateway')
 registerServeCommand(program, processIo);
 registerDevicesCommand(program, processIo);
 registerKeysCommand(program, processIo);
-for (const command of program.commands) {
-  command.exitOverride();
-  for (const sub of command.commands) sub.exitOverride();
-}
+registerTokensCommand(program, processIo);
+const overrideExits = (command: Command): void => {
+  for (const sub of command.commands) {
+    sub.exitOverride();
+    overrideExits(sub);
+  }
+};
+overrideExits(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,14 +3,17 @@ import { createServer, type Server, type ServerOptions } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Keystore } from '../auth/index.ts';
-import { SIGNING_ALGS, type SigningAlg } from '../config/index.ts';
+import { parseDevicePublicKey, type Keystore } from '../auth/index.ts';
+import { DEFAULTS, SIGNING_ALGS, type SigningAlg } from '../config/index.ts';
 import { AdminError, GatewayError, type AdminErrorCode } from '../errors.ts';
 import { cut, type Logger } from '../log/index.ts';
 import type { Store } from '../store/index.ts';
 import type { FleetKeys } from './fleet-keys.ts';
 import type { Metrics } from './metrics.ts';
-import { listDevices, provisionDevices, removeDevice } from './provision.ts';
+import {
+  addDeviceKey, listDeviceKeys, listDevices, provisionDevices, removeDevice, removeDeviceKey, revokeDevice, revokeToken,
+  setDeviceDisabled,
+} from './provision.ts';
 import {
   ADMIN_LIMITS, BodyTooLargeError, ClientGoneError, guardServer, readBody, timeoutOptions, type AdminLimits,
 } from './server-limits.ts';
@@ -31,6 +34,9 @@ export interface AdminServerOptions {
   metrics: Metrics;
   logger: Logger;
   health: () => Promise<{ ok: boolean; [key: string]: unknown }>;
+  /** Access token lifetime and leeway: a revoked jti is kept this long (default: the defaults). */
+  tokenTtlSec?: number;
+  leewaySec?: number;
   /** Largest request body read; a larger one is answered 413 and the connection closed. */
   bodyLimitBytes?: number;
   /** Time a client has to send its request headers. */
@@ -81,10 +87,38 @@ export async function buildAdminServer(options: AdminServerOptions) {
     }],
     ['GET', /^\/devices$/, async () => ({ status: 200, body: await listDevices(store) })],
     ['POST', /^\/devices$/, async (_m, body) => {
-      const input = ((await body()) ?? {}) as { id?: unknown; scopes?: unknown };
+      const input = ((await body()) ?? {}) as { id?: unknown; scopes?: unknown; publicKey?: unknown; expires?: unknown; secret?: unknown };
       const scopes = Array.isArray(input.scopes) ? input.scopes : [input.scopes ?? 'telemetry:write'];
-      const [device] = await provisionDevices(store, [input.id as string], scopes);
+      const key = input.publicKey === undefined ? undefined : await parseDevicePublicKey(input.publicKey, expiry(input.expires));
+      const [device] = await provisionDevices(store, [input.id as string], scopes,
+        key === undefined ? {} : { keys: () => [key], secret: input.secret === true });
       return { status: 201, body: device };
+    }],
+    ['GET', /^\/devices\/([^/]+)\/keys$/, async (m) => ({ status: 200, body: await listDeviceKeys(store, deviceParam(m)) })],
+    ['POST', /^\/devices\/([^/]+)\/keys$/, async (m, body) => {
+      const input = ((await body()) ?? {}) as { publicKey?: unknown; expires?: unknown };
+      if (input.publicKey === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', 'the body needs "publicKey": PEM text or a JWK');
+      return { status: 201, body: await addDeviceKey(store, deviceParam(m), await parseDevicePublicKey(input.publicKey, expiry(input.expires))) };
+    }],
+    ['DELETE', /^\/devices\/([^/]+)\/keys\/([^/]+)$/, async (m) => {
+      await removeDeviceKey(store, deviceParam(m), pathParam(m[2]!, 'GW_ERR_ADMIN_UNKNOWN_KEY'));
+      return { status: 204 };
+    }],
+    ['POST', /^\/devices\/([^/]+)\/revoke$/, async (m) => {
+      await revokeDevice(store, deviceParam(m));
+      metrics.revocations.inc({ kind: 'device' });
+      return { status: 204 };
+    }],
+    ['POST', /^\/devices\/([^/]+)\/(disable|enable)$/, async (m) => {
+      await setDeviceDisabled(store, deviceParam(m), m[2] === 'disable');
+      if (m[2] === 'disable') metrics.revocations.inc({ kind: 'disabled' });
+      return { status: 204 };
+    }],
+    // Counted as kind "token" when the store's change feed brings it back (as for the CLI's).
+    ['POST', /^\/tokens\/([^/]+)\/revoke$/, async (m) => {
+      const lifeSec = (options.tokenTtlSec ?? DEFAULTS.tokenTtlSec) + (options.leewaySec ?? DEFAULTS.leewaySec);
+      await revokeToken(store, pathParam(m[1]!, 'GW_ERR_ADMIN_BAD_JTI'), Math.floor(Date.now() / 1000) + lifeSec + 1);
+      return { status: 204 };
     }],
     ['DELETE', /^\/devices\/([^/]+)$/, async (m) => {
       await removeDevice(store, pathParam(m[1]!, 'GW_ERR_ADMIN_BAD_DEVICE_ID'));
@@ -168,6 +202,15 @@ export async function buildAdminServer(options: AdminServerOptions) {
 export type AdminServer = Awaited<ReturnType<typeof buildAdminServer>>;
 
 /** A malformed percent-escape is the client's mistake, answered like any bad id. */
+const deviceParam = (m: RegExpExecArray): string => pathParam(m[1]!, 'GW_ERR_ADMIN_BAD_DEVICE_ID');
+
+/** `expires` of a request body, for parseDevicePublicKey. */
+function expiry(value: unknown): { expiresAt?: string } {
+  if (value === undefined) return {};
+  if (typeof value !== 'string') throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '"expires" must be an ISO 8601 date string');
+  return { expiresAt: value };
+}
+
 function pathParam(raw: string, code: AdminErrorCode): string {
   try {
     return decodeURIComponent(raw);

@@ -1,24 +1,131 @@
 import { DEVICE_ID_PATTERN, SCOPE_PATTERN, generateSecret, hashSecret, newRecordId } from '../auth/index.ts';
 import { AdminError } from '../errors.ts';
-import type { DeviceRecord, Store } from '../store/index.ts';
+import { MAX_DEVICE_KEYS, type DeviceKey, type DeviceRecord, type Store } from '../store/index.ts';
 
 export interface ProvisionedDevice {
   id: string;
-  /** Hex of the 32 random bytes: shown once, only its hash is stored. */
-  secret: string;
+  /** Hex of the 32 random bytes: shown once, only its hash is stored. Absent for a device with keys only. */
+  secret?: string;
   scopes: string[];
+  /** The public keys it was provisioned with (their kids). */
+  kids?: string[];
+}
+
+export interface ProvisionOptions {
+  /** Public keys per device (at most MAX_DEVICE_KEYS each). */
+  keys?: (id: string) => readonly DeviceKey[];
+  /** Make a secret too (default: only when the device gets no key). */
+  secret?: boolean;
 }
 
 /** Provisions devices (all or none), for the CLI and the admin API alike. */
-export async function provisionDevices(store: Store, ids: readonly string[], scopes: readonly string[]): Promise<ProvisionedDevice[]> {
+export async function provisionDevices(store: Store, ids: readonly string[], scopes: readonly string[], options: ProvisionOptions = {})
+  : Promise<ProvisionedDevice[]> {
   const cleanScopes = validScopes(scopes);
   const createdAt = new Date().toISOString();
-  const devices = ids.map((id) => ({ id: validDeviceId(id), secret: generateSecret() }));
+  const devices = ids.map((id) => {
+    const keys = [...(options.keys?.(id) ?? [])];
+    if (keys.length > MAX_DEVICE_KEYS) throw new AdminError('GW_ERR_ADMIN_TOO_MANY_KEYS', `at most ${MAX_DEVICE_KEYS} keys per device`);
+    const withSecret = options.secret ?? keys.length === 0;
+    return { id: validDeviceId(id), keys, secret: withSecret ? generateSecret() : undefined };
+  });
   const records: DeviceRecord[] = devices.map((d) => ({
-    id: d.id, secretHash: hashSecret(d.secret), scopes: cleanScopes, createdAt, recordId: newRecordId(),
+    id: d.id, scopes: cleanScopes, createdAt, recordId: newRecordId(),
+    ...(d.secret !== undefined ? { secretHash: hashSecret(d.secret) } : {}),
+    ...(d.keys.length > 0 ? { keys: d.keys } : {}),
   }));
   await store.devices.add(records);
-  return devices.map((d) => ({ id: d.id, secret: d.secret.toString('hex'), scopes: cleanScopes }));
+  return devices.map((d) => ({
+    id: d.id, scopes: cleanScopes,
+    ...(d.secret !== undefined ? { secret: d.secret.toString('hex') } : {}),
+    ...(d.keys.length > 0 ? { kids: d.keys.map((k) => k.kid) } : {}),
+  }));
+}
+
+/** Retries of a read-modify-write that lost a race with another writer of the same device. */
+const UPDATE_ATTEMPTS = 5;
+
+/**
+ * Changes one device's record by `change` (which throws to refuse), compare-and-set: another
+ * writer of the same device meanwhile (a second CLI, another gateway's admin API) makes it read
+ * and try again.
+ */
+async function updateDevice(store: Store, id: string, change: (record: DeviceRecord) => DeviceRecord): Promise<DeviceRecord> {
+  const deviceId = validDeviceId(id);
+  for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt += 1) {
+    const current = await store.devices.get(deviceId);
+    if (current === undefined) throw new AdminError('GW_ERR_ADMIN_UNKNOWN_DEVICE', `no device "${deviceId}"`);
+    const next = change(current);
+    if (await store.devices.replace(current, next)) return next;
+  }
+  throw new AdminError('GW_ERR_ADMIN_CONFLICT', `device "${deviceId}" kept changing under ${UPDATE_ATTEMPTS} attempts: try again`);
+}
+
+export interface DeviceKeyView {
+  kid: string;
+  alg: DeviceKey['alg'];
+  addedAt: string;
+  expiresAt?: string;
+}
+
+const keyView = ({ kid, alg, addedAt, expiresAt }: DeviceKey): DeviceKeyView => ({ kid, alg, addedAt, ...(expiresAt ? { expiresAt } : {}) });
+
+export async function addDeviceKey(store: Store, id: string, key: DeviceKey): Promise<DeviceKeyView> {
+  await updateDevice(store, id, (record) => {
+    const keys = record.keys ?? [];
+    if (keys.some((k) => k.kid === key.kid)) throw new AdminError('GW_ERR_ADMIN_DUPLICATE_KEY', `device "${id}" has key "${key.kid}" already`);
+    if (keys.length >= MAX_DEVICE_KEYS) {
+      throw new AdminError('GW_ERR_ADMIN_TOO_MANY_KEYS', `device "${id}" has ${MAX_DEVICE_KEYS} keys, the most it may hold: remove one first`);
+    }
+    return { ...record, keys: [...keys, key] };
+  });
+  return keyView(key);
+}
+
+export async function listDeviceKeys(store: Store, id: string): Promise<DeviceKeyView[]> {
+  const record = await store.devices.get(validDeviceId(id));
+  if (record === undefined) throw new AdminError('GW_ERR_ADMIN_UNKNOWN_DEVICE', `no device "${id}"`);
+  return (record.keys ?? []).map(keyView);
+}
+
+export async function removeDeviceKey(store: Store, id: string, kid: string): Promise<void> {
+  await updateDevice(store, id, (record) => {
+    const keys = record.keys ?? [];
+    if (!keys.some((k) => k.kid === kid)) throw new AdminError('GW_ERR_ADMIN_UNKNOWN_KEY', `device "${id}" has no key "${String(kid).slice(0, 64)}"`);
+    const rest = keys.filter((k) => k.kid !== kid);
+    if (rest.length === 0 && record.secretHash === undefined) {
+      throw new AdminError('GW_ERR_ADMIN_LAST_CREDENTIAL', `key "${kid}" is device "${id}"'s only credential: add another key first, or remove the device`);
+    }
+    const { keys: _old, ...without } = record;
+    return rest.length > 0 ? { ...without, keys: rest } : without;
+  });
+}
+
+/**
+ * Every token issued to the device before now stops verifying, and its refresh tokens stop
+ * refreshing: the record gets a new id, which tokens carry as `rid`. The device may log in again.
+ */
+export async function revokeDevice(store: Store, id: string): Promise<void> {
+  await updateDevice(store, id, (record) => ({ ...record, recordId: newRecordId() }));
+}
+
+/** A disabled device can neither log in nor refresh, and its tokens are refused, until enabled. */
+export async function setDeviceDisabled(store: Store, id: string, disabled: boolean): Promise<void> {
+  await updateDevice(store, id, (record) => {
+    const { disabled: _old, ...rest } = record;
+    return disabled ? { ...rest, disabled: true } : rest;
+  });
+}
+
+const JTI_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Revokes one access token by its jti until `untilSec`, when it could no longer verify anyway. */
+export async function revokeToken(store: Store, jti: unknown, untilSec: number): Promise<void> {
+  if (typeof jti !== 'string' || !JTI_PATTERN.test(jti)) {
+    throw new AdminError('GW_ERR_ADMIN_BAD_JTI', `bad jti ${JSON.stringify(String(jti).slice(0, 64))}: a token's jti is 1-64 of letters, digits and . _ : -`);
+  }
+  const nowSec = Math.floor(Date.now() / 1000);
+  await store.revocations.revokeToken({ kind: 'token', jti, atSec: nowSec, untilSec });
 }
 
 export async function removeDevice(store: Store, id: string): Promise<void> {
@@ -43,11 +150,23 @@ export function validScopes(scopes: readonly unknown[]): string[] {
   return [...new Set(flat)];
 }
 
-/** Every device, as the CLI and the admin API list them (never a secret hash). */
-export async function listDevices(store: Store): Promise<{ id: string; scopes: string[]; createdAt: string }[]> {
-  const list: { id: string; scopes: string[]; createdAt: string }[] = [];
+export interface DeviceListing {
+  id: string;
+  scopes: string[];
+  createdAt: string;
+  /** Whether it can log in with a secret. */
+  secret: boolean;
+  keys: DeviceKeyView[];
+  disabled?: true;
+}
+
+/** Every device, as the CLI and the admin API list them (never a secret hash, never key material). */
+export async function listDevices(store: Store): Promise<DeviceListing[]> {
+  const list: DeviceListing[] = [];
   for await (const batch of store.devices.list()) {
-    for (const { id, scopes, createdAt } of batch) list.push({ id, scopes, createdAt });
+    for (const { id, scopes, createdAt, secretHash, keys, disabled } of batch) {
+      list.push({ id, scopes, createdAt, secret: secretHash !== undefined, keys: (keys ?? []).map(keyView), ...(disabled ? { disabled } : {}) });
+    }
   }
   return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

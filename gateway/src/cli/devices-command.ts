@@ -1,28 +1,65 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { listDevices, provisionDevices, removeDevice, validDeviceId } from '../admin/provision.ts';
+import {
+  addDeviceKey, listDeviceKeys, listDevices, provisionDevices, removeDevice, removeDeviceKey, revokeDevice, setDeviceDisabled,
+  validDeviceId,
+} from '../admin/provision.ts';
+import { MAX_PUBLIC_KEY_CHARS, generateDeviceKeyPair, parseDevicePublicKey } from '../auth/index.ts';
 import { AdminError } from '../errors.ts';
+import type { DeviceKey } from '../store/index.ts';
 import { addStoreOptions, withStore, type StoreOptions } from './cli-store.ts';
 import type { CliIo } from './io.ts';
 
-interface AddOptions extends StoreOptions { scope: string[]; count?: string; prefix: string; out?: string }
+interface AddOptions extends StoreOptions {
+  scope: string[]; count?: string; prefix: string; out?: string;
+  publicKey?: string; expires?: string; withSecret?: boolean; keyType?: string;
+}
+interface KeyOptions extends StoreOptions { publicKey: string; expires?: string }
+
+const KEY_TYPES = ['ES256', 'EdDSA'] as const;
+const APPLIED = 'running gateways apply it within a second';
+
+/** A public key file, read with a bound: a key is a few hundred bytes. */
+async function readPublicKey(file: string, expiresAt: string | undefined): Promise<DeviceKey> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new AdminError('GW_ERR_ADMIN_BAD_KEY', `cannot read the public key file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (text.length > MAX_PUBLIC_KEY_CHARS) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', `${file} is ${text.length} characters: not a public key`);
+  return parseDevicePublicKey(text, expiresAt === undefined ? {} : { expiresAt });
+}
 
 export function registerDevicesCommand(program: Command, io: CliIo): void {
-  const devices = program.command('devices').description('provision, list and remove devices');
+  const devices = program.command('devices').description('provision, list, revoke and remove devices, and their public keys');
 
   addStoreOptions(devices.command('add'))
-    .description('provision a device and print its new secret (hex) once; only a hash is stored')
+    .description('provision a device: with a new secret (printed once as hex; only a hash is stored), or with its public key')
     .argument('[id]', 'device id: letters, digits and . _ : - (up to 64), starting with a letter or digit')
     .option('--scope <scope...>', 'scopes the device may use, e.g. telemetry:write config:read', ['telemetry:write'])
+    .option('--public-key <file>', 'the device\'s public key (PEM or JWK; ES256 or EdDSA): it logs in with signed assertions, no secret is made')
+    .option('--expires <iso>', 'with --public-key: assertions signed by the key are refused from then on')
+    .option('--with-secret', 'with --public-key: make a secret too (printed once)')
     .option('--count <n>', 'provision n devices at once, named <prefix><number> (needs --out)')
     .option('--prefix <prefix>', 'id prefix with --count', 'sim-')
-    .option('--out <file>', 'with --count: write [{id, secret}] to this file (mode 0600)')
+    .option('--key-type <alg>', 'with --count: make each device a key pair too (ES256 or EdDSA); the private keys go into --out')
+    .option('--out <file>', 'with --count: write [{id, secret, privateJwk?}] to this file (mode 0600)')
     .action((id: string | undefined, options: AddOptions) => withStore(options, io, async (store) => {
       if (options.count === undefined) {
         if (id === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', 'devices add needs a device id (or --count)');
-        const [device] = await provisionDevices(store, [id], options.scope);
-        io.out(device!.secret);
-        io.err(`device "${id}" added with scopes ${device!.scopes.join(' ')}; the secret above is shown only once`);
+        if (options.keyType !== undefined) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '--key-type is for --count (simulated devices); give a real device\'s --public-key');
+        if (options.publicKey === undefined && (options.expires !== undefined || options.withSecret === true)) {
+          throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '--expires and --with-secret go with --public-key');
+        }
+        const key = options.publicKey === undefined ? undefined : await readPublicKey(options.publicKey, options.expires);
+        const [device] = await provisionDevices(store, [validDeviceId(id)], options.scope, {
+          ...(key !== undefined ? { keys: () => [key], secret: options.withSecret === true } : {}),
+        });
+        if (device!.secret !== undefined) io.out(device!.secret);
+        const what = [device!.secret !== undefined ? 'the secret above is shown only once' : undefined,
+          key !== undefined ? `key ${key.kid} (${key.alg})` : undefined].filter(Boolean).join('; ');
+        io.err(`device "${id}" added with scopes ${device!.scopes.join(' ')}; ${what}`);
         return;
       }
       const count = Number(options.count);
@@ -30,15 +67,31 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
         throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', `--count must be a whole number from 1 to 1000000, got ${options.count}`);
       }
       if (options.out === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', '--count needs --out <file> for the secrets');
+      if (options.publicKey !== undefined) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '--public-key is for one device; --count makes key pairs with --key-type');
+      const keyType = options.keyType;
+      if (keyType !== undefined && !(KEY_TYPES as readonly string[]).includes(keyType)) {
+        throw new AdminError('GW_ERR_ADMIN_BAD_KEY', `--key-type must be ${KEY_TYPES.join(' or ')}, got ${JSON.stringify(keyType)}`);
+      }
       const width = String(count).length;
       const ids = Array.from({ length: count }, (_, i) => `${options.prefix}${String(i + 1).padStart(width, '0')}`);
-      const fleet = await provisionDevices(store, ids, options.scope);
-      await writeFile(options.out, JSON.stringify(fleet.map(({ id: deviceId, secret }) => ({ id: deviceId, secret }))), { mode: 0o600 });
+      const pairs = new Map<string, Awaited<ReturnType<typeof generateDeviceKeyPair>>>();
+      if (keyType !== undefined) for (const deviceId of ids) pairs.set(deviceId, await generateDeviceKeyPair(keyType as DeviceKey['alg']));
+      // The secret too, so that one devices file serves every simulator scenario.
+      const fleet = await provisionDevices(store, ids, options.scope, {
+        ...(keyType !== undefined ? { keys: (deviceId: string) => [pairs.get(deviceId)!.key], secret: true } : {}),
+      });
+      const entries = fleet.map(({ id: deviceId, secret }) => ({
+        id: deviceId, secret, ...(pairs.has(deviceId) ? { privateJwk: pairs.get(deviceId)!.privateJwk } : {}),
+      }));
+      await writeFile(options.out, JSON.stringify(entries), { mode: 0o600 });
       io.err(`${count} devices added (${ids[0]} .. ${ids.at(-1)}); secrets written to ${options.out}`);
+      if (keyType !== undefined) {
+        io.err(`warning: ${options.out} now holds the devices' PRIVATE keys (mode 0600): for simulated devices only; real devices make their own keys`);
+      }
     }));
 
   addStoreOptions(devices.command('list'))
-    .description('list provisioned devices (never their secrets)')
+    .description('list provisioned devices: scopes, whether they have a secret, their keys (never a secret or a key)')
     .option('--json', 'print JSON')
     .action((options: StoreOptions & { json?: boolean }) => withStore(options, io, async (store) => {
       const list = await listDevices(store);
@@ -46,8 +99,11 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
         io.out(JSON.stringify(list, null, 2));
         return;
       }
-      io.out(['ID', 'SCOPES', 'CREATED'].join('\t'));
-      for (const d of list) io.out([d.id, d.scopes.join(' '), d.createdAt].join('\t'));
+      io.out(['ID', 'SCOPES', 'SECRET', 'KEYS', 'STATE', 'CREATED'].join('\t'));
+      for (const d of list) {
+        io.out([d.id, d.scopes.join(' '), d.secret ? 'yes' : 'no', d.keys.map((k) => k.kid).join(',') || '-',
+          d.disabled === true ? 'disabled' : 'enabled', d.createdAt].join('\t'));
+      }
       io.err(`${list.length} device(s)`);
     }));
 
@@ -57,5 +113,58 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
     .action((id: string, options: StoreOptions) => withStore(options, io, async (store) => {
       await removeDevice(store, validDeviceId(id));
       io.err(`device "${id}" removed`);
+    }));
+
+  addStoreOptions(devices.command('revoke'))
+    .description('refuse every token issued to a device before now (access and refresh); it may log in again')
+    .argument('<id>', 'device id')
+    .action((id: string, options: StoreOptions) => withStore(options, io, async (store) => {
+      await revokeDevice(store, id);
+      io.err(`device "${id}" revoked: every token issued to it before now is refused (${APPLIED}); it may log in again`);
+    }));
+
+  for (const [name, disabled] of [['disable', true], ['enable', false]] as const) {
+    addStoreOptions(devices.command(name))
+      .description(disabled ? 'stop a device: no login, no refresh, its tokens refused, until enabled' : 'let a disabled device in again')
+      .argument('<id>', 'device id')
+      .action((id: string, options: StoreOptions) => withStore(options, io, async (store) => {
+        await setDeviceDisabled(store, id, disabled);
+        io.err(disabled ? `device "${id}" disabled: it cannot log in or refresh, its tokens are refused (${APPLIED})`
+          : `device "${id}" enabled (${APPLIED})`);
+      }));
+  }
+
+  const keys = devices.command('keys').description('a device\'s public keys (at most 3), for assertion login');
+  addStoreOptions(keys.command('add'))
+    .description('add a public key to a device; prints its kid')
+    .argument('<id>', 'device id')
+    .requiredOption('--public-key <file>', 'the public key (PEM or JWK; ES256 or EdDSA)')
+    .option('--expires <iso>', 'assertions signed by the key are refused from then on')
+    .action((id: string, options: KeyOptions) => withStore(options, io, async (store) => {
+      const key = await addDeviceKey(store, id, await readPublicKey(options.publicKey, options.expires));
+      io.out(key.kid);
+      io.err(`key ${key.kid} (${key.alg}) added to device "${id}"${key.expiresAt ? `, until ${key.expiresAt}` : ''}`);
+    }));
+  addStoreOptions(keys.command('list'))
+    .description('list a device\'s public keys: kid, algorithm, added, expiry')
+    .argument('<id>', 'device id')
+    .option('--json', 'print JSON')
+    .action((id: string, options: StoreOptions & { json?: boolean }) => withStore(options, io, async (store) => {
+      const list = await listDeviceKeys(store, id);
+      if (options.json === true) {
+        io.out(JSON.stringify(list, null, 2));
+        return;
+      }
+      io.out(['KID', 'ALG', 'ADDED', 'EXPIRES'].join('\t'));
+      for (const k of list) io.out([k.kid, k.alg, k.addedAt, k.expiresAt ?? '-'].join('\t'));
+      io.err(`${list.length} key(s)`);
+    }));
+  addStoreOptions(keys.command('remove'))
+    .description('remove a public key from a device (not its last credential)')
+    .argument('<id>', 'device id')
+    .argument('<kid>', 'the key\'s kid')
+    .action((id: string, kid: string, options: StoreOptions) => withStore(options, io, async (store) => {
+      await removeDeviceKey(store, id, kid);
+      io.err(`key ${kid} removed from device "${id}"; tokens it already got stay good (revoke the device to stop them)`);
     }));
 }
