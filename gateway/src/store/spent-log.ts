@@ -3,8 +3,8 @@ import { writeFileAtomic } from './atomic-file.ts';
 
 export interface SpentLog {
   /**
-   * Marks `id` spent until `expiresAtSec`; resolves false when it was spent already. The caller
-   * serializes calls, and only one process may spend into a file: the map is this process's.
+   * Marks `id` spent until `expiresAtSec`; resolves false when it was spent already, true once the
+   * spend is on disk. Only one process may spend into a file: the map is this process's.
    */
   spend(id: string, expiresAtSec: number): Promise<boolean>;
   /** Ids remembered now. */
@@ -40,19 +40,41 @@ export async function openSpentLog(file: string, nowMs: () => number): Promise<S
   };
   prune(Math.floor(nowMs() / 1000));
 
-  return {
-    async spend(id: string, expiresAtSec: number): Promise<boolean> {
-      prune(Math.floor(nowMs() / 1000));
-      if (spent.has(id)) return false;
-      spent.set(id, expiresAtSec);
-      if (lines > 2 * spent.size + 1000) {
+  // Lines waiting for the next write and the callers waiting on it: one write at a time takes
+  // every line queued meanwhile, so spends are not held to one file write each.
+  let pending: { lines: string[]; done: { resolve(): void; reject(err: unknown): void }[] } | undefined;
+  let writing: Promise<void> = Promise.resolve();
+  const flush = async (): Promise<void> => {
+    const batch = pending!;
+    pending = undefined;
+    try {
+      if (lines + batch.lines.length > 2 * spent.size + 1000) {
         await writeFileAtomic(file, [...spent].map(([key, exp]) => `${key} ${exp}\n`).join(''));
         lines = spent.size;
       } else {
-        await appendFile(file, `${id} ${expiresAtSec}\n`, { mode: 0o600 });
-        lines += 1;
+        await appendFile(file, batch.lines.join(''), { mode: 0o600 });
+        lines += batch.lines.length;
       }
-      return true;
+      for (const waiter of batch.done) waiter.resolve();
+    } catch (err) {
+      for (const waiter of batch.done) waiter.reject(err);
+    }
+  };
+
+  return {
+    spend(id: string, expiresAtSec: number): Promise<boolean> {
+      prune(Math.floor(nowMs() / 1000));
+      // Checked and marked in one synchronous step: two spends of one id cannot both succeed.
+      if (spent.has(id)) return Promise.resolve(false);
+      spent.set(id, expiresAtSec);
+      return new Promise<void>((resolve, reject) => {
+        if (pending === undefined) {
+          pending = { lines: [], done: [] };
+          writing = writing.then(flush);
+        }
+        pending.lines.push(`${id} ${expiresAtSec}\n`);
+        pending.done.push({ resolve, reject });
+      }).then(() => true);
     },
     size: () => spent.size,
   };

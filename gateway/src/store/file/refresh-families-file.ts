@@ -16,69 +16,83 @@ export interface RefreshFamiliesContext {
 /**
  * Refresh families in this process's memory, appended to a log so a restart keeps them. As with
  * spent ids, only a gateway writes them (the CLI never does) and the `file` store serves one
- * gateway: the log has one writer, calls are serialized here, and no state-directory lock is
- * taken. The log is read at the first call and rewritten with the live families once most of its
+ * gateway: the log has one writer, its writes are one at a time (each taking every line queued
+ * meanwhile), and no state-directory lock is taken. The log is read at the first call and rewritten with the live families once most of its
  * lines are stale. Bounded by the devices: at most MAX_FAMILIES_PER_DEVICE each.
  */
 export function createRefreshFamilies({ stateDir, nowMs, calls }: RefreshFamiliesContext): RefreshFamilies & { idle(): Promise<void> } {
   const file = join(stateDir, REFRESH_FAMILIES_FILE);
   let state: Promise<FamilyTable> | undefined;
-  let queue: Promise<unknown> = Promise.resolve();
+  // Lines waiting for the next write, and the callers waiting for them to be on disk. One write
+  // at a time takes every line queued meanwhile: a login costs one append of its own only when
+  // the log is idle, so logins are not held to one file write each.
+  let pending: { lines: object[]; done: { resolve(): void; reject(err: unknown): void }[] } | undefined;
+  let writing: Promise<void> = Promise.resolve();
 
-  const serialized = <T>(task: (table: FamilyTable) => Promise<T>): Promise<T> => {
-    const next = queue.then(async () => {
-      if (state === undefined) {
-        calls.add();
-        state = loadTable(file);
-        // A failed read is retried by the next call rather than remembered.
-        state.catch(() => { state = undefined; });
-      }
-      return task(await state);
-    });
-    queue = next.catch(() => undefined);
-    return next;
+  const table = (): Promise<FamilyTable> => {
+    if (state === undefined) {
+      calls.add();
+      state = loadTable(file);
+      // A failed read is retried by the next call rather than remembered.
+      state.catch(() => { state = undefined; });
+    }
+    return state;
   };
-  const append = async (table: FamilyTable, lines: readonly object[]): Promise<void> => {
-    calls.add();
-    table.lines += lines.length;
-    if (table.lines > 2 * table.families.size + 1000) {
-      // The rewrite drops expired families too; until then an expired one costs only its entry
-      // (a device holds few), and is refused when presented.
-      table.prune(Math.floor(nowMs() / 1000));
-      await writeFileAtomic(file, [...table.families.values()].map((f) => `${JSON.stringify(f)}\n`).join(''));
-      table.lines = table.families.size;
-    } else {
-      await appendFile(file, lines.map((line) => `${JSON.stringify(line)}\n`).join(''), { mode: 0o600 });
+  const flush = async (loaded: FamilyTable): Promise<void> => {
+    const batch = pending!;
+    pending = undefined;
+    try {
+      calls.add();
+      loaded.lines += batch.lines.length;
+      if (loaded.lines > 2 * loaded.families.size + 1000) {
+        // The rewrite drops expired families too; until then an expired one costs only its entry
+        // (a device holds few), and is refused when presented.
+        loaded.prune(Math.floor(nowMs() / 1000));
+        await writeFileAtomic(file, [...loaded.families.values()].map((f) => `${JSON.stringify(f)}\n`).join(''));
+        loaded.lines = loaded.families.size;
+      } else {
+        await appendFile(file, batch.lines.map((line) => `${JSON.stringify(line)}\n`).join(''), { mode: 0o600 });
+      }
+      for (const waiter of batch.done) waiter.resolve();
+    } catch (err) {
+      for (const waiter of batch.done) waiter.reject(err);
     }
   };
+  /** Resolves once `lines` are in the log (the table already holds what they say). */
+  const append = (loaded: FamilyTable, lines: readonly object[]): Promise<void> => new Promise((resolve, reject) => {
+    if (pending === undefined) {
+      pending = { lines: [], done: [] };
+      writing = writing.then(() => flush(loaded));
+    }
+    pending.lines.push(...lines);
+    pending.done.push({ resolve, reject });
+  });
 
   return {
-    start(family) {
-      if (typeof family?.family !== 'string' || family.family === '') return Promise.reject(new TypeError('a refresh family needs a string id'));
-      return serialized(async (table) => {
-        const ended = table.add({ ...family });
-        await append(table, [...ended.map((id) => ({ end: id })), family]);
-      });
+    async start(family) {
+      if (typeof family?.family !== 'string' || family.family === '') throw new TypeError('a refresh family needs a string id');
+      const loaded = await table();
+      const ended = loaded.add({ ...family });
+      await append(loaded, [...ended.map((id) => ({ end: id })), family]);
     },
-    rotate(id, presentedHash, next) {
-      return serialized(async (table) => {
-        const family = table.families.get(id);
-        if (family === undefined || family.expiresAtSec <= Math.floor(nowMs() / 1000)) return { outcome: 'unknown' } as const;
-        if (family.currentHash !== presentedHash) return { outcome: 'reused', family: { ...family } } as const;
-        const rotated = { ...family, ...next };
-        table.families.set(id, rotated);
-        await append(table, [rotated]);
-        return { outcome: 'rotated', family: { ...rotated } } as const;
-      });
+    async rotate(id, presentedHash, next) {
+      const loaded = await table();
+      // Checked and changed in one synchronous step: two refreshes of one token cannot both rotate.
+      const family = loaded.families.get(id);
+      if (family === undefined || family.expiresAtSec <= Math.floor(nowMs() / 1000)) return { outcome: 'unknown' } as const;
+      if (family.currentHash !== presentedHash) return { outcome: 'reused', family: { ...family } } as const;
+      const rotated = { ...family, ...next };
+      loaded.families.set(id, rotated);
+      await append(loaded, [rotated]);
+      return { outcome: 'rotated', family: { ...rotated } } as const;
     },
-    end(id) {
-      return serialized(async (table) => {
-        if (!table.remove(id)) return false;
-        await append(table, [{ end: id }]);
-        return true;
-      });
+    async end(id) {
+      const loaded = await table();
+      if (!loaded.remove(id)) return false;
+      await append(loaded, [{ end: id }]);
+      return true;
     },
-    idle: () => queue.then(() => undefined),
+    idle: () => writing,
   };
 }
 
