@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Keystore, createTokenIssuer, generateSecret, hashSecret, newRecordId, recordIdOf } from '../../gateway/src/auth/index.ts';
 import { DEFAULTS, parseStoreSetting } from '../../gateway/src/config/index.ts';
 import { buildFileStore, openStore } from '../../gateway/src/store/index.ts';
-import type { DeviceCredentials } from '../src/devices-file.ts';
+import type { SecretCredentials } from '../src/devices-file.ts';
 import { formatFleetReport, type FleetReport } from '../src/report.ts';
 import type { ProfileWindow } from '../src/cpu-profile.ts';
 import { printProfile } from './measure.ts';
@@ -58,7 +58,7 @@ const REDIS_PROVISION_BATCH = 10_000;
  * without 100k CLI calls), into the file store in `stateDir` or, with `store` a Redis URL (as
  * `gateway serve --store` takes it), into Redis under the gateway's default key prefix.
  */
-export async function provision(stateDir: string, count: number, scopes = ['telemetry:write'], store = 'file'): Promise<DeviceCredentials[]> {
+export async function provision(stateDir: string, count: number, scopes = ['telemetry:write'], store = 'file'): Promise<SecretCredentials[]> {
   const opened = await openStore(parseStoreSetting(store), { stateDir });
   try {
     const createdAt = new Date().toISOString();
@@ -78,7 +78,7 @@ export async function gatewayLikeToken(sub: string): Promise<string> {
   try {
     const keystore = await Keystore.open({ dir: dir.path, signingAlg: DEFAULTS.signingAlg, maxTokenLifetimeSec: 3600, nowMs: Date.now }, true);
     const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
-      ttlSec: DEFAULTS.tokenTtlSec, refreshTtlSec: DEFAULTS.refreshTtlSec, nowMs: Date.now });
+      ttlSec: DEFAULTS.tokenTtlSec, nowMs: Date.now });
     return (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: newRecordId() })).accessToken;
   } finally {
     await dir.remove();
@@ -101,7 +101,7 @@ export async function tokenFixture(): Promise<{
   const createdAt = new Date().toISOString();
   await store.devices.add(ids.map((id) => ({ id, secretHash: hashSecret(generateSecret()), scopes: ['telemetry:write'], createdAt })));
   const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
-    ttlSec: DEFAULTS.tokenTtlSec, refreshTtlSec: DEFAULTS.refreshTtlSec, nowMs: Date.now });
+    ttlSec: DEFAULTS.tokenTtlSec, nowMs: Date.now });
   const issue = async (sub: string) =>
     (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: recordIdOf((await store.devices.get(sub))!) })).accessToken;
   return { token: await issue(ids[0]!), keystore, store, issue, remove: dir.remove };

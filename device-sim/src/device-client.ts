@@ -1,10 +1,15 @@
-import { Socket, type SocketOptions } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import { Agent, type IncomingMessage, type OutgoingMessage } from 'coap';
 import {
-  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ContentFormat, decodeCbor, encodeCbor,
+  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ContentFormat, Paths, decodeCbor, encodeCbor,
 } from '../../gateway/src/wire/index.ts';
+import { CountingSocket } from './counting-socket.ts';
+import {
+  ASSERTION_LIFETIME_SEC, AssertionSigner, NONCE_ASSERTION_LIFETIME_SEC, type DevicePrivateJwk,
+} from './device-assertion.ts';
 
+/** RFC 9175 section 2.2.1: the Echo option (elective, safe to forward). */
+export const ECHO_OPTION = 252;
 
 export interface CoapAnswer {
   code: string;
@@ -13,6 +18,8 @@ export interface CoapAnswer {
   maxAgeSec: number | undefined;
   /** The payload decoded as CBOR when it is CBOR, else undefined. */
   body: unknown;
+  /** An Echo option value (RFC 9175): the gateway wants it repeated to prove this device's address. */
+  echo?: Buffer;
 }
 
 export interface SendOptions {
@@ -26,6 +33,8 @@ export interface SendOptions {
   accept?: number;
   /** Access token for option 65003; `null` sends none. */
   token?: string | null;
+  /** An Echo option value (RFC 9175) the gateway sent this device, repeated. */
+  echo?: Buffer;
   confirmable?: boolean;
   query?: string;
   /** Give up after this long (overrides the client's `timeoutMs`). */
@@ -56,10 +65,28 @@ export class CoapTimeoutError extends Error {
 }
 
 export interface Tokens {
+  /** A JWT (text), for the Access-Token option. */
   accessToken: string;
-  refreshToken: string;
+  /** Opaque bytes (REFRESH_TOKEN_BYTES): good for one `/auth/refresh`, whose answer carries the next. */
+  refreshToken: Uint8Array;
   expiresInSec: number;
   serverTimeSec: number;
+}
+
+/** The answer of `POST /auth/nonce`: what a device without a clock puts in its assertion. */
+export interface LoginNonce {
+  nonce: Uint8Array;
+  /** The gateway's clock when it issued the nonce: the assertion's `iat`. */
+  serverTimeSec: number;
+}
+
+export interface AssertionLoginOptions {
+  /** The gateway's audience (its `tokens.audience`, 'coap-gateway' by default). */
+  audience: string;
+  /** A device with a clock: its estimate of the gateway's clock gives `iat`, and `exp = iat + 300`. */
+  clock?: { nowMs(): number };
+  /** A device without one: the nonce of `nonce()`; `iat` is its server time and `exp = iat + 60`. */
+  nonce?: LoginNonce;
 }
 
 /**
@@ -72,6 +99,10 @@ export class DeviceClient {
   readonly #host: string;
   readonly #port: number;
   readonly #timeoutMs: number | undefined;
+  /** Signers by key, so a key is imported once however often the device logs in. */
+  readonly #signers = new WeakMap<DevicePrivateJwk, AssertionSigner>();
+  /** The last Echo value the gateway sent: repeated with the next nonce request, saving a round trip. */
+  #echo: Buffer | undefined;
 
   private constructor(socket: CountingSocket, host: string, port: number, options: DeviceClientOptions) {
     this.#socket = socket;
@@ -123,6 +154,7 @@ export class DeviceClient {
       if (format !== undefined) req.setOption('Content-Format', format as never);
       if (options.accept !== undefined) req.setOption('Accept', options.accept as never);
       if (typeof options.token === 'string') req.setOption(String(ACCESS_TOKEN_OPTION), Buffer.from(options.token));
+      if (options.echo !== undefined) req.setOption(String(ECHO_OPTION), options.echo);
       const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
       let timer: NodeJS.Timeout | undefined;
       if (timeoutMs !== undefined) {
@@ -154,20 +186,67 @@ export class DeviceClient {
     });
   }
 
+  /** `POST /auth` with the device's secret. */
   async login(deviceId: string, secret: Buffer): Promise<{ answer: CoapAnswer; tokens?: Tokens }> {
-    const answer = await this.send({
-      method: 'POST', path: '/auth',
+    const answer = await this.#proving({
+      method: 'POST', path: Paths.auth,
       body: new Map<number, unknown>([[AuthRequestKey.deviceId, deviceId], [AuthRequestKey.secret, secret]]),
     });
     return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body) : undefined };
   }
 
-  async refresh(refreshToken: string): Promise<{ answer: CoapAnswer; tokens?: Tokens }> {
-    const answer = await this.send({
-      method: 'POST', path: '/auth/refresh',
+  /**
+   * `POST /auth` with an assertion the device signs with its own private key (header `{alg, kid}`,
+   * claims `aud`, `iat`, `exp`, `jti` and, with `nonce`, `nonce`). Throws TypeError when the key
+   * is not an ES256 or EdDSA private JWK, or neither `clock` nor `nonce` is given.
+   */
+  async loginWithAssertion(deviceId: string, privateJwk: DevicePrivateJwk, options: AssertionLoginOptions)
+    : Promise<{ answer: CoapAnswer; tokens?: Tokens }> {
+    const { audience, clock, nonce } = options;
+    if (nonce === undefined && clock === undefined) throw new TypeError('loginWithAssertion: give a clock, or a nonce from nonce()');
+    let signer = this.#signers.get(privateJwk);
+    if (signer === undefined) {
+      signer = new AssertionSigner(privateJwk);
+      this.#signers.set(privateJwk, signer);
+    }
+    const assertion = await signer.sign(nonce !== undefined
+      ? { audience, iatSec: nonce.serverTimeSec, lifetimeSec: NONCE_ASSERTION_LIFETIME_SEC, nonce: nonce.nonce }
+      : { audience, iatSec: Math.floor(clock!.nowMs() / 1000), lifetimeSec: ASSERTION_LIFETIME_SEC });
+    const answer = await this.#proving({
+      method: 'POST', path: Paths.auth,
+      body: new Map<number, unknown>([[AuthRequestKey.deviceId, deviceId], [AuthRequestKey.assertion, assertion]]),
+    });
+    return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body) : undefined };
+  }
+
+  /**
+   * `POST /auth/nonce`: a nonce and the gateway's clock, for a device that has none. The answer
+   * is larger than the request, so the gateway may first ask for an Echo round trip.
+   */
+  async nonce(): Promise<{ answer: CoapAnswer; nonce?: LoginNonce }> {
+    const answer = await this.#proving({ method: 'POST', path: Paths.nonce, echo: this.#echo });
+    return { answer, nonce: answer.code === '2.05' ? toNonce(answer.body) : undefined };
+  }
+
+  /** `POST /auth/refresh` with the refresh token of the last answer (used once: keep the new one). */
+  async refresh(refreshToken: Uint8Array): Promise<{ answer: CoapAnswer; tokens?: Tokens }> {
+    const answer = await this.#proving({
+      method: 'POST', path: Paths.refresh,
       body: new Map<number, unknown>([[AuthRequestKey.refreshToken, refreshToken]]),
     });
     return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body) : undefined };
+  }
+
+  /**
+   * An unauthenticated request whose answer may be larger than it: RFC 9175 section 2.4, the
+   * gateway answers 4.01 with an Echo option until the source address is proved; the request is
+   * sent again, once, with that value.
+   */
+  async #proving(options: SendOptions): Promise<CoapAnswer> {
+    const answer = await this.send(options);
+    if (answer.code !== '4.01' || answer.echo === undefined) return answer;
+    this.#echo = answer.echo;
+    return this.send({ ...options, echo: answer.echo });
   }
 
   close(): Promise<void> {
@@ -176,33 +255,12 @@ export class DeviceClient {
   }
 }
 
-/**
- * A UDP socket that counts the bytes of every datagram it sends and receives, whoever sends
- * them (node-coap's retransmissions and ACKs included), so byte figures are what went on the air.
- */
-class CountingSocket extends Socket {
-  bytesSent = 0;
-  bytesReceived = 0;
-
-  constructor(options: SocketOptions) {
-    // @types/node declares no constructor for dgram.Socket; at run time it is
-    // Socket(type | options, listener), which is all createSocket() calls.
-    super(options as never);
-    this.on('message', (msg: Buffer) => { this.bytesReceived += msg.length; });
-  }
-
-  // node-coap calls send(msg, offset, length, port, address, callback); the one-buffer forms count the buffer.
-  override send(...args: unknown[]): void {
-    const [msg, , length] = args;
-    if (typeof length === 'number') this.bytesSent += length;
-    else if (msg instanceof Uint8Array) this.bytesSent += msg.length;
-    (super.send as (...a: unknown[]) => void)(...args);
-  }
-}
-
 function toAnswer(res: IncomingMessage): CoapAnswer {
   const format = res.headers['Content-Format'] as number | string | undefined;
   const maxAge = res.headers['Max-Age'];
+  // node-coap keeps the options it has no name for (Echo among them) only in `options`.
+  const options = (res as unknown as { options?: { name: unknown; value: unknown }[] }).options ?? [];
+  const echo = options.find((o) => o.name === String(ECHO_OPTION))?.value;
   let body: unknown;
   if ((format === 'application/cbor' || format === ContentFormat.cbor) && res.payload.length > 0) {
     try {
@@ -211,20 +269,31 @@ function toAnswer(res: IncomingMessage): CoapAnswer {
       body = undefined;
     }
   }
-  return { code: res.code, payload: res.payload, contentFormat: format, maxAgeSec: typeof maxAge === 'number' ? maxAge : undefined, body };
+  return {
+    code: res.code, payload: res.payload, contentFormat: format, maxAgeSec: typeof maxAge === 'number' ? maxAge : undefined, body,
+    ...(Buffer.isBuffer(echo) ? { echo } : {}),
+  };
 }
 
 /** The tokens of a 2.01 from /auth or /auth/refresh, or undefined when the body is not the wire contract's. */
 function toTokens(body: unknown): Tokens | undefined {
   if (!(body instanceof Map)) return undefined;
   const map = body as Map<number, unknown>;
-  const tokens = {
-    accessToken: map.get(AuthResponseKey.accessToken),
-    refreshToken: map.get(AuthResponseKey.refreshToken),
-    expiresInSec: map.get(AuthResponseKey.expiresInSec),
-    serverTimeSec: map.get(AuthResponseKey.serverTimeSec),
-  };
-  const ok = typeof tokens.accessToken === 'string' && typeof tokens.refreshToken === 'string'
-    && typeof tokens.expiresInSec === 'number' && typeof tokens.serverTimeSec === 'number';
-  return ok ? tokens as Tokens : undefined;
+  const accessToken = map.get(AuthResponseKey.accessToken);
+  const refreshToken = map.get(AuthResponseKey.refreshToken);
+  const expiresInSec = map.get(AuthResponseKey.expiresInSec);
+  const serverTimeSec = map.get(AuthResponseKey.serverTimeSec);
+  if (typeof accessToken !== 'string' || !(refreshToken instanceof Uint8Array)
+    || typeof expiresInSec !== 'number' || typeof serverTimeSec !== 'number') return undefined;
+  return { accessToken, refreshToken: Uint8Array.from(refreshToken), expiresInSec, serverTimeSec };
+}
+
+/** The nonce of a 2.05 from /auth/nonce, or undefined when the body is not the wire contract's. */
+function toNonce(body: unknown): LoginNonce | undefined {
+  if (!(body instanceof Map)) return undefined;
+  const map = body as Map<number, unknown>;
+  const nonce = map.get(AuthResponseKey.nonce);
+  const serverTimeSec = map.get(AuthResponseKey.serverTimeSec);
+  if (!(nonce instanceof Uint8Array) || typeof serverTimeSec !== 'number') return undefined;
+  return { nonce: Uint8Array.from(nonce), serverTimeSec };
 }

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { DevicePrivateJwk } from './device-assertion.ts';
 import type { CoapAnswer, DeviceClient, Tokens } from './device-client.ts';
 import type { DeviceCredentials } from './devices-file.ts';
 import { DeviceClock } from './device-clock.ts';
@@ -17,11 +18,14 @@ const EXPIRED_MARGIN_MS = 2000;
 export class DeviceSession {
   readonly index: number;
   readonly id: string;
-  readonly secret: Buffer;
+  readonly secret: Buffer | undefined;
+  readonly privateJwk: DevicePrivateJwk | undefined;
   readonly clock: DeviceClock;
   client: DeviceClient | undefined;
   accessToken: string | undefined;
-  refreshToken: string | undefined;
+  refreshToken: Uint8Array | undefined;
+  /** The refresh token this device used last (refresh-reuse scenario: presented again). */
+  spentRefreshToken: Uint8Array | undefined;
   loggedIn = false;
   /** By the device's estimate of the gateway's clock. */
   renewAtServerMs = Infinity;
@@ -37,8 +41,10 @@ export class DeviceSession {
     this.index = index;
     this.id = creds.id;
     this.secret = creds.secret;
-    // skew scenario: even devices run ahead, odd ones behind.
-    const skewMs = o.skewSec * 1000 * (index % 2 === 0 ? 1 : -1);
+    this.privateJwk = creds.privateJwk;
+    // skew scenario: even devices run ahead, odd ones behind. A device without a clock starts
+    // at the epoch, as one without a battery-backed clock does, until the gateway tells it the time.
+    const skewMs = !o.scenario.hasClock ? -o.clock.nowMs() : o.skewSec * 1000 * (index % 2 === 0 ? 1 : -1);
     this.clock = new DeviceClock(o.clock, skewMs, o.clockCorrection);
     this.#leewayMs = o.leewaySec * 1000;
   }
@@ -47,9 +53,10 @@ export class DeviceSession {
    * Takes new tokens. The device sets its clock by the login's server time (key 4) and times its
    * renewal by the gateway's clock, not its own: a device whose clock is off still renews in time.
    */
-  useTokens(tokens: Tokens): void {
+  useTokens(tokens: Tokens, wasRefresh = false): void {
     this.clock.learn(tokens.serverTimeSec);
     this.accessToken = tokens.accessToken;
+    if (wasRefresh) this.spentRefreshToken = this.refreshToken;
     this.refreshToken = tokens.refreshToken;
     this.loggedIn = true;
     this.#stale = false;

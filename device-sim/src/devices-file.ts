@@ -1,18 +1,27 @@
 import { readFile } from 'node:fs/promises';
+import type { DevicePrivateJwk } from './device-assertion.ts';
 import { SimError } from './errors.ts';
 
-/** One provisioned device as the simulator knows it. */
+/** One provisioned device as the simulator knows it: a secret, a private key, or both. */
 export interface DeviceCredentials {
   id: string;
-  /** The 32 random bytes `gateway devices add` printed (as hex) once. */
-  secret: Buffer;
+  /** The 32 random bytes `gateway devices add` printed (as hex) once; absent for a device that has only a key. */
+  secret?: Buffer;
+  /** The device's own private key (`gateway devices add --key-type ES256|EdDSA`), for assertion logins. */
+  privateJwk?: DevicePrivateJwk;
 }
 
+/** A device that can log in with a secret. */
+export type SecretCredentials = DeviceCredentials & { secret: Buffer };
+
 const HEX = /^(?:[0-9a-f]{2})+$/i;
+const MAX_PROBLEMS_SHOWN = 10;
 
 /**
  * Reads the provisioning file `gateway devices add --count N --out FILE` writes:
- * `[{"id": "sim-0001", "secret": "<hex>"}, ...]`. Every problem is reported with its index.
+ * `[{"id": "sim-0001", "secret": "<hex>", "privateJwk": {kty, crv, x, y, d, kid, alg}}, ...]`
+ * (`privateJwk` with `--key-type`; `secret` may be absent for a device that has only a key).
+ * Every problem is reported with its index.
  */
 export async function readDevicesFile(file: string): Promise<DeviceCredentials[]> {
   let text: string;
@@ -20,7 +29,7 @@ export async function readDevicesFile(file: string): Promise<DeviceCredentials[]
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new SimError('SIM_ERR_DEVICES_FILE', `cannot read devices file ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}); `
-      + 'make one with `gateway devices add --count N --prefix sim- --out devices.json`', { cause: err });
+      + 'make one with `gateway devices add --count N --prefix sim- --out devices.json` (add `--key-type ES256` for devices with keys)', { cause: err });
   }
   let parsed: unknown;
   try {
@@ -33,25 +42,53 @@ export async function readDevicesFile(file: string): Promise<DeviceCredentials[]
 
 export function parseDevices(parsed: unknown, where: string): DeviceCredentials[] {
   if (!Array.isArray(parsed) || parsed.length === 0) {
-    throw new SimError('SIM_ERR_DEVICES_FILE', `${where}: expected a non-empty JSON array of {id, secret}`);
+    throw new SimError('SIM_ERR_DEVICES_FILE', `${where}: expected a non-empty JSON array of {id, secret, privateJwk}`);
   }
   const problems: string[] = [];
   const seen = new Set<string>();
   const devices: DeviceCredentials[] = [];
   parsed.forEach((entry: unknown, i) => {
-    const { id, secret } = (entry ?? {}) as { id?: unknown; secret?: unknown };
+    const { id, secret, privateJwk } = (entry ?? {}) as { id?: unknown; secret?: unknown; privateJwk?: unknown };
+    const before = problems.length;
     if (typeof id !== 'string' || id === '') problems.push(`[${i}].id: expected a device id string`);
     else if (seen.has(id)) problems.push(`[${i}].id: "${id}" appears twice`);
-    if (typeof secret !== 'string' || !HEX.test(secret)) problems.push(`[${i}].secret: expected the device secret as hex`);
-    if (typeof id === 'string' && typeof secret === 'string' && HEX.test(secret)) {
-      seen.add(id);
-      devices.push({ id, secret: Buffer.from(secret, 'hex') });
+    if (secret !== undefined && (typeof secret !== 'string' || !HEX.test(secret))) problems.push(`[${i}].secret: expected the device secret as hex`);
+    if (privateJwk !== undefined && !isPrivateJwk(privateJwk)) {
+      problems.push(`[${i}].privateJwk: expected a private JWK, an object with kty and d`);
     }
+    if (secret === undefined && privateJwk === undefined) problems.push(`[${i}]: neither a secret nor a privateJwk: the device cannot log in`);
+    if (problems.length > before) return;
+    seen.add(id as string);
+    devices.push({
+      id: id as string,
+      ...(secret !== undefined ? { secret: Buffer.from(secret as string, 'hex') } : {}),
+      ...(privateJwk !== undefined ? { privateJwk: privateJwk as DevicePrivateJwk } : {}),
+    });
   });
-  if (problems.length > 0) {
-    const shown = problems.slice(0, 10);
-    if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`);
-    throw new SimError('SIM_ERR_DEVICES_FILE', `${where}: ${problems.length} problem(s):\n  - ${shown.join('\n  - ')}`);
-  }
+  if (problems.length > 0) throw new SimError('SIM_ERR_DEVICES_FILE', `${where}: ${listProblems(problems)}`);
   return devices;
+}
+
+/**
+ * The devices that lack what `credential` names, as one message for a scenario that needs it
+ * ('sim-003, sim-007 and 12 more have no secret'), or undefined when every device has it.
+ */
+export function missingCredential(devices: readonly DeviceCredentials[], credential: 'secret' | 'privateJwk'): string | undefined {
+  const lacking = devices.filter((d) => d[credential] === undefined).map((d) => d.id);
+  if (lacking.length === 0) return undefined;
+  const shown = lacking.slice(0, MAX_PROBLEMS_SHOWN).join(', ');
+  const more = lacking.length > MAX_PROBLEMS_SHOWN ? ` and ${lacking.length - MAX_PROBLEMS_SHOWN} more` : '';
+  return `${lacking.length} of ${devices.length} devices have no ${credential === 'secret' ? 'secret' : 'private key (privateJwk)'}: ${shown}${more}`;
+}
+
+function isPrivateJwk(value: unknown): value is DevicePrivateJwk {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const { kty, d } = value as { kty?: unknown; d?: unknown };
+  return typeof kty === 'string' && kty !== '' && typeof d === 'string' && d !== '';
+}
+
+function listProblems(problems: string[]): string {
+  const shown = problems.slice(0, MAX_PROBLEMS_SHOWN);
+  if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`);
+  return `${problems.length} problem(s):\n  - ${shown.join('\n  - ')}`;
 }

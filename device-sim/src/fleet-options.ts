@@ -1,9 +1,9 @@
-import type { DeviceCredentials } from './devices-file.ts';
+import { missingCredential, type DeviceCredentials } from './devices-file.ts';
 import { realClock, type WallClock } from './device-clock.ts';
 import { SimError } from './errors.ts';
 import { SCENARIOS, SCENARIO_NAMES, isScenarioName, type Scenario, type ScenarioName } from './scenarios.ts';
 
-export type FleetPhase = 'open' | 'login' | 'hold' | 'warmup' | 'load' | 'drain' | 'close';
+export type FleetPhase = 'open' | 'login' | 'before' | 'hold' | 'warmup' | 'load' | 'drain' | 'after' | 'close';
 
 /** A snapshot for progress output, taken every `progressIntervalMs` and at each phase change. */
 export interface FleetProgress {
@@ -59,6 +59,23 @@ export interface FleetOptions {
   maxHoldSec?: number;
   /** Readings go to POST /telemetry/<name> (default temperature). */
   telemetryName?: string;
+  /** Assertion logins: the gateway's audience, its `tokens.audience` (default 'coap-gateway'). */
+  audience?: string;
+  /**
+   * clockless scenario: nonce logins in flight at once (default 4). The gateway keeps a few
+   * nonces per source address (`noncesPerAddress`, 4 by default) and a simulated fleet shares
+   * one address: more at once would end each other's nonces.
+   */
+  noncesInFlight?: number;
+  /**
+   * revoked scenario: how the operator revokes a device, e.g. `gateway devices revoke ID --state DIR`
+   * (run-command's --state). Resolves once the store has it.
+   */
+  revokeDevice?: (deviceId: string) => Promise<void>;
+  /** revoked scenario: revocations in flight at once (default 4: each is a CLI process). */
+  revokeConcurrency?: number;
+  /** revoked scenario: how long the gateway may take to refuse a revoked device's token (default 5000 ms). */
+  revocationWaitMs?: number;
   /** Do not log in; send this token (the benchmark's echo server has no /auth). */
   staticToken?: string;
   /** The devices' wall clock (default: real time). Durations and latencies always use real time. */
@@ -91,6 +108,11 @@ export interface ResolvedFleetOptions {
   leewaySec: number;
   maxHoldSec: number;
   telemetryName: string;
+  audience: string;
+  noncesInFlight: number;
+  revokeDevice: ((deviceId: string) => Promise<void>) | undefined;
+  revokeConcurrency: number;
+  revocationWaitMs: number;
   staticToken: string | undefined;
   clock: WallClock;
   signal: AbortSignal | undefined;
@@ -109,6 +131,13 @@ export const FLEET_DEFAULTS = {
   leewaySec: 30,
   maxHoldSec: 120,
   telemetryName: 'temperature',
+  /** The gateway's default `tokens.audience` (a test holds the two equal). */
+  audience: 'coap-gateway',
+  /** The gateway's default `noncesPerAddress`. */
+  noncesInFlight: 4,
+  revokeConcurrency: 4,
+  /** The contract: a revocation reaches a running gateway within 1 s; five times that before calling it missed. */
+  revocationWaitMs: 5000,
   progressIntervalMs: 1000,
 } as const;
 
@@ -137,6 +166,11 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
   check(options.skewSec === undefined || Number.isFinite(options.skewSec), `--skew-sec: expected a number, got ${options.skewSec}`);
   check(options.leewaySec === undefined || (Number.isFinite(options.leewaySec) && options.leewaySec >= 0), `--leeway-sec: expected a number >= 0, got ${options.leewaySec}`);
   positive('max-hold-sec', options.maxHoldSec, 24 * 3600);
+  positiveInt('nonces-in-flight', options.noncesInFlight, 10_000);
+  positiveInt('revoke-concurrency', options.revokeConcurrency, 1000);
+  positiveInt('revocation-wait-ms', options.revocationWaitMs, 600_000);
+  check(options.audience === undefined || (typeof options.audience === 'string' && options.audience !== ''),
+    `--audience: expected the gateway's audience, got ${JSON.stringify(options.audience)}`);
   check(options.ratePerSec === undefined || options.concurrency === undefined, '--rate and --concurrency exclude each other: choose open or closed loop');
   check(options.refreshWith === undefined || options.refreshWith === 'login' || options.refreshWith === 'refresh-token',
     `--refresh-with: expected login or refresh-token, got ${String(options.refreshWith)}`);
@@ -150,6 +184,12 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
   if (problems.length > 0) throw new SimError('SIM_ERR_BAD_OPTION', problems.join('; '));
 
   const scenario = SCENARIOS[options.scenario];
+  const staticToken = options.staticToken !== undefined;
+  if (!staticToken) checkCredentials(scenario, options);
+  if (!staticToken && scenario.before.concat(scenario.after).some((step) => step.kind === 'revoke') && options.revokeDevice === undefined) {
+    throw new SimError('SIM_ERR_BAD_OPTION', `--scenario ${scenario.name}: the operator revokes every device with \`gateway devices revoke ID\`; `
+      + 'give the gateway\'s store: --state DIR (and --store, as the gateway was started)');
+  }
   const durationSec = options.durationSec ?? (options.count === undefined ? FLEET_DEFAULTS.durationSec : undefined);
   return {
     host: options.host === 'localhost' ? '127.0.0.1' : options.host,
@@ -172,10 +212,25 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     leewaySec: options.leewaySec ?? FLEET_DEFAULTS.leewaySec,
     maxHoldSec: options.maxHoldSec ?? FLEET_DEFAULTS.maxHoldSec,
     telemetryName,
+    audience: options.audience ?? FLEET_DEFAULTS.audience,
+    noncesInFlight: options.noncesInFlight ?? FLEET_DEFAULTS.noncesInFlight,
+    revokeDevice: options.revokeDevice,
+    revokeConcurrency: options.revokeConcurrency ?? FLEET_DEFAULTS.revokeConcurrency,
+    revocationWaitMs: options.revocationWaitMs ?? FLEET_DEFAULTS.revocationWaitMs,
     staticToken: options.staticToken,
     clock: options.clock ?? realClock,
     signal: options.signal,
     onProgress: options.onProgress ?? (() => undefined),
     progressIntervalMs: options.progressIntervalMs ?? FLEET_DEFAULTS.progressIntervalMs,
   };
+}
+
+/** Every device must hold what the scenario logs in with; the error names those that do not. */
+function checkCredentials(scenario: Scenario, options: FleetOptions): void {
+  const needsKey = scenario.login !== 'secret';
+  const missing = missingCredential(options.devices, needsKey ? 'privateJwk' : 'secret');
+  if (missing === undefined) return;
+  throw new SimError('SIM_ERR_DEVICES_FILE', `--scenario ${scenario.name} logs in with ${needsKey ? 'a signed assertion' : 'a secret'}, but ${missing}; `
+    + (needsKey ? 'provision with `gateway devices add --count N --key-type ES256 --out devices.json`'
+      : 'provision with `gateway devices add --count N --out devices.json`, or run a scenario that logs in with keys (assertion, clockless)'));
 }

@@ -4,11 +4,13 @@ import type { CoapAnswer, SendOptions } from './device-client.ts';
 import type { DeviceCredentials } from './devices-file.ts';
 import { DEFAULT_MAX_AGE_SEC, DeviceSession } from './device-session.ts';
 import { ExchangeRecorder, serverTimeOf, wireErrorOf } from './exchange-recorder.ts';
+import { createAuthenticate } from './fleet-login.ts';
 import { resolveFleetOptions, type FleetOptions, type FleetPhase } from './fleet-options.ts';
 import { holdUntilExpired, logInAll, openSockets } from './fleet-phases.ts';
+import { runSteps } from './fleet-steps.ts';
 import { loadLoop } from './load-loop.ts';
-import { FLEET_REPORT_SCHEMA_ID, type FleetReport } from './report.ts';
-import { tamperToken } from './scenarios.ts';
+import { FLEET_REPORT_SCHEMA_ID, type FleetReport, type StepReport } from './report.ts';
+import { meets, tamperToken } from './scenarios.ts';
 import { round3 } from './stats.ts';
 
 export type { FleetOptions, FleetProgress } from './fleet-options.ts';
@@ -29,7 +31,8 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
   let requests = new ExchangeRecorder(errorSamples);
   const logins = new ExchangeRecorder(errorSamples);
   const counters = { asExpected: 0, backoffs: 0, refreshes: 0, inFlight: 0 };
-  const phasesSec = { open: 0, login: 0, hold: 0, warmup: 0, load: 0, drain: 0 };
+  const phasesSec = { open: 0, login: 0, before: 0, hold: 0, warmup: 0, load: 0, drain: 0, after: 0 };
+  const steps: StepReport[] = [];
   const sessions = o.devices.map((creds, i) => new DeviceSession(i, creds, o));
 
   // Progress: one timer for the whole run, reading whatever the current phase counts.
@@ -56,28 +59,10 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
   const progressTimer = setInterval(report, o.progressIntervalMs);
   progressTimer.unref();
 
-  /** One login (or /auth/refresh), counted under `logins`. */
-  const login = async (s: DeviceSession): Promise<CoapAnswer | undefined> => {
-    const client = s.client!;
-    const useRefresh = o.refreshWith === 'refresh-token' && s.refreshToken !== undefined;
-    const sent0 = client.bytesSent;
-    const received0 = client.bytesReceived;
-    const startMs = performance.now();
-    logins.sent += 1;
-    try {
-      const { answer, tokens } = useRefresh ? await client.refresh(s.refreshToken!) : await client.login(s.id, s.secret);
-      logins.answer(answer, performance.now() - startMs);
-      if (tokens !== undefined) s.useTokens(tokens);
-      else s.noteRefusedLogin(answer, useRefresh);
-      if (answer.code === '2.01' && tokens === undefined) errorSamples.add('a login answered 2.01 without the tokens {1, 2, 3, 4} of the wire contract');
-      return answer;
-    } catch (err) {
-      logins.failure(err);
-      return undefined;
-    } finally {
-      logins.bytes(client.bytesSent - sent0, client.bytesReceived - received0);
-    }
-  };
+  const authenticate = createAuthenticate(o, errorSamples);
+  /** One login (or /auth/refresh, with --refresh-with refresh-token), counted under `logins`. */
+  const login = (s: DeviceSession): Promise<CoapAnswer | undefined> =>
+    authenticate(s, o.refreshWith === 'refresh-token' && s.refreshToken !== undefined ? 'refresh' : 'login', logins);
 
   const requestFor = (s: DeviceSession): SendOptions => {
     const token = o.staticToken ?? s.accessToken ?? null;
@@ -89,7 +74,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
       case 'config':
         return { method: 'GET', path: '/config', token };
       case 'login':
-        return { method: 'POST', path: '/auth', body: new Map<number, unknown>([[AuthRequestKey.deviceId, s.id], [AuthRequestKey.secret, s.secret]]) };
+        return { method: 'POST', path: '/auth', body: new Map<number, unknown>([[AuthRequestKey.deviceId, s.id], [AuthRequestKey.secret, s.secret!]]) };
     }
   };
 
@@ -115,9 +100,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
       const answer = await client.send(request);
       requests.answer(answer, performance.now() - startMs);
       const wire = wireErrorOf(answer);
-      if (answer.code === o.scenario.expect.code && (o.scenario.expect.wireError === undefined || wire === o.scenario.expect.wireError)) {
-        counters.asExpected += 1;
-      }
+      if (meets(o.scenario.expect, answer.code, wire)) counters.asExpected += 1;
       const serverTimeSec = serverTimeOf(answer);
       if (serverTimeSec !== undefined) s.clock.learn(serverTimeSec);
       if (answer.code === '4.29' || answer.code === '5.03') {
@@ -145,15 +128,22 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
       ready = opened.filter((s) => s.accessToken !== undefined);
     }
     const answered = () => requests.answered + requests.timeouts + requests.errors;
+    // The phase before the load: login, then the scenario's steps, then the hold.
+    let previous: 'login' | 'before' | 'hold' = 'login';
+    const leave = (next: FleetPhase, done: () => number, total: number | undefined) => {
+      phasesSec[previous] = enter(next, done, total);
+    };
+    if (o.scenario.before.length > 0 && o.staticToken === undefined) {
+      leave('before', () => 0, undefined);
+      previous = 'before';
+      steps.push(...await runSteps(o.scenario.before, 'before', ready, o, authenticate, errorSamples));
+    }
     if (o.scenario.holdsExpiredTokens) {
-      phasesSec.login = enter('hold', () => 0, undefined);
+      leave('hold', () => 0, undefined);
+      previous = 'hold';
       await holdUntilExpired(ready, o);
     }
-    const leaveLoginOrHold = (next: FleetPhase, done: () => number, total: number | undefined) => {
-      const sec = enter(next, done, total);
-      if (o.scenario.holdsExpiredTokens) phasesSec.hold = sec;
-      else phasesSec.login = sec;
-    };
+    const leaveLoginOrHold = leave;
     if (o.warmup && ready.length > 0) {
       // Every device sends once, uncounted: its token is verified and cached, the code is warm.
       leaveLoginOrHold('warmup', answered, ready.length);
@@ -171,6 +161,12 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
       phasesSec.load = enter('drain', phaseDone, phaseTotal);
     });
     phasesSec.drain = round3((performance.now() - loadStartMs) / 1000 - phasesSec.load);
+    if (o.scenario.after.length > 0 && o.staticToken === undefined) {
+      enter('after', () => 0, undefined);
+      const afterStartMs = performance.now();
+      steps.push(...await runSteps(o.scenario.after, 'after', ready, o, authenticate, errorSamples));
+      phasesSec.after = round3((performance.now() - afterStartMs) / 1000);
+    }
     enter('close', () => 0, undefined);
   } finally {
     clearInterval(progressTimer);
@@ -183,6 +179,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
     schema: FLEET_REPORT_SCHEMA_ID,
     scenario: {
       name: o.scenario.name,
+      login: o.scenario.login,
       expect: { code: o.scenario.expect.code, wireError: o.scenario.expect.wireError ?? null },
       skewSec: o.skewSec,
       clockCorrection: o.clockCorrection,
@@ -207,6 +204,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
       loginFailed: o.scenario.logsIn && o.staticToken === undefined ? opened.length - loginCount : 0,
     },
     phasesSec,
+    steps,
     requests: {
       ...requests.stats(),
       asExpected: counters.asExpected,

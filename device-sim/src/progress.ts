@@ -11,10 +11,12 @@ export interface ProgressView {
 const PHASE_TEXT: Readonly<Record<FleetPhase, string>> = {
   open: 'opening sockets',
   login: 'logging in',
+  before: 'steps before',
   hold: 'holding tokens',
   warmup: 'warming up',
   load: 'sending',
   drain: 'draining',
+  after: 'steps after',
   close: 'closing',
 };
 

@@ -1,7 +1,8 @@
-import { SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
+import { SCENARIO_NAMES, type LoginKind, type ScenarioName, type StepKind } from './scenarios.ts';
 import type { LatencySummary } from './stats.ts';
 
-export const FLEET_REPORT_SCHEMA_ID = 'device-sim/fleet-report/1';
+/** 2: the scenario's login kind, its steps before and after the load, and those phases' times. */
+export const FLEET_REPORT_SCHEMA_ID = 'device-sim/fleet-report/2';
 
 /** One kind of exchange (readings, or logins) as the devices saw it. */
 export interface ExchangeStats {
@@ -20,11 +21,23 @@ export interface ExchangeStats {
   bytes: { sent: number; received: number; sentPerRequest: number; receivedPerRequest: number };
 }
 
+/** One fleet-wide step of a scenario (every device once), counted against its own expectation. */
+export interface StepReport extends ExchangeStats {
+  step: StepKind;
+  when: 'before' | 'after';
+  expect: { code: string; wireError: number | null };
+  /** Answered with the step's expected code (and wire error, if it names one). */
+  asExpected: number;
+  /** revoke: from the last revocation stored until the gateway had refused every device's token; else 0. */
+  waitedMs: number;
+}
+
 /** What `device-sim run` prints as a table and writes with `--json FILE`. */
 export interface FleetReport {
   schema: typeof FLEET_REPORT_SCHEMA_ID;
   scenario: {
     name: ScenarioName;
+    login: LoginKind;
     expect: { code: string; wireError: number | null };
     skewSec: number;
     clockCorrection: boolean;
@@ -45,7 +58,9 @@ export interface FleetReport {
     warmupRequests: number;
   };
   devices: { total: number; opened: number; loggedIn: number; loginFailed: number };
-  phasesSec: { open: number; login: number; hold: number; warmup: number; load: number; drain: number };
+  phasesSec: { open: number; login: number; before: number; hold: number; warmup: number; load: number; drain: number; after: number };
+  /** The scenario's steps before the load, then after it, in order (none for most scenarios). */
+  steps: StepReport[];
   requests: ExchangeStats & {
     /** Answered with the scenario's expected code (and wire error, if it names one). */
     asExpected: number;
@@ -69,6 +84,8 @@ export interface FleetReport {
 type FieldType =
   | 'string' | 'number' | 'count' | 'boolean' | 'number|null' | 'count|null' | 'counts' | 'string[]'
   | { enum: readonly string[] }
+  /** An array whose every element has this type. */
+  | { each: FieldType }
   | { [field: string]: FieldType };
 
 const LATENCY: FieldType = { p50: 'number', p90: 'number', p99: 'number', max: 'number', mean: 'number' };
@@ -82,6 +99,7 @@ export const FLEET_REPORT_SCHEMA: FieldType = {
   schema: { enum: [FLEET_REPORT_SCHEMA_ID] },
   scenario: {
     name: { enum: SCENARIO_NAMES },
+    login: { enum: ['secret', 'assertion', 'nonce-assertion'] satisfies LoginKind[] },
     expect: { code: 'string', wireError: 'count|null' },
     skewSec: 'number',
     clockCorrection: 'boolean',
@@ -100,7 +118,17 @@ export const FLEET_REPORT_SCHEMA: FieldType = {
     warmupRequests: 'count',
   },
   devices: { total: 'count', opened: 'count', loggedIn: 'count', loginFailed: 'count' },
-  phasesSec: { open: 'number', login: 'number', hold: 'number', warmup: 'number', load: 'number', drain: 'number' },
+  phasesSec: {
+    open: 'number', login: 'number', before: 'number', hold: 'number', warmup: 'number', load: 'number', drain: 'number', after: 'number',
+  },
+  steps: { each: {
+    step: { enum: ['reading', 'login', 'refresh', 'refresh-spent', 'revoke'] satisfies StepKind[] },
+    when: { enum: ['before', 'after'] },
+    expect: { code: 'string', wireError: 'count|null' },
+    ...EXCHANGES,
+    asExpected: 'count',
+    waitedMs: 'number',
+  } },
   requests: { ...EXCHANGES, asExpected: 'count', backoffs: 'count', ratePerSec: 'number' },
   logins: { ...EXCHANGES, refreshes: 'count', loginPhaseRatePerSec: 'number' },
   errorSamples: 'string[]',
@@ -117,7 +145,9 @@ export function validateFleetReport(value: unknown): string[] {
   checkField(value, FLEET_REPORT_SCHEMA, '', problems);
   if (problems.length > 0) return problems;
   const report = value as FleetReport;
-  for (const [name, stats] of [['requests', report.requests], ['logins', report.logins]] as const) {
+  const exchanges: [string, ExchangeStats][] = [['requests', report.requests], ['logins', report.logins]];
+  report.steps.forEach((step, i) => exchanges.push([`steps[${i}]`, step]));
+  for (const [name, stats] of exchanges) {
     const byCode = sum(stats.byCode);
     if (stats.sent !== stats.answered + stats.timeouts + stats.errors) {
       problems.push(`${name}: sent ${stats.sent} != answered ${stats.answered} + timeouts ${stats.timeouts} + errors ${stats.errors}`);
@@ -129,6 +159,9 @@ export function validateFleetReport(value: unknown): string[] {
     }
   }
   if (report.requests.asExpected > report.requests.answered) problems.push('requests: asExpected > answered');
+  report.steps.forEach((step, i) => {
+    if (step.asExpected > step.answered) problems.push(`steps[${i}]: asExpected > answered`);
+  });
   const { devices } = report;
   if (devices.opened > devices.total || devices.loggedIn > devices.opened) {
     problems.push(`devices: expected loggedIn <= opened <= total, got ${devices.loggedIn}, ${devices.opened}, ${devices.total}`);
@@ -165,6 +198,11 @@ function checkField(value: unknown, type: FieldType, path: string, problems: str
     if (!(type.enum as readonly unknown[]).includes(value)) fail(`one of ${type.enum.join(', ')}`);
     return;
   }
+  if ('each' in type && Object.keys(type).length === 1) {
+    if (!Array.isArray(value)) fail('an array');
+    else value.forEach((element, i) => checkField(element, type.each as FieldType, `${path}[${i}]`, problems));
+    return;
+  }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     fail('an object');
     return;
@@ -189,16 +227,23 @@ function sum(counts: Record<string, number>): number {
 /** The end-of-run summary, one table row per line. */
 export function formatFleetReport(report: FleetReport): string[] {
   const { requests: r, logins: l, load, devices, scenario } = report;
-  const expect = scenario.expect.wireError === null ? scenario.expect.code : `${scenario.expect.code} (wire error ${scenario.expect.wireError})`;
+  const expect = expectText(scenario.expect);
   const loadText = (load.mode === 'rate' ? `open loop at ${load.ratePerSec}/s` : `closed loop, ${load.concurrency} in flight`)
     + (load.warmupRequests > 0 ? ` (after ${load.warmupRequests} uncounted warm-up requests)` : '');
   const limit = [load.durationSec !== null ? `${load.durationSec} s` : '', load.count !== null ? `${load.count} requests` : '']
     .filter(Boolean).join(' or ');
+  const stepRow = (step: StepReport, n: number): [string, string] => [`${step.when} ${n}`,
+    `${STEP_TEXT[step.step]}: as expected (${expectText(step.expect)}): ${step.asExpected}/${step.sent}   ${codesText(step.byCode, step.byWireError)}`
+    + (step.timeouts + step.errors > 0 ? `   timeouts ${step.timeouts} errors ${step.errors}` : '')
+    + (step.step === 'revoke' ? `   (refused ${step.waitedMs} ms after the last revocation)` : '')];
+  const before = report.steps.filter((step) => step.when === 'before').map(stepRow);
+  const after = report.steps.filter((step) => step.when === 'after').map(stepRow);
   const rows: [string, string][] = [
     ['scenario', `${scenario.name} -> ${report.target}, ${loadText}, for ${limit}`
       + (scenario.skewSec !== 0 ? `, clocks off by +/-${scenario.skewSec} s${scenario.clockCorrection ? ' (corrected by server time)' : ' (not corrected)'}` : '')
       + (scenario.heldPastExpirySec > 0 ? `, tokens held ${scenario.heldPastExpirySec} s until expired` : '')],
-    ['devices', `${devices.total} (${devices.opened} sockets, ${devices.loggedIn} logged in, ${devices.loginFailed} login failures)`],
+    ['devices', `${devices.total} (${devices.opened} sockets, ${devices.loggedIn} logged in with ${LOGIN_TEXT[scenario.login]}, ${devices.loginFailed} login failures)`],
+    ...before,
     ['requests', `${r.sent} in ${report.phasesSec.load} s = ${r.ratePerSec}/s; as expected (${expect}): ${r.asExpected}/${r.sent}`],
     ['latency ms', latencyText(r.latencyMs)],
     ['codes', codesText(r.byCode, r.byWireError)],
@@ -212,9 +257,28 @@ export function formatFleetReport(report: FleetReport): string[] {
       ['login ms', latencyText(l.latencyMs)],
     );
   }
+  rows.push(...after);
   for (const sample of report.errorSamples) rows.push(['problem', sample]);
   const width = Math.max(...rows.map(([k]) => k.length));
   return rows.map(([k, v]) => `${k.padEnd(width)}  ${v}`);
+}
+
+const STEP_TEXT: Readonly<Record<StepKind, string>> = {
+  reading: 'a reading each',
+  login: 'log in again',
+  refresh: 'refresh with the current refresh token',
+  'refresh-spent': 'refresh with the spent refresh token',
+  revoke: 'operator revoked every device; old tokens',
+};
+
+const LOGIN_TEXT: Readonly<Record<LoginKind, string>> = {
+  secret: 'secrets',
+  assertion: 'signed assertions',
+  'nonce-assertion': 'nonces and signed assertions',
+};
+
+function expectText(expect: { code: string; wireError: number | null }): string {
+  return expect.wireError === null ? expect.code : `${expect.code} (wire error ${expect.wireError})`;
 }
 
 function latencyText(l: LatencySummary): string {

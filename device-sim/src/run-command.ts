@@ -4,15 +4,17 @@ import { readDevicesFile } from './devices-file.ts';
 import { runFleet } from './fleet.ts';
 import { FLEET_DEFAULTS } from './fleet-options.ts';
 import { createProgressView, type ProgressMode } from './progress.ts';
-import { formatFleetReport } from './report.ts';
+import { FLEET_REPORT_SCHEMA_ID, formatFleetReport } from './report.ts';
 import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
 import { SimError } from './errors.ts';
+import { gatewayCli } from './spawn-gateway.ts';
 
 interface RunFlags {
   devicesFile: string; devices?: string; host: string; port: string; scenario: string;
   rate?: string; concurrency?: string; duration?: string; count?: string; timeoutMs: string; warmup?: boolean;
   loginConcurrency: string; refreshWith: string; skewSec: string; clockCorrection: boolean;
-  leewaySec: string; maxHoldSec: string; telemetryName: string; json?: string; progress: string;
+  leewaySec: string; maxHoldSec: string; telemetryName: string; audience: string; noncesInFlight: string;
+  state?: string; store?: string; revocationWaitMs: string; json?: string; progress: string;
 }
 
 const num = (value: string | undefined): number | undefined => (value === undefined ? undefined : Number(value));
@@ -40,9 +42,17 @@ export function registerRunCommand(program: Command, log: (line: string) => void
     .option('--leeway-sec <sec>', 'expired scenario: the gateway\'s --leeway, waited out after the token lifetime', String(FLEET_DEFAULTS.leewaySec))
     .option('--max-hold-sec <sec>', 'expired scenario: longest wait for tokens to expire', String(FLEET_DEFAULTS.maxHoldSec))
     .option('--telemetry-name <name>', 'readings go to POST /telemetry/<name>', FLEET_DEFAULTS.telemetryName)
-    .option('--json <file>', 'also write the report as JSON (schema device-sim/fleet-report/1)')
+    .option('--audience <aud>', 'assertion and clockless scenarios: the gateway\'s tokens.audience', FLEET_DEFAULTS.audience)
+    .option('--nonces-in-flight <n>', 'clockless scenario: nonce logins at once (the fleet shares one source address; '
+      + 'the gateway keeps noncesPerAddress, default 4, per address)', String(FLEET_DEFAULTS.noncesInFlight))
+    .option('--state <dir>', 'revoked scenario: the gateway\'s state directory, for `gateway devices revoke ID --state DIR`')
+    .option('--store <store>', 'revoked scenario: the gateway\'s --store (file or a redis:// URL), passed to `gateway devices revoke`')
+    .option('--revocation-wait-ms <ms>', 'revoked scenario: how long the gateway may take to refuse a revoked device\'s token',
+      String(FLEET_DEFAULTS.revocationWaitMs))
+    .option('--json <file>', `also write the report as JSON (schema ${FLEET_REPORT_SCHEMA_ID})`)
     .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise) | bar | lines | off', 'auto')
-    .addHelpText('after', `\nScenarios:\n${scenarios}\n\nExit code: 0 when every device logged in and every request got the scenario's expected answer, 1 otherwise, 2 on bad usage.`)
+    .addHelpText('after', `\nScenarios:\n${scenarios}\n\nExit code: 0 when every device logged in and every request (and every step before and after the load) `
+      + 'got the scenario\'s expected answer, 1 otherwise, 2 on bad usage.')
     .action(async (flags: RunFlags) => {
       const all = await readDevicesFile(flags.devicesFile);
       const limit = num(flags.devices);
@@ -61,6 +71,9 @@ export function registerRunCommand(program: Command, log: (line: string) => void
         process.once('SIGINT', () => process.exit(130));
       };
       process.once('SIGINT', onSignal);
+      // The operator's revocation, as the README tells operators to do it.
+      const storeArgs = [...(flags.state !== undefined ? ['--state', flags.state] : []), ...(flags.store !== undefined ? ['--store', flags.store] : [])];
+      const revokeDevice = storeArgs.length > 0 ? async (id: string) => { await gatewayCli(['devices', 'revoke', id, ...storeArgs]); } : undefined;
       let report;
       try {
         report = await runFleet({
@@ -69,7 +82,8 @@ export function registerRunCommand(program: Command, log: (line: string) => void
           durationSec: num(flags.duration), count: num(flags.count), timeoutMs: Number(flags.timeoutMs), warmup: flags.warmup === true,
           loginConcurrency: Number(flags.loginConcurrency), refreshWith: flags.refreshWith as 'login',
           skewSec: Number(flags.skewSec), clockCorrection: flags.clockCorrection, leewaySec: Number(flags.leewaySec),
-          maxHoldSec: Number(flags.maxHoldSec), telemetryName: flags.telemetryName,
+          maxHoldSec: Number(flags.maxHoldSec), telemetryName: flags.telemetryName, audience: flags.audience,
+          noncesInFlight: Number(flags.noncesInFlight), revokeDevice, revocationWaitMs: Number(flags.revocationWaitMs),
           signal: stop.signal, onProgress: (p) => view.update(p), progressIntervalMs: progressMode === 'bar' ? 200 : 1000,
         });
       } finally {
@@ -82,7 +96,8 @@ export function registerRunCommand(program: Command, log: (line: string) => void
         await writeFile(flags.json, `${JSON.stringify(report, null, 2)}\n`);
         log(`report written to ${flags.json}`);
       }
-      const allAsExpected = report.requests.asExpected === report.requests.sent && report.requests.sent > 0;
+      const allAsExpected = report.requests.asExpected === report.requests.sent && report.requests.sent > 0
+        && report.steps.every((step) => step.asExpected === step.sent);
       process.exitCode = allAsExpected && report.devices.loginFailed === 0 ? 0 : 1;
     });
 }

@@ -1,6 +1,8 @@
 import { WireError } from '../../gateway/src/wire/index.ts';
 
-export const SCENARIO_NAMES = ['normal', 'expired', 'tampered', 'skew', 'wrong-scope', 'login'] as const;
+export const SCENARIO_NAMES = [
+  'normal', 'expired', 'tampered', 'skew', 'wrong-scope', 'login', 'assertion', 'clockless', 'revoked', 'refresh-reuse',
+] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 /** What one device does on its turn. */
@@ -14,13 +16,53 @@ export type TurnKind =
   /** POST /auth with the device's credentials. */
   | 'login';
 
+/** How a device logs in (its first login, and renewals unless `--refresh-with refresh-token`). */
+export type LoginKind =
+  /** POST /auth `{1: id, 2: secret}`. */
+  | 'secret'
+  /** POST /auth `{1: id, 3: assertion}`, signed with the device's private key; `iat` by its clock. */
+  | 'assertion'
+  /** POST /auth/nonce first, then an assertion naming that nonce, `iat` the nonce answer's server time. */
+  | 'nonce-assertion';
+
+/**
+ * One fleet-wide step before or after the load: every device does it once (the operator's
+ * `revoke` once for every device), and each answer is counted against the step's expectation.
+ */
+export type StepKind =
+  /** One reading with the device's current access token. */
+  | 'reading'
+  /** A login of the scenario's kind: new tokens. */
+  | 'login'
+  /** POST /auth/refresh with the current refresh token; the device keeps the one it spent. */
+  | 'refresh'
+  /** POST /auth/refresh with the refresh token the device already spent (a thief's replay). */
+  | 'refresh-spent'
+  /**
+   * The operator revokes every device (`gateway devices revoke ID`); then each device waits,
+   * probing with its token where no backend is reached, until the gateway refuses that token.
+   */
+  | 'revoke';
+
+/** The CoAP code and (for errors) the wire error code of `{0: code}` a correct gateway sends. */
+export interface Expectation {
+  code: string;
+  wireError?: number;
+}
+
+export interface Step {
+  kind: StepKind;
+  expect: Expectation;
+}
+
 /** A scenario is data: what devices do and what a correct gateway answers. */
 export interface Scenario {
   name: ScenarioName;
   summary: string;
   turn: TurnKind;
-  /** The CoAP code and (for errors) the wire error code of `{0: code}` a correct gateway sends. */
-  expect: { code: string; wireError?: number };
+  /** What a correct gateway answers each request of the load. */
+  expect: Expectation;
+  login: LoginKind;
   /** Devices log in before the load starts. */
   logsIn: boolean;
   /** Devices log in again before their token expires, by their estimate of the gateway's clock. */
@@ -29,40 +71,79 @@ export interface Scenario {
   holdsExpiredTokens: boolean;
   /** Device clocks are off by --skew-sec (half ahead, half behind). */
   skewsClock: boolean;
+  /** False: devices have no clock (theirs reads the epoch when they start), only what the gateway tells them. */
+  hasClock: boolean;
+  /** Fleet-wide steps after the login phase and before the load, in order. */
+  before: readonly Step[];
+  /** Fleet-wide steps after the load, in order. */
+  after: readonly Step[];
 }
+
+const CREATED = { code: '2.01' } as const;
+const TOKEN_INVALID = { code: '4.01', wireError: WireError.tokenInvalid } as const;
+/** The contract says 4.01 for a refused refresh token, and no particular wire code. */
+const REFRESH_REFUSED = { code: '4.01' } as const;
+
+const PLAIN = {
+  login: 'secret', logsIn: true, refreshes: true, holdsExpiredTokens: false, skewsClock: false, hasClock: true, before: [], after: [],
+} as const satisfies Partial<Scenario>;
 
 export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
   normal: {
-    name: 'normal', summary: 'log in, send CBOR readings, log in again before the token expires',
-    turn: 'reading', expect: { code: '2.01' }, logsIn: true, refreshes: true, holdsExpiredTokens: false, skewsClock: false,
+    ...PLAIN, name: 'normal', summary: 'log in, send CBOR readings, log in again before the token expires',
+    turn: 'reading', expect: CREATED,
   },
   expired: {
-    name: 'expired', summary: 'log in, keep the token until it has expired (lifetime + --leeway-sec), then send readings with it',
-    turn: 'reading', expect: { code: '4.01', wireError: WireError.tokenExpired },
-    logsIn: true, refreshes: false, holdsExpiredTokens: true, skewsClock: false,
+    ...PLAIN, name: 'expired', summary: 'log in, keep the token until it has expired (lifetime + --leeway-sec), then send readings with it',
+    turn: 'reading', expect: { code: '4.01', wireError: WireError.tokenExpired }, refreshes: false, holdsExpiredTokens: true,
   },
   tampered: {
-    name: 'tampered', summary: 'log in, then send readings with one signature character of the token changed',
-    turn: 'tampered-reading', expect: { code: '4.01', wireError: WireError.tokenInvalid },
-    logsIn: true, refreshes: true, holdsExpiredTokens: false, skewsClock: false,
+    ...PLAIN, name: 'tampered', summary: 'log in, then send readings with one signature character of the token changed',
+    turn: 'tampered-reading', expect: TOKEN_INVALID,
   },
   skew: {
-    name: 'skew', summary: 'like normal, with device clocks off by --skew-sec; devices time refreshes by the server time of each login',
-    turn: 'reading', expect: { code: '2.01' }, logsIn: true, refreshes: true, holdsExpiredTokens: false, skewsClock: true,
+    ...PLAIN, name: 'skew', summary: 'like normal, with device clocks off by --skew-sec; devices time refreshes by the server time of each login',
+    turn: 'reading', expect: CREATED, skewsClock: true,
   },
   'wrong-scope': {
-    name: 'wrong-scope', summary: 'log in, then GET /config, which needs the config:read scope the devices lack',
+    ...PLAIN, name: 'wrong-scope', summary: 'log in, then GET /config, which needs the config:read scope the devices lack',
     turn: 'config', expect: { code: '4.03', wireError: WireError.forbidden },
-    logsIn: true, refreshes: true, holdsExpiredTokens: false, skewsClock: false,
   },
   login: {
-    name: 'login', summary: 'every request is a login (POST /auth): the login rate the gateway sustains',
-    turn: 'login', expect: { code: '2.01' }, logsIn: false, refreshes: false, holdsExpiredTokens: false, skewsClock: false,
+    ...PLAIN, name: 'login', summary: 'every request is a login (POST /auth): the login rate the gateway sustains',
+    turn: 'login', expect: CREATED, logsIn: false, refreshes: false,
+  },
+  assertion: {
+    ...PLAIN, name: 'assertion', summary: 'log in with an assertion signed by the device\'s own key (privateJwk), send readings, log in so again before expiry',
+    turn: 'reading', expect: CREATED, login: 'assertion',
+  },
+  clockless: {
+    ...PLAIN, name: 'clockless', summary: 'devices without a clock: each login asks POST /auth/nonce, signs an assertion with that nonce and the server time; then readings',
+    turn: 'reading', expect: CREATED, login: 'nonce-assertion', hasClock: false,
+  },
+  revoked: {
+    ...PLAIN, name: 'revoked', summary: 'log in, a reading; the operator revokes every device (gateway devices revoke, needs --state); readings with the old tokens; log in again, a reading',
+    turn: 'reading', expect: TOKEN_INVALID, refreshes: false,
+    before: [{ kind: 'reading', expect: CREATED }, { kind: 'revoke', expect: TOKEN_INVALID }],
+    after: [{ kind: 'login', expect: CREATED }, { kind: 'reading', expect: CREATED }],
+  },
+  'refresh-reuse': {
+    ...PLAIN, name: 'refresh-reuse', summary: 'log in, refresh, present the spent refresh token again, then its successor; readings with the family\'s access token; log in again',
+    turn: 'reading', expect: TOKEN_INVALID, refreshes: false,
+    before: [
+      { kind: 'refresh', expect: CREATED }, { kind: 'refresh-spent', expect: REFRESH_REFUSED }, { kind: 'refresh', expect: REFRESH_REFUSED },
+    ],
+    after: [{ kind: 'login', expect: CREATED }, { kind: 'reading', expect: CREATED }],
   },
 };
 
 export function isScenarioName(value: unknown): value is ScenarioName {
   return typeof value === 'string' && (SCENARIO_NAMES as readonly string[]).includes(value);
+}
+
+/** Whether an answer is what `expect` names (any wire error when it names none). */
+export function meets(expect: Expectation, code: string, wireError: number | undefined): boolean {
+  return code === expect.code && (expect.wireError === undefined || wireError === expect.wireError);
 }
 
 /** Changes the first signature character: the last one may carry padding bits that decode alike. */
