@@ -89,6 +89,12 @@ export async function buildAdminServer(options: AdminServerOptions) {
     ['POST', /^\/devices$/, async (_m, body) => {
       const input = ((await body()) ?? {}) as { id?: unknown; scopes?: unknown; publicKey?: unknown; expires?: unknown; secret?: unknown };
       const scopes = Array.isArray(input.scopes) ? input.scopes : [input.scopes ?? 'telemetry:write'];
+      if (input.secret !== undefined && typeof input.secret !== 'boolean') {
+        throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '"secret" must be true or false (default: a secret only for a device given no publicKey)');
+      }
+      if (input.publicKey === undefined && (input.expires !== undefined || input.secret === false)) {
+        throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '"expires" and "secret": false go with "publicKey": a device needs a secret or a public key');
+      }
       const key = input.publicKey === undefined ? undefined : await parseDevicePublicKey(input.publicKey, expiry(input.expires));
       const [device] = await provisionDevices(store, [input.id as string], scopes,
         key === undefined ? {} : { keys: () => [key], secret: input.secret === true });
@@ -114,7 +120,8 @@ export async function buildAdminServer(options: AdminServerOptions) {
       if (m[2] === 'disable') metrics.revocations.inc({ kind: 'disabled' });
       return { status: 204 };
     }],
-    // Counted as kind "token" when the store's change feed brings it back (as for the CLI's).
+    // Not counted here: the gateway counts kind "token" when the store's change feed brings it
+    // back, as it does for the CLI's, so counting it here too would count it twice.
     ['POST', /^\/tokens\/([^/]+)\/revoke$/, async (m) => {
       const lifeSec = (options.tokenTtlSec ?? DEFAULTS.tokenTtlSec) + (options.leewaySec ?? DEFAULTS.leewaySec);
       await revokeToken(store, pathParam(m[1]!, 'GW_ERR_ADMIN_BAD_JTI'), Math.floor(Date.now() / 1000) + lifeSec + 1);

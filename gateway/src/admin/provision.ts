@@ -12,9 +12,9 @@ export interface ProvisionedDevice {
 }
 
 export interface ProvisionOptions {
-  /** Public keys per device (at most MAX_DEVICE_KEYS each). */
-  keys?: (id: string) => readonly DeviceKey[];
-  /** Make a secret too (default: only when the device gets no key). */
+  /** Public keys per device (at most MAX_DEVICE_KEYS each, distinct kids). */
+  keys?: (id: string) => readonly DeviceKey[] | Promise<readonly DeviceKey[]>;
+  /** Make a secret too (default: only when the device gets no key). A device gets a secret, keys, or both. */
   secret?: boolean;
 }
 
@@ -23,12 +23,17 @@ export async function provisionDevices(store: Store, ids: readonly string[], sco
   : Promise<ProvisionedDevice[]> {
   const cleanScopes = validScopes(scopes);
   const createdAt = new Date().toISOString();
-  const devices = ids.map((id) => {
-    const keys = [...(options.keys?.(id) ?? [])];
-    if (keys.length > MAX_DEVICE_KEYS) throw new AdminError('GW_ERR_ADMIN_TOO_MANY_KEYS', `at most ${MAX_DEVICE_KEYS} keys per device`);
+  const devices: { id: string; keys: DeviceKey[]; secret: Buffer | undefined }[] = [];
+  for (const given of ids) {
+    const id = validDeviceId(given);
+    const keys = [...(await options.keys?.(id) ?? [])];
+    if (keys.length > MAX_DEVICE_KEYS) throw new AdminError('GW_ERR_ADMIN_TOO_MANY_KEYS', `at most ${MAX_DEVICE_KEYS} keys per device, "${id}" was given ${keys.length}`);
+    const kids = new Set(keys.map((k) => k.kid));
+    if (kids.size < keys.length) throw new AdminError('GW_ERR_ADMIN_DUPLICATE_KEY', `device "${id}" was given the same key twice`);
     const withSecret = options.secret ?? keys.length === 0;
-    return { id: validDeviceId(id), keys, secret: withSecret ? generateSecret() : undefined };
-  });
+    if (!withSecret && keys.length === 0) throw new TypeError('provisionDevices: a device needs a secret or a key');
+    devices.push({ id, keys, secret: withSecret ? generateSecret() : undefined });
+  }
   const records: DeviceRecord[] = devices.map((d) => ({
     id: d.id, scopes: cleanScopes, createdAt, recordId: newRecordId(),
     ...(d.secret !== undefined ? { secretHash: hashSecret(d.secret) } : {}),
@@ -121,6 +126,7 @@ const JTI_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** Revokes one access token by its jti until `untilSec`, when it could no longer verify anyway. */
 export async function revokeToken(store: Store, jti: unknown, untilSec: number): Promise<void> {
+  if (!Number.isSafeInteger(untilSec)) throw new TypeError('revokeToken: untilSec must be whole seconds since the epoch');
   if (typeof jti !== 'string' || !JTI_PATTERN.test(jti)) {
     throw new AdminError('GW_ERR_ADMIN_BAD_JTI', `bad jti ${JSON.stringify(String(jti).slice(0, 64))}: a token's jti is 1-64 of letters, digits and . _ : -`);
   }
@@ -156,7 +162,7 @@ export interface DeviceListing {
   createdAt: string;
   /** Whether it can log in with a secret. */
   secret: boolean;
-  keys: DeviceKeyView[];
+  keys: { kid: string; alg: DeviceKey['alg']; expiresAt?: string }[];
   disabled?: true;
 }
 
@@ -165,7 +171,11 @@ export async function listDevices(store: Store): Promise<DeviceListing[]> {
   const list: DeviceListing[] = [];
   for await (const batch of store.devices.list()) {
     for (const { id, scopes, createdAt, secretHash, keys, disabled } of batch) {
-      list.push({ id, scopes, createdAt, secret: secretHash !== undefined, keys: (keys ?? []).map(keyView), ...(disabled ? { disabled } : {}) });
+      list.push({
+        id, scopes, createdAt, secret: secretHash !== undefined,
+        keys: (keys ?? []).map(({ kid, alg, expiresAt }) => ({ kid, alg, ...(expiresAt ? { expiresAt } : {}) })),
+        ...(disabled === true ? { disabled } : {}),
+      });
     }
   }
   return list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

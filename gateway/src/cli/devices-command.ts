@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
   addDeviceKey, listDeviceKeys, listDevices, provisionDevices, removeDevice, removeDeviceKey, revokeDevice, setDeviceDisabled,
@@ -19,16 +19,26 @@ interface KeyOptions extends StoreOptions { publicKey: string; expires?: string 
 const KEY_TYPES = ['ES256', 'EdDSA'] as const;
 const APPLIED = 'running gateways apply it within a second';
 
-/** A public key file, read with a bound: a key is a few hundred bytes. */
+/** A public key file, read with a bound (a key is a few hundred bytes; --public-key /dev/zero is not one). */
 async function readPublicKey(file: string, expiresAt: string | undefined): Promise<DeviceKey> {
-  let text: string;
+  const buffer = Buffer.alloc(MAX_PUBLIC_KEY_CHARS + 1);
+  let length = 0;
   try {
-    text = await readFile(file, 'utf8');
+    const handle = await open(file, 'r');
+    try {
+      while (length < buffer.length) {
+        const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+        if (bytesRead === 0) break;
+        length += bytesRead;
+      }
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
     throw new AdminError('GW_ERR_ADMIN_BAD_KEY', `cannot read the public key file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  if (text.length > MAX_PUBLIC_KEY_CHARS) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', `${file} is ${text.length} characters: not a public key`);
-  return parseDevicePublicKey(text, expiresAt === undefined ? {} : { expiresAt });
+  if (length > MAX_PUBLIC_KEY_CHARS) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', `${file} is over ${MAX_PUBLIC_KEY_CHARS} bytes: not a public key`);
+  return parseDevicePublicKey(buffer.subarray(0, length).toString('utf8'), expiresAt === undefined ? {} : { expiresAt });
 }
 
 export function registerDevicesCommand(program: Command, io: CliIo): void {
@@ -68,6 +78,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
       }
       if (options.out === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', '--count needs --out <file> for the secrets');
       if (options.publicKey !== undefined) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '--public-key is for one device; --count makes key pairs with --key-type');
+      if (options.expires !== undefined) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '--expires goes with --public-key (one device)');
       const keyType = options.keyType;
       if (keyType !== undefined && !(KEY_TYPES as readonly string[]).includes(keyType)) {
         throw new AdminError('GW_ERR_ADMIN_BAD_KEY', `--key-type must be ${KEY_TYPES.join(' or ')}, got ${JSON.stringify(keyType)}`);
