@@ -451,10 +451,10 @@ t.test('/.well-known/core filtered by rt, href and ct (RFC 6690 section 4.1)', a
   };
   t.same(await targets('rt=gw.auth'), ['/auth'], '?rt=gw.auth: only /auth');
   t.same(await targets('href=/config'), ['/config'], '?href=/config: only /config');
-  t.same(await targets('rt=gw*'), ['/auth', '/auth/refresh', '/config'], '?rt=gw*: every resource (prefix match)');
-  t.same(await targets('rt=gw.auth*'), ['/auth', '/auth/refresh'], '?rt=gw.auth*: both auth resources');
-  t.same(await targets('href=/auth*'), ['/auth', '/auth/refresh'], '?href=/auth*');
-  t.same(await targets('ct=60'), ['/auth', '/auth/refresh', '/config'], '?ct=60');
+  t.same(await targets('rt=gw*'), ['/auth', '/auth/refresh', '/auth/nonce', '/config'], '?rt=gw*: every resource (prefix match)');
+  t.same(await targets('rt=gw.auth*'), ['/auth', '/auth/refresh', '/auth/nonce'], '?rt=gw.auth*: the three auth resources');
+  t.same(await targets('href=/auth*'), ['/auth', '/auth/refresh', '/auth/nonce'], '?href=/auth*');
+  t.same(await targets('ct=60'), ['/auth', '/auth/refresh', '/auth/nonce', '/config'], '?ct=60');
   t.same(await targets('rt=nothing'), [], '?rt=nothing: no links');
   if (await requireLibcoap(t)) {
     // Without an Access-Token: libcoap repeats the request with the 4.01's Echo value by itself (RFC 9175 section 2.4).

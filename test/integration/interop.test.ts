@@ -129,6 +129,6 @@ t.test('libcoap client: /.well-known/core is RFC 6690 link format', async (t) =>
   for (const link of links) t.match(link, /^<\/[^<>]*>(;[a-z]+(=("[^"]*"|[^;,"]+))?)*$/, `link-value: ${link}`);
   const targets = links.map((link) => /^<([^>]*)>/.exec(link)?.[1]);
   // A templated route has no concrete path to list (its literal prefix would answer 4.04).
-  t.same(targets, ['/auth', '/auth/refresh', '/config'], 'the gateway resources and the concrete bridged routes');
+  t.same(targets, ['/auth', '/auth/refresh', '/auth/nonce', '/config'], 'the gateway resources and the concrete bridged routes');
   t.ok(links.every((link) => link.includes(';ct=60')), 'each says ct=60 (CBOR)');
 });

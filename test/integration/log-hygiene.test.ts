@@ -67,6 +67,11 @@ function addToken(material: Forbidden, label: string, token: string): void {
   }
 }
 
+/** An opaque refresh token (bytes): every text spelling a log could carry it in. */
+function addRefreshToken(material: Forbidden, label: string, token: Uint8Array): void {
+  for (const encoding of ['hex', 'base64', 'base64url'] as const) material.add(`${label} (${encoding})`, Buffer.from(token).toString(encoding));
+}
+
 function addSecret(material: Forbidden, label: string, secret: Buffer): void {
   for (const encoding of ['hex', 'base64', 'base64url'] as const) material.add(`${label} (${encoding})`, secret.toString(encoding));
 }
@@ -133,7 +138,9 @@ async function sendHostileInput(t: Test): Promise<Loaded> {
   const { tokens } = await device.login('sensor-1', secret);
   if (tokens === undefined) throw new Error('sensor-1 could not log in');
   addToken(material, 'access token', tokens.accessToken);
-  addToken(material, 'refresh token', tokens.refreshToken);
+  addRefreshToken(material, 'refresh token', tokens.refreshToken);
+  const refreshHex = Buffer.from(tokens.refreshToken).toString('hex');
+  const refreshBase64url = Buffer.from(tokens.refreshToken).toString('base64url');
   t.equal((await device.send({ method: 'GET', path: '/config', token: tokens.accessToken })).code, '2.05', 'the good token works');
 
   const [header, payload, signature] = tokens.accessToken.split('.') as [string, string, string];
@@ -141,11 +148,12 @@ async function sendHostileInput(t: Test): Promise<Loaded> {
   const forged: [string, string][] = [
     ...[0, 10, 40, 63].map((i): [string, string] => [`signature byte ${i} flipped`, flipSignatureByte(tokens.accessToken, i)]),
     ['a random signature', `${header}.${payload}.${randomBytes(64).toString('base64url')}`],
-    ['the refresh token\'s signature', `${header}.${payload}.${tokens.refreshToken.split('.')[2]!}`],
+    ['the refresh token\'s bytes as a signature', `${header}.${payload}.${refreshBase64url}`],
     ['half a signature', `${header}.${payload}.${signature.slice(0, 43)}`],
     ['a signature with non-canonical trailing bits', `${header}.${payload}.${signature.slice(0, -1)}${signature.at(-1) === 'A' ? 'B' : 'A'}`],
     ['a signature one byte longer', `${header}.${payload}.${Buffer.concat([Buffer.from(signature, 'base64url'), randomBytes(1)]).toString('base64url')}`],
-    ['the refresh token as an access token', tokens.refreshToken],
+    ['the refresh token as an access token (hex)', refreshHex],
+    ['the refresh token as an access token (base64url)', refreshBase64url],
     ['alg none', unsecuredToken(accessClaims('sensor-1', h.clock.nowMs()), kid)],
     ['HS256 keyed with a guess', hmacToken(randomBytes(32), accessClaims('sensor-1', h.clock.nowMs()), kid)],
   ];
@@ -176,10 +184,25 @@ async function sendHostileInput(t: Test): Promise<Loaded> {
     await send({ method: 'POST', path: ['auth', 'refresh'], payload: loginBody([[AuthRequestKey.refreshToken, token]]) });
   }
   await send({ path: ['config'], accessToken: '' });
-  const spentFlip = flipSignatureByte(tokens.refreshToken, 5);
-  addToken(material, 'a refresh token with a flipped signature byte', spentFlip);
-  await send({ method: 'POST', path: ['auth', 'refresh'], payload: loginBody([[AuthRequestKey.refreshToken, spentFlip]]) });
-  await send({ method: 'POST', path: ['auth', 'refresh'], payload: loginBody([[AuthRequestKey.refreshToken, tokens.accessToken]]) });
+  // Refresh tokens: a second family (the good token's stays live), refreshed once, so that a
+  // rotation and a theft (which logs a warning naming the family) are among the lines searched.
+  const second = (await device.login('sensor-1', secret)).tokens;
+  if (second === undefined) throw new Error('sensor-1 could not log in again');
+  addToken(material, 'second access token', second.accessToken);
+  addRefreshToken(material, 'second refresh token', second.refreshToken);
+  const rotated = (await device.refresh(second.refreshToken)).tokens;
+  if (rotated === undefined) throw new Error('sensor-1 could not refresh');
+  addToken(material, 'rotated access token', rotated.accessToken);
+  addRefreshToken(material, 'rotated refresh token', rotated.refreshToken);
+  const unknownFamily = Buffer.from(tokens.refreshToken);
+  unknownFamily[0]! ^= 1;
+  addRefreshToken(material, 'a refresh token with a flipped family byte', unknownFamily);
+  const stolen = Buffer.from(rotated.refreshToken);
+  stolen[stolen.length - 1]! ^= 1;
+  addRefreshToken(material, 'a refresh token with a flipped last byte', stolen);
+  for (const value of [unknownFamily, stolen, second.refreshToken, refreshHex, refreshBase64url, tokens.accessToken]) {
+    await send({ method: 'POST', path: ['auth', 'refresh'], payload: loginBody([[AuthRequestKey.refreshToken, value]]) });
+  }
 
   // Wrong secrets: the right device with wrong ones (past the login limit, too), unknown and
   // absurd device ids, secrets of the wrong size or type, and an assertion.
@@ -240,6 +263,10 @@ t.test('the search finds what it looks for (so a clean result means something)',
   t.ok(material.find(JSON.stringify({ reason: `bad ${signature.slice(20, 20 + WINDOW_CHARS)} here` })), 'a run of the signature');
   t.ok(material.find(JSON.stringify({ sig: Buffer.from(signature, 'base64url').toString('hex').slice(7, 50) })), 'the signature as hex');
   t.notOk(material.find(JSON.stringify({ reason: `bad ${signature.slice(20, 20 + WINDOW_CHARS - 1)} here` })), 'one character less is allowed');
+  const refreshToken = randomBytes(16);
+  addRefreshToken(material, 'refresh token', refreshToken);
+  t.ok(material.find(JSON.stringify({ token: refreshToken.toString('hex') })), 'a refresh token as hex');
+  t.ok(material.find(JSON.stringify({ token: refreshToken.toString('base64url') })), 'a refresh token as base64url');
   const chosen = new Forbidden(LOG_TEXT_CHARS + 1, LOG_TEXT_CHARS + 1);
   const kid = randomText(500);
   chosen.add('kid', kid);
@@ -253,6 +280,7 @@ t.test('hostile input: no token material in any log line, attacker-chosen text c
   t.ok(forwarded.length > 0 && forwarded.every((auth) => auth === `Bearer ${goodToken}`),
     `only requests with the good token reached the backend (${forwarded.length})`);
   t.ok(h.logs.length >= answers.length, `${h.logs.length} log lines to search`);
+  t.ok(h.logs.some((l) => l.level === 40 && /possible theft/.test(String(l.msg))), 'a refresh-token theft warning among them');
 
   t.same(offenders(h, (text) => material.find(text)), [],
     `no token, signature or secret (any ${WINDOW_CHARS}-character run of one) in any log line`);

@@ -101,7 +101,7 @@ t.test('a flood of failed logins with unique 60-character ids keeps the limiter 
   t.equal(entries, 11 + 20 * 11, 'each source holds itself and its budget of ids');
   t.ok(entries <= DEFAULT_MAX_ENTRIES, `under the bound (${entries} <= ${DEFAULT_MAX_ENTRIES})`);
   t.equal(await metricValue(h, 'coap_gateway_evictions_total', { table: 'login_limiter' }), 0, 'nothing evicted below the bound');
-  t.equal(await metricValue(h, 'coap_gateway_logins_total', { outcome: 'rate_limited' }), 4_990 + 20 * 40, 'every 4.29 counted');
+  t.equal(await metricValue(h, 'coap_gateway_logins_total', { method: 'secret', outcome: 'rate_limited' }), 4_990 + 20 * 40, 'every 4.29 counted');
 
   const device = await h.device();
   t.equal((await device.login('attacked-device', secret)).answer.code, '2.01', 'a device named in the flood still logs in');

@@ -59,10 +59,12 @@ t.test('GET /metrics parses as Prometheus text and counts exactly what happened'
   }
   t.pass(`${m.samples.length} samples, every line valid`);
   const families = ['coap_gateway_requests_total', 'coap_gateway_logins_total', 'coap_gateway_token_verifications_total',
-    'coap_gateway_backend_latency_seconds', 'coap_gateway_keys'];
+    'coap_gateway_backend_latency_seconds', 'coap_gateway_keys', 'coap_gateway_revocations_total', 'coap_gateway_nonce_entries'];
   for (const name of families) t.ok(m.help.has(name) && m.types.has(name), `${name} has HELP and TYPE`);
   t.equal(m.types.get('coap_gateway_backend_latency_seconds'), 'histogram');
   t.equal(m.types.get('coap_gateway_keys'), 'gauge');
+  t.equal(m.types.get('coap_gateway_revocations_total'), 'counter');
+  t.equal(m.types.get('coap_gateway_nonce_entries'), 'gauge');
 
   const requests = 'coap_gateway_requests_total';
   t.equal(sampleValue(m, requests, { route: '/auth', code: '2.01' }), 1, 'requests: /auth 2.01');
@@ -71,9 +73,11 @@ t.test('GET /metrics parses as Prometheus text and counts exactly what happened'
   t.equal(sampleSum(m, requests, { code: '4.01' }), 2, 'requests: two 4.01 in all (bad login, tampered token)');
   t.equal(sampleSum(m, requests), 5, 'requests: five in all');
 
-  t.equal(sampleValue(m, 'coap_gateway_logins_total', { outcome: 'ok' }), 1, 'logins: ok');
-  t.equal(sampleValue(m, 'coap_gateway_logins_total', { outcome: 'bad_credentials' }), 1, 'logins: bad_credentials');
+  t.equal(sampleValue(m, 'coap_gateway_logins_total', { method: 'secret', outcome: 'ok' }), 1, 'logins: secret ok');
+  t.equal(sampleValue(m, 'coap_gateway_logins_total', { method: 'secret', outcome: 'bad_credentials' }), 1, 'logins: secret bad_credentials');
   t.equal(sampleSum(m, 'coap_gateway_logins_total'), 2, 'logins: nothing else');
+  t.equal(sampleSum(m, 'coap_gateway_revocations_total'), 0, 'revocations: none');
+  t.equal(sampleValue(m, 'coap_gateway_nonce_entries'), 0, 'nonces: none outstanding');
 
   const verifications = 'coap_gateway_token_verifications_total';
   // The gateway remembers the tokens it issues, so even the first request after login needs no signature check.
@@ -98,8 +102,11 @@ t.test('GET /metrics parses as Prometheus text and counts exactly what happened'
   t.equal(sampleValue(m, 'coap_gateway_keys', { state: 'retired' }), 0, 'keys: 0 retired');
   t.equal(sampleValue(m, 'coap_gateway_key_reloads_total', { cause: 'unknown_kid' }) ?? 0, 0, 'no reload: the kid was known');
 
+  t.equal((await device.refresh(ok.tokens!.refreshToken)).answer.code, '2.01', '1 refresh');
   await h.gateway.keystore.rotate('ES256');
   const after = parsePrometheusText(await h.gateway.metrics.text());
+  t.equal(sampleValue(after, 'coap_gateway_logins_total', { method: 'refresh', outcome: 'ok' }), 1, 'logins: refresh ok');
+  t.equal(sampleSum(after, 'coap_gateway_logins_total'), 3, 'logins: nothing else after the refresh');
   t.equal(sampleValue(after, 'coap_gateway_keys', { state: 'active' }), 1, 'after a rotation: 1 active');
   t.equal(sampleValue(after, 'coap_gateway_keys', { state: 'verifying' }), 1, 'after a rotation: 1 verifying');
   await h.assertStillServes(t);

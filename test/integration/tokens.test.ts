@@ -14,6 +14,8 @@ const invalid = { code: '4.01', wire: WireError.tokenInvalid };
 const expired = { code: '4.01', wire: WireError.tokenExpired };
 const telemetry = (token: string | null) => ({ method: 'POST' as const, path: '/telemetry/temp', body: new Map([['c', 21]]), token });
 const config = (token: string) => ({ method: 'GET' as const, path: '/config', token });
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+const base64url = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64url');
 
 async function loggedIn(t: Test, h: Harness, id: string, scopes?: string[])
   : Promise<{ device: DeviceClient; secret: Buffer; tokens: Tokens }> {
@@ -177,7 +179,9 @@ t.test('signed by a key not in the keystore: 4.01', async (t) => {
 t.test('a refresh token used as an access token, and an access token used to refresh: 4.01', async (t) => {
   const h = await startHarness(t);
   const { device, tokens } = await loggedIn(t, h, 'sensor-1');
-  await expectRefused(t, h, device, telemetry(tokens.refreshToken), invalid, 'refresh token on a bridged route');
+  // The refresh token is opaque bytes: as Access-Token text, only a spelling of it can be sent.
+  await expectRefused(t, h, device, telemetry(hex(tokens.refreshToken)), invalid, 'refresh token (hex) on a bridged route');
+  await expectRefused(t, h, device, telemetry(base64url(tokens.refreshToken)), invalid, 'refresh token (base64url) on a bridged route');
   await expectRefused(t, h, device, { method: 'POST', path: '/auth/refresh', body: new Map([[5, tokens.accessToken]]) },
     invalid, 'access token on /auth/refresh');
 });
@@ -212,7 +216,7 @@ t.test('refresh: new tokens once per refresh token', async (t) => {
   t.equal(first.answer.code, '2.01', 'refresh gives new tokens');
   const next = first.tokens!;
   t.not(next.accessToken, tokens.accessToken, 'a new access token');
-  t.not(next.refreshToken, tokens.refreshToken, 'a new refresh token');
+  t.not(hex(next.refreshToken), hex(tokens.refreshToken), 'a new refresh token');
   t.equal(next.expiresInSec, TTL_SEC);
   t.equal((await device.send(config(next.accessToken))).code, '2.05', 'the new access token works');
   t.equal(h.backend.requests.at(-1)?.headers.authorization, `Bearer ${next.accessToken}`);
@@ -231,7 +235,7 @@ t.test('logs: one line per request with id, device, route, code, latency; no tok
   const key = h.gateway.keystore.signingKey();
   const forged = [
     flipSignatureByte(tokens.accessToken), withPayload(tokens.accessToken, { sub: 'healthy' }),
-    unsecuredToken(accessClaims('sensor-1', h.clock.nowMs()), key.kid), tokens.refreshToken,
+    unsecuredToken(accessClaims('sensor-1', h.clock.nowMs()), key.kid), hex(tokens.refreshToken),
   ];
   t.equal((await device.send(telemetry(tokens.accessToken))).code, '2.01');
   for (const token of forged) t.equal((await device.send(telemetry(token))).code, '4.01');
@@ -241,8 +245,9 @@ t.test('logs: one line per request with id, device, route, code, latency; no tok
   t.equal((await device.refresh(tokens.refreshToken)).answer.code, '4.01');
   await h.assertStillServes(t);
 
-  const tokenParts = [tokens, refreshed.tokens!].flatMap((k) => [k.accessToken, k.refreshToken]).concat(forged)
-    .flatMap((tok) => [tok, tok.split('.')[2]!].filter((s) => s.length > 20));
+  const tokenParts = [tokens, refreshed.tokens!].flatMap((k) => [k.accessToken]).concat(forged)
+    .flatMap((tok) => [tok, tok.split('.')[2] ?? ''].filter((s) => s.length > 20))
+    .concat([tokens, refreshed.tokens!].flatMap((k) => [hex(k.refreshToken), base64url(k.refreshToken)]));
   const secrets = [secret.toString('hex'), secret.toString('base64'), secret.toString('base64url')];
   for (const line of h.logs) {
     const text = JSON.stringify(line);

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { HTTP_TO_COAP } from '../../gateway/src/bridge/index.ts';
 import { ERROR_TABLE } from '../../gateway/src/errors.ts';
-import { ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
+import {
+  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ErrorKey, NONCE_BYTES, Paths, REFRESH_TOKEN_BYTES, WireError,
+} from '../../gateway/src/wire/index.ts';
 
 // README is the contract firmware and backend teams read: it must say what the code does.
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -27,9 +29,12 @@ t.test('README status mapping matches the bridge table', async (t) => {
 t.test('README states the option number and the CBOR keys of the code', async (t) => {
   t.match(readme, new RegExp(`number ${ACCESS_TOKEN_OPTION}`));
   t.match(readme, `{${AuthRequestKey.deviceId}: device id (text), ${AuthRequestKey.secret}: secret (bytes)}`);
-  t.match(readme, `{${AuthRequestKey.refreshToken}: refresh token}`);
-  t.match(readme, `{${AuthResponseKey.accessToken}: access token, ${AuthResponseKey.expiresInSec}: expires_in s, `
-    + `${AuthResponseKey.refreshToken}: refresh token, ${AuthResponseKey.serverTimeSec}: server time s}`);
+  t.match(readme, `{${AuthRequestKey.deviceId}: device id, ${AuthRequestKey.assertion}: assertion (text`);
+  t.match(readme, `{${AuthRequestKey.refreshToken}: refresh token (bytes)}`);
+  t.match(readme, `{${AuthResponseKey.accessToken}: access token (text), ${AuthResponseKey.expiresInSec}: expires_in s, `
+    + `${AuthResponseKey.refreshToken}: refresh token (${REFRESH_TOKEN_BYTES} bytes), ${AuthResponseKey.serverTimeSec}: server time s}`);
+  t.match(readme, `| \`${Paths.nonce}\` | POST |`);
+  t.match(readme, `{${AuthResponseKey.nonce}: nonce (${NONCE_BYTES} bytes), ${AuthResponseKey.serverTimeSec}: server time s}`);
   t.match(readme, `{${ErrorKey.code}: wire error code, ${ErrorKey.serverTimeSec}: server time s}`);
 });
 
