@@ -155,7 +155,8 @@ t.test('later blocks of a stored login answer go to a proven address only (token
   t.equal((await client.next(isAnswerTo(loginToken), 'login block 0')).code, '2.01');
   // A tiny request for a later block, as a forged source would send it: no payload, no token.
   const probe = Buffer.from('d1', 'hex');
-  const request = datagram(probe, nextId++, ['auth'], [cf, { name: 'Block2', value: Buffer.from([0x15]) }], undefined, 'POST');
+  // Block 1 in the login's own 16-byte blocks (the login answer is 473 bytes: no 512-byte block 1 any more).
+  const request = datagram(probe, nextId++, ['auth'], [cf, { name: 'Block2', value: Buffer.from([0x10]) }], undefined, 'POST');
   await client.send(request);
   const answer = await client.next(isAnswerTo(probe), 'a later block, tokenless');
   t.equal(answer.code, '4.01', 'challenged, not served');
