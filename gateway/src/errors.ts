@@ -48,6 +48,7 @@ export const ERRORS = {
   GW_ERR_ADMIN_BAD_ALG: { http: 400, exit: 2 },
   GW_ERR_ADMIN_BAD_KEY: { http: 400, exit: 2 },
   GW_ERR_ADMIN_BAD_JTI: { http: 400, exit: 2 },
+  GW_ERR_ADMIN_BAD_TOKEN_FORMAT: { http: 400, exit: 2 },
   GW_ERR_ADMIN_TOO_MANY_KEYS: { http: 409, exit: 2 },
   GW_ERR_ADMIN_DUPLICATE_KEY: { http: 409, exit: 2 },
   GW_ERR_ADMIN_LAST_CREDENTIAL: { http: 409, exit: 2 },

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { buildAdminServer, createFleetKeys, createMetrics, type AdminServer } from './admin/index.ts';
 import {
   Keystore, createAssertionVerifier, createAuthResource, createLoginLimiter, createNonceIssuer, createRefreshFamilies,
-  createTokenIssuer, createTokenVerifier,
+  createBackendTokens, createTokenIssuer, createTokenVerifier,
 } from './auth/index.ts';
 import { buildBridge, createRouter } from './bridge/index.ts';
 import { buildCoapServer, type CoapServer } from './coap/index.ts';
@@ -53,6 +53,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     storeUp: () => store.available(),
     deviceViewEntries: () => devices.size(),
     nonceEntries: () => nonces.size(),
+    backendTokenEntries: () => backendTokens.size(),
   });
   const devices = createDeviceView(store, { maxEntries: config.auth.deviceViewEntries, onEvicted: () => metrics.evictions.inc({ table: 'device_view' }) });
   const limiter = createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs, {
@@ -112,8 +113,13 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     onFamilyRevoked: () => metrics.familiesRevoked.inc(),
   });
   const bridge = buildBridge({ ...config.backend, nowMs });
+  const backendTokens = createBackendTokens({
+    keystore, issuer: tokens.issuer, audience: tokens.audience, nowMs,
+    onEvicted: () => metrics.evictions.inc({ table: 'backend_tokens' }),
+    onMinted: () => metrics.backendTokensMinted.inc(),
+  });
   const handler = createPipeline({
-    auth, verifyToken, bridge, metrics, router: createRouter(config.routes), routes: config.routes,
+    auth, verifyToken, bridge, backendTokens, metrics, router: createRouter(config.routes), routes: config.routes,
     maxPayloadBytes: config.coap.maxPayloadBytes,
   });
 

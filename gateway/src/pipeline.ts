@@ -1,5 +1,7 @@
 import type { Metrics } from './admin/index.ts';
-import { ACCESS_TOKEN_TYP, type TokenVerifier, type VerifiedToken, createAuthResource } from './auth/index.ts';
+import {
+  ACCESS_TOKEN_TYP, CWT_FIRST_BYTE, type BackendTokens, type TokenVerifier, type VerifiedToken, createAuthResource,
+} from './auth/index.ts';
 import { checkRequestContentFormat, type Bridge, type RouteMatch, type Router } from './bridge/index.ts';
 import type { RouteConfig } from './config/index.ts';
 import { AuthError, RequestError } from './errors.ts';
@@ -11,6 +13,8 @@ import { ContentFormat, Paths } from './wire/index.ts';
 export interface PipelineParts {
   auth: ReturnType<typeof createAuthResource>;
   verifyToken: TokenVerifier;
+  /** JWTs for the backend of requests made with a CWT. */
+  backendTokens: BackendTokens;
   router: Router;
   routes: readonly RouteConfig[];
   bridge: Bridge;
@@ -124,7 +128,9 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
         default:
           break;
       }
-      const { match, token, accessToken } = await authorize(request, context, request.payload.length);
+      const { match, token, accessToken: presented } = await authorize(request, context, request.payload.length);
+      // Backends verify JWTs: a CWT's request carries one with the same claims, minted once per CWT.
+      const accessToken = presented.charCodeAt(0) === CWT_FIRST_BYTE ? await parts.backendTokens.jwtFor(token) : presented;
       const stopTimer = backendTimer(match.route.path).startTimer();
       try {
         return await bridge.forward({ request, match, deviceId: token.sub, accessToken, context });

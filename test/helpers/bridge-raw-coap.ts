@@ -13,7 +13,8 @@ export interface RawRequest {
   path: string[];
   /** Uri-Query options, one each, sent as they are. */
   query?: string[];
-  accessToken?: string;
+  /** Text (a JWT) or bytes (a CWT), sent as they are. */
+  accessToken?: string | Buffer;
   messageId: number;
   token: Buffer;
   confirmable?: boolean;
@@ -104,7 +105,7 @@ export function rawRequest(r: RawRequest): Buffer {
   if (r.contentFormat !== undefined) options.push({ name: 'Content-Format', value: uint(r.contentFormat) });
   for (const pair of r.query ?? []) options.push({ name: 'Uri-Query', value: Buffer.from(pair) });
   for (const option of r.extraOptions ?? []) options.push(option);
-  if (r.accessToken !== undefined) options.push({ name: String(ACCESS_TOKEN_OPTION), value: Buffer.from(r.accessToken) });
+  if (r.accessToken !== undefined) options.push({ name: String(ACCESS_TOKEN_OPTION), value: typeof r.accessToken === 'string' ? Buffer.from(r.accessToken) : r.accessToken });
   return generate({
     code: r.method ?? 'GET', messageId: r.messageId, token: r.token, confirmable: r.confirmable ?? true,
     options, payload: r.payload ?? Buffer.alloc(0),

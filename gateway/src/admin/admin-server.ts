@@ -87,7 +87,9 @@ export async function buildAdminServer(options: AdminServerOptions) {
     }],
     ['GET', /^\/devices$/, async () => ({ status: 200, body: await listDevices(store) })],
     ['POST', /^\/devices$/, async (_m, body) => {
-      const input = ((await body()) ?? {}) as { id?: unknown; scopes?: unknown; publicKey?: unknown; expires?: unknown; secret?: unknown };
+      const input = ((await body()) ?? {}) as {
+        id?: unknown; scopes?: unknown; publicKey?: unknown; expires?: unknown; secret?: unknown; tokenFormat?: unknown;
+      };
       const scopes = Array.isArray(input.scopes) ? input.scopes : [input.scopes ?? 'telemetry:write'];
       if (input.secret !== undefined && typeof input.secret !== 'boolean') {
         throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '"secret" must be true or false (default: a secret only for a device given no publicKey)');
@@ -97,7 +99,7 @@ export async function buildAdminServer(options: AdminServerOptions) {
       }
       const key = input.publicKey === undefined ? undefined : await parseDevicePublicKey(input.publicKey, expiry(input.expires));
       const [device] = await provisionDevices(store, [input.id as string], scopes,
-        key === undefined ? {} : { keys: () => [key], secret: input.secret === true });
+        { tokenFormat: input.tokenFormat, ...(key === undefined ? {} : { keys: () => [key], secret: input.secret === true }) });
       return { status: 201, body: device };
     }],
     ['GET', /^\/devices\/([^/]+)\/keys$/, async (m) => ({ status: 200, body: await listDeviceKeys(store, deviceParam(m)) })],

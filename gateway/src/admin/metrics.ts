@@ -16,6 +16,7 @@ export interface MetricSources {
   /** Devices the gateway's in-memory view of the registry holds now. */
   deviceViewEntries?: () => number;
   nonceEntries?: () => number;
+  backendTokenEntries?: () => number;
 }
 
 export function createMetrics(keystore: () => Keystore | undefined, sources: MetricSources = {}) {
@@ -116,6 +117,16 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     registers: [registry],
     collect() { this.set(sources.nonceEntries?.() ?? 0); },
   });
+  const backendTokensMinted = new Counter({
+    name: 'coap_gateway_backend_tokens_minted_total',
+    help: 'JWTs signed for the backend of requests made with a CWT (one per CWT while it is held; evictions under table="backend_tokens")',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'coap_gateway_backend_token_entries', help: 'JWTs for the backend held now (bounded)',
+    registers: [registry],
+    collect() { this.set(sources.backendTokenEntries?.() ?? 0); },
+  });
   const evictions = new Counter({
     name: 'coap_gateway_evictions_total', help: 'Entries pushed out of a bounded table before their time, by table',
     labelNames: ['table'] as const, registers: [registry],
@@ -147,6 +158,7 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     familiesRevoked,
     tokenBudgetRefusals,
     storeOutages,
+    backendTokensMinted,
     text: () => registry.metrics(),
     contentType: registry.contentType,
   };

@@ -9,6 +9,7 @@ export interface ProvisionedDevice {
   scopes: string[];
   /** The public keys it was provisioned with (their kids). */
   kids?: string[];
+  tokenFormat?: 'jwt' | 'cwt';
 }
 
 export interface ProvisionOptions {
@@ -16,12 +17,15 @@ export interface ProvisionOptions {
   keys?: (id: string) => readonly DeviceKey[] | Promise<readonly DeviceKey[]>;
   /** Make a secret too (default: only when the device gets no key). A device gets a secret, keys, or both. */
   secret?: boolean;
+  /** The access-token format of a login that does not ask for one; absent: JWT. */
+  tokenFormat?: unknown;
 }
 
 /** Provisions devices (all or none), for the CLI and the admin API alike. */
 export async function provisionDevices(store: Store, ids: readonly string[], scopes: readonly string[], options: ProvisionOptions = {})
   : Promise<ProvisionedDevice[]> {
   const cleanScopes = validScopes(scopes);
+  const tokenFormat = validTokenFormat(options.tokenFormat);
   const createdAt = new Date().toISOString();
   const devices: { id: string; keys: DeviceKey[]; secret: Buffer | undefined }[] = [];
   for (const given of ids) {
@@ -38,10 +42,12 @@ export async function provisionDevices(store: Store, ids: readonly string[], sco
     id: d.id, scopes: cleanScopes, createdAt, recordId: newRecordId(),
     ...(d.secret !== undefined ? { secretHash: hashSecret(d.secret) } : {}),
     ...(d.keys.length > 0 ? { keys: d.keys } : {}),
+    ...(tokenFormat !== undefined ? { tokenFormat } : {}),
   }));
   await store.devices.add(records);
   return devices.map((d) => ({
     id: d.id, scopes: cleanScopes,
+    ...(tokenFormat !== undefined ? { tokenFormat } : {}),
     ...(d.secret !== undefined ? { secret: d.secret.toString('hex') } : {}),
     ...(d.keys.length > 0 ? { kids: d.keys.map((k) => k.kid) } : {}),
   }));
@@ -146,6 +152,12 @@ export function validDeviceId(id: unknown): string {
   return id;
 }
 
+/** `jwt` or `cwt` (a device's default access-token format), or undefined. */
+export function validTokenFormat(value: unknown): 'jwt' | 'cwt' | undefined {
+  if (value === undefined || value === 'jwt' || value === 'cwt') return value;
+  throw new AdminError('GW_ERR_ADMIN_BAD_TOKEN_FORMAT', `token format must be "jwt" or "cwt", got ${JSON.stringify(String(value).slice(0, 16))}`);
+}
+
 /** Accepts scopes as a list, or space/comma separated. */
 export function validScopes(scopes: readonly unknown[]): string[] {
   const flat = scopes.flatMap((s) => (typeof s === 'string' ? s.split(/[\s,]+/) : [String(s)])).filter(Boolean);
@@ -164,17 +176,20 @@ export interface DeviceListing {
   secret: boolean;
   keys: { kid: string; alg: DeviceKey['alg']; expiresAt?: string }[];
   disabled?: true;
+  /** Set only when provisioned with one (JWT otherwise). */
+  tokenFormat?: 'jwt' | 'cwt';
 }
 
 /** Every device, as the CLI and the admin API list them (never a secret hash, never key material). */
 export async function listDevices(store: Store): Promise<DeviceListing[]> {
   const list: DeviceListing[] = [];
   for await (const batch of store.devices.list()) {
-    for (const { id, scopes, createdAt, secretHash, keys, disabled } of batch) {
+    for (const { id, scopes, createdAt, secretHash, keys, disabled, tokenFormat } of batch) {
       list.push({
         id, scopes, createdAt, secret: secretHash !== undefined,
         keys: (keys ?? []).map(({ kid, alg, expiresAt }) => ({ kid, alg, ...(expiresAt ? { expiresAt } : {}) })),
         ...(disabled === true ? { disabled } : {}),
+        ...(tokenFormat !== undefined ? { tokenFormat } : {}),
       });
     }
   }

@@ -4,7 +4,9 @@ import type { Logger } from '../log/index.ts';
 import {
   StoreUnavailableError, type DeviceRecord, type DeviceView, type RefreshFamilies as FamilyStore, type Revocations,
 } from '../store/index.ts';
-import { AuthRequestKey, AuthResponseKey, ContentFormat, decodeCbor, encodeCbor } from '../wire/index.ts';
+import {
+  AuthRequestKey, AuthResponseKey, ContentFormat, TokenFormat, decodeCbor, encodeCbor, type TokenFormatName,
+} from '../wire/index.ts';
 import type { AssertionVerifier } from './assertion.ts';
 import { DEVICE_ID_PATTERN, secretMatches } from './credentials.ts';
 import { ACCESS_TOKEN_TYP, type TokenIssuer } from './issue-tokens.ts';
@@ -81,11 +83,13 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
     }
   };
 
-  const respond = async (device: DeviceRecord, family: string, refreshToken: Buffer): Promise<CoapResponse> => {
-    const tokens = await issuer.issue({ id: device.id, scopes: device.scopes, recordId: recordIdOf(device) }, family);
+  const respond = async (device: DeviceRecord, family: string, refreshToken: Buffer, asked: TokenFormatName | undefined)
+    : Promise<CoapResponse> => {
+    const format = asked ?? device.tokenFormat ?? 'jwt';
+    const tokens = await issuer.issue({ id: device.id, scopes: device.scopes, recordId: recordIdOf(device) }, family, format);
     verifyToken.remember(tokens.accessToken, ACCESS_TOKEN_TYP, tokens.accessClaims);
     const body = new Map<number, string | number | Buffer>([
-      [AuthResponseKey.accessToken, tokens.accessToken],
+      [AuthResponseKey.accessToken, tokens.answerValue],
       [AuthResponseKey.expiresInSec, tokens.expiresInSec],
       [AuthResponseKey.refreshToken, refreshToken],
       [AuthResponseKey.serverTimeSec, tokens.serverTimeSec],
@@ -93,7 +97,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
     return { code: '2.01', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
   };
   /** A login starts a new family (RFC 9700 section 4.14.2); the store ends the device's oldest past three. */
-  const startFamily = async (device: DeviceRecord, address: string): Promise<CoapResponse> => {
+  const startFamily = async (device: DeviceRecord, address: string, format: TokenFormatName | undefined): Promise<CoapResponse> => {
     const next = newRefreshToken();
     await refreshFamilies.start({
       family: next.family, deviceId: device.id, recordId: recordIdOf(device), currentHash: next.hash,
@@ -101,7 +105,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
     });
     // Proved from this address: its tokens answer to the address's budget of forgeries only.
     verifyToken.trust(address, device.id);
-    return respond(device, next.family, next.token);
+    return respond(device, next.family, next.token, format);
   };
   /** A failed login counts against the device id and the source; past the budget, 4.29. */
   const failed = async (err: AuthError, deviceId: string, address: string): Promise<never> => {
@@ -112,7 +116,8 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
     throw err;
   };
 
-  const secretLogin = async (deviceId: string, secret: Uint8Array, address: string): Promise<CoapResponse> => {
+  const secretLogin = async (deviceId: string, secret: Uint8Array, address: string, format: TokenFormatName | undefined)
+    : Promise<CoapResponse> => {
     const device = await devices.get(deviceId);
     if (!secretMatches(secret, device?.secretHash) || device === undefined) {
       // The limit applies to failures only: a right secret always gets in, so nobody can lock
@@ -121,10 +126,11 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       return failed(new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', why), deviceId, address);
     }
     if (device.disabled === true) throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'device disabled');
-    return startFamily(device, address);
+    return startFamily(device, address, format);
   };
 
-  const assertionLogin = async (deviceId: string, assertion: string, address: string): Promise<CoapResponse> => {
+  const assertionLogin = async (deviceId: string, assertion: string, address: string, format: TokenFormatName | undefined)
+    : Promise<CoapResponse> => {
     const device = await devices.get(deviceId);
     if (device === undefined) return failed(new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'unknown device'), deviceId, address);
     // A signature check costs a thousand times a secret's hash: none once the budget is spent.
@@ -140,7 +146,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       throw err;
     }
     if (device.disabled === true) throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'device disabled');
-    return startFamily(device, address);
+    return startFamily(device, address, format);
   };
 
   return {
@@ -169,17 +175,20 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
         if (method === 'assertion' && typeof assertion !== 'string') {
           throw new RequestError('GW_ERR_BAD_REQUEST', 'key 3 (assertion) must be a text string (a compact JWS)');
         }
+        const format = askedFormat(body);
         context.deviceId = deviceId;
         failClosed();
         return method === 'secret'
-          ? secretLogin(deviceId, secret as Uint8Array, request.peer.address)
-          : assertionLogin(deviceId, assertion as string, request.peer.address);
+          ? secretLogin(deviceId, secret as Uint8Array, request.peer.address, format)
+          : assertionLogin(deviceId, assertion as string, request.peer.address, format);
       });
     },
 
     refresh(request, context) {
       return counted('refresh', async () => {
-        const value = decodeMap(request).get(AuthRequestKey.refreshToken);
+        const body = decodeMap(request);
+        const value = body.get(AuthRequestKey.refreshToken);
+        const format = askedFormat(body);
         // A device that kept a refresh JWT from before opaque refresh tokens logs in again, as after any refused refresh.
         if (typeof value === 'string') throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'a text refresh token (a JWT of an earlier version): log in again');
         if (!(value instanceof Uint8Array)) throw new RequestError('GW_ERR_BAD_REQUEST', 'key 5 (refresh token) must be a byte string');
@@ -208,7 +217,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
           throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `refresh refused: ${why}`);
         }
         verifyToken.trust(request.peer.address, device.id);
-        return respond(device, family.family, next.token);
+        return respond(device, family.family, next.token, format);
       });
     },
 
@@ -259,6 +268,15 @@ function outcomeOf(err: unknown): LoginOutcome {
     case 'GW_ERR_UNSUPPORTED_CONTENT_FORMAT': return 'bad_request';
     default: return 'rejected';
   }
+}
+
+/** Key 6 of a login or refresh: the token format asked for; undefined, the device's default. */
+function askedFormat(body: Map<unknown, unknown>): TokenFormatName | undefined {
+  const value = body.get(AuthRequestKey.tokenFormat);
+  if (value === undefined) return undefined;
+  if (value === TokenFormat.jwt) return 'jwt';
+  if (value === TokenFormat.cwt) return 'cwt';
+  throw new RequestError('GW_ERR_BAD_REQUEST', `key 6 (token format) must be ${TokenFormat.jwt} (JWT) or ${TokenFormat.cwt} (CWT)`);
 }
 
 function decodeMap(request: CoapRequest): Map<unknown, unknown> {

@@ -15,3 +15,5 @@ export { newRefreshToken, readRefreshToken, type RefreshToken } from './refresh-
 export { createAssertionVerifier, DEVICE_KEY_ALGS, type AssertionVerifier, type AssertionRules } from './assertion.ts';
 export { createNonceIssuer, type NonceIssuer } from './nonce-issuer.ts';
 export { generateDeviceKeyPair, parseDevicePublicKey, MAX_PUBLIC_KEY_CHARS } from './device-keys.ts';
+export { createBackendTokens, type BackendTokens } from './backend-tokens.ts';
+export { CWT_FIRST_BYTE } from './cwt.ts';

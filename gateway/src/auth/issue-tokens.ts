@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
+import type { TokenFormatName } from '../wire/index.ts';
+import { cwtExternalAad, newCti, signCwt } from './cwt.ts';
 import type { Keystore } from './keystore.ts';
 import type { VerifiedToken } from './verify-token.ts';
 
@@ -22,7 +24,11 @@ export interface TokenSubject {
 }
 
 export interface IssuedTokens {
+  format: TokenFormatName;
+  /** As the verifier sees it in the Access-Token option: a JWT's text, a CWT's bytes as latin1. */
   accessToken: string;
+  /** As the login answer carries it: text (JWT) or bytes (CWT). */
+  answerValue: string | Buffer;
   /** What verifying `accessToken` would yield, so the verifier can remember it without a signature check. */
   accessClaims: VerifiedToken;
   /** The refresh-token family the token belongs to (`fam`). */
@@ -36,7 +42,7 @@ export interface TokenIssuer {
    * Signs an access token of refresh-token family `family` (whose opaque refresh tokens the auth
    * resource keeps); without one, of a family of its own.
    */
-  issue(device: TokenSubject, family?: string): Promise<IssuedTokens>;
+  issue(device: TokenSubject, family?: string, format?: TokenFormatName): Promise<IssuedTokens>;
 }
 
 /**
@@ -49,13 +55,24 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
   const newId = (bytes: number) => randomBytes(bytes).toString('base64url');
 
   return {
-    async issue(device, family = newId(8)) {
+    async issue(device, family = newId(8), format = 'jwt') {
       if (typeof device !== 'object' || typeof device.id !== 'string' || typeof device.recordId !== 'string') {
         throw new TypeError('issue(device): device must be { id, scopes, recordId }');
       }
       const key = keystore.signingKey();
       const iat = Math.floor(nowMs() / 1000);
       const scope = device.scopes.join(' ');
+      if (format === 'cwt') {
+        const cwt = signCwt({ sub: device.id, iatSec: iat, expSec: iat + ttlSec, family }, key,
+          cwtExternalAad(issuer, audience, device.recordId));
+        const accessClaims = {
+          sub: device.id, iat, scopes: new Set(device.scopes), jti: newCti(family, iat).toString('base64url'),
+          exp: iat + ttlSec, kid: key.kid, rid: device.recordId, fam: family,
+        };
+        return {
+          format, accessToken: cwt.toString('latin1'), answerValue: cwt, family, expiresInSec: ttlSec, serverTimeSec: iat, accessClaims,
+        };
+      }
       const accessJti = newId(12);
       const accessToken = await new SignJWT({ scope, rid: device.recordId, fam: family })
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP })
@@ -67,7 +84,7 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
         .setJti(accessJti)
         .sign(key.privateKey);
       return {
-        accessToken, family, expiresInSec: ttlSec, serverTimeSec: iat,
+        format, accessToken, answerValue: accessToken, family, expiresInSec: ttlSec, serverTimeSec: iat,
         accessClaims: {
           sub: device.id, iat, scopes: new Set(device.scopes), jti: accessJti, exp: iat + ttlSec, kid: key.kid,
           rid: device.recordId, fam: family,

@@ -49,6 +49,8 @@ const POLICY_FILE = 'policy.json';
 /** Names this gateway (the holder of these private keys) among the fleet's published keys. */
 const GATEWAY_ID_FILE = 'gateway-id';
 const UNKNOWN_KID_RELOAD_COOLDOWN_MS = 1000;
+/** New kids: 8 hex characters (4 bytes). Keys made before keep their 16. */
+const KID_HEX_CHARS = 8;
 // Used only before any gateway has recorded its policy: the default refresh TTL plus leeway.
 const DEFAULT_MAX_TOKEN_LIFETIME_SEC = 7 * 24 * 3600 + 30;
 
@@ -218,12 +220,19 @@ export class Keystore {
   async rotate(alg: SigningAlg): Promise<KeyMetadata> {
     await this.reload();
     const now = this.#options.nowMs();
-    const { publicKey, privateKey } = alg === 'ES256'
-      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      : generateKeyPairSync('ed25519');
-    const publicJwk = publicKey.export({ format: 'jwk' }) as JWK;
     // Hex, not base64url: a kid starting with '-' reads as an option to `gateway keys retire`.
-    const kid = Buffer.from(await calculateJwkThumbprint(publicJwk), 'base64url').toString('hex').slice(0, 16);
+    // Four bytes of the thumbprint: every token carries its kid over the radio (a CWT as these
+    // 4 bytes). A kid that any key held here or published by the fleet has already is drawn again.
+    const taken = new Set([...this.#keys.map((k) => k.kid), ...this.#fleet.keys()]);
+    let pair: { publicKey: KeyObject; privateKey: KeyObject };
+    let publicJwk: JWK;
+    let kid: string;
+    do {
+      pair = alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed25519');
+      publicJwk = pair.publicKey.export({ format: 'jwk' }) as JWK;
+      kid = Buffer.from(await calculateJwkThumbprint(publicJwk), 'base64url').toString('hex').slice(0, KID_HEX_CHARS);
+    } while (taken.has(kid));
+    const { privateKey } = pair;
     await writeFileAtomic(this.#privateFile(kid), JSON.stringify(privateKey.export({ format: 'jwk' })), 0o600);
     const verifyUntil = new Date(now + (this.#options.maxTokenLifetimeSec ?? DEFAULT_MAX_TOKEN_LIFETIME_SEC) * 1000).toISOString();
     const keys = this.#keys.map((k) => (k.state === 'active' ? { ...k, state: 'verifying' as const, verifyUntil } : k));

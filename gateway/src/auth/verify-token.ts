@@ -3,6 +3,8 @@ import { errors, jwtVerify, type JWTPayload } from 'jose';
 import { DEFAULTS } from '../config/index.ts';
 import { AuthError } from '../errors.ts';
 import type { DeviceRecord, DeviceView } from '../store/index.ts';
+import { CoseFormatError, decodeCoseSign1, verifyCoseSign1, type CoseSign1 } from './cose-sign1.ts';
+import { CWT_FIRST_BYTE, CwtClaimsError, cwtExternalAad, kidText, readCwtClaims, type CwtClaims } from './cwt.ts';
 import { MAX_TOKEN_CHARS, decodeJws, echo, splitCompactJws, type JwsParts } from './decode-token.ts';
 import type { Keystore } from './keystore.ts';
 import { recordIdOf } from './record-id.ts';
@@ -197,6 +199,80 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     };
   };
 
+  /**
+   * A CWT's checks before its signature, the same rules as a JWT's: algorithm on the allow-list
+   * (the COSE parser knows only ES256 and EdDSA), iss and aud if present (they are signed in the
+   * external AAD either way), exp, nbf and iat with the leeway, the device view, the key.
+   */
+  const precheckCwt = async (message: CoseSign1, claims: CwtClaims): Promise<Prechecked['key']> => {
+    if (!keystore.algorithms().includes(message.alg)) throw invalid(`alg ${message.alg} is not allowed`);
+    if (claims.iss !== undefined && claims.iss !== issuer) throw invalid(`iss ${echo(claims.iss)}`);
+    if (claims.aud !== undefined && claims.aud !== audience) throw invalid('aud is not ours');
+    const nowSec = Math.floor(nowMs() / 1000);
+    if (claims.exp <= nowSec - leewaySec) throw new AuthError('GW_ERR_AUTH_TOKEN_EXPIRED', 'token expired');
+    if (claims.nbf !== undefined && claims.nbf > nowSec + leewaySec) throw invalid(`nbf ${claims.nbf} is more than ${leewaySec} s ahead`);
+    if (claims.iat > nowSec + leewaySec) throw invalid(`iat ${claims.iat} is more than ${leewaySec} s ahead`);
+    if (devices.absent(claims.sub)) throw invalid(`device ${echo(claims.sub)} is not provisioned`);
+    const held = devices.peek(claims.sub);
+    if (held?.disabled === true) throw invalid(`device ${echo(claims.sub)} is disabled`);
+    const kid = kidText(message.kid);
+    const key = keystore.verificationKey(kid) ?? (await keystore.reloadForUnknownKid(kid));
+    if (key === undefined || key.alg !== message.alg) throw invalid(`no verifying key for kid ${echo(kid)} and alg ${message.alg}`);
+    return key;
+  };
+
+  /**
+   * A CWT (RFC 8392) after a cache miss. Its device record is needed before the signature check,
+   * since the record's id is in the signed external AAD: a device the view does not hold costs
+   * a store read only once the source's and device's budget has granted a signature check, and
+   * not finding it counts as a failed one.
+   */
+  const verifyCwt = async (token: string, cacheKeyOf: string, source: TokenSource | undefined): Promise<VerifiedToken> => {
+    let message: CoseSign1;
+    let claims: CwtClaims;
+    try {
+      if (token.length > MAX_TOKEN_CHARS) throw invalid(`token of ${token.length} bytes (at most ${MAX_TOKEN_CHARS})`);
+      message = decodeCoseSign1(Buffer.from(token, 'latin1'));
+      claims = readCwtClaims(message.payload);
+    } catch (err) {
+      const known = err instanceof CoseFormatError || err instanceof CwtClaimsError;
+      return refuse('rejected_early', known ? invalid(`CWT: ${err.message}`) : err);
+    }
+    let key: Prechecked['key'];
+    try {
+      key = await precheckCwt(message, claims);
+    } catch (err) {
+      return refuse((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'rejected_early', err);
+    }
+    const reservation = await budget.reserve(source?.address, claims.sub);
+    if (!reservation.granted) {
+      const { kind, retryAfterSec } = reservation.exceeded;
+      onBudgetExceeded(kind);
+      return refuse('rate_limited', new AuthError('GW_ERR_TOO_MANY_REQUESTS',
+        `too many failed signature checks for this ${kind}`, { maxAgeSec: retryAfterSec }));
+    }
+    const device = devices.peek(claims.sub) ?? (await devices.get(claims.sub, { rememberAbsent: true }));
+    if (device === undefined || device.disabled === true) {
+      reservation.settle(device === undefined);
+      return refuse('invalid', invalid(`device ${echo(claims.sub)} is ${device === undefined ? 'not provisioned' : 'disabled'}`));
+    }
+    const rid = recordIdOf(device);
+    const authentic = verifyCoseSign1(message, key.publicKey, cwtExternalAad(issuer, audience, rid));
+    reservation.settle(!authentic);
+    // An earlier record's token fails here too: its record id is signed in the AAD.
+    if (!authentic) return refuse('invalid', invalid('CWT signature does not verify (or the token is of an earlier record)'));
+    const verified: VerifiedToken = {
+      sub: claims.sub, iat: claims.iat, exp: claims.exp, kid: kidText(message.kid), rid, fam: claims.family,
+      jti: claims.cti.toString('base64url'),
+      scopes: new Set(claims.scope !== undefined ? claims.scope.split(' ').filter(Boolean) : device.scopes),
+    };
+    if (isRevoked(verified)) return refuse('invalid', invalid('token revoked'));
+    outcome('ok');
+    if (source !== undefined) budget.trust(source.address, verified.sub);
+    if (cacheKeyOf !== '') remember(cacheKeyOf, verified);
+    return verified;
+  };
+
   const cacheKey = (token: string, typ: string): string => hash('sha256', `${typ} ${token}`, 'base64');
   const remember = (key: string, verified: VerifiedToken): void => {
     if (cache.size >= cacheEntries) {
@@ -228,6 +304,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       }
       if (hit !== undefined) cache.delete(key);
     }
+    if (token.charCodeAt(0) === CWT_FIRST_BYTE) return verifyCwt(token, key, cacheable ? source : undefined);
     let parts: JwsParts;
     try {
       parts = splitCompactJws(token);

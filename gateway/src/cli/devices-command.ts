@@ -12,7 +12,7 @@ import type { CliIo } from './io.ts';
 
 interface AddOptions extends StoreOptions {
   scope: string[]; count?: string; prefix: string; out?: string;
-  publicKey?: string; expires?: string; withSecret?: boolean; keyType?: string;
+  publicKey?: string; expires?: string; withSecret?: boolean; keyType?: string; tokenFormat?: string;
 }
 interface KeyOptions extends StoreOptions { publicKey: string; expires?: string }
 
@@ -55,6 +55,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
     .option('--prefix <prefix>', 'id prefix with --count', 'sim-')
     .option('--key-type <alg>', 'with --count: make each device a key pair too (ES256 or EdDSA); the private keys go into --out')
     .option('--out <file>', 'with --count: write [{id, secret, privateJwk?}] to this file (mode 0600)')
+    .option('--token-format <format>', 'access tokens of a login that asks for none: jwt (default) or cwt (compact, for the radio)')
     .action((id: string | undefined, options: AddOptions) => withStore(options, io, async (store) => {
       if (options.count === undefined) {
         if (id === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID', 'devices add needs a device id (or --count)');
@@ -64,6 +65,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
         }
         const key = options.publicKey === undefined ? undefined : await readPublicKey(options.publicKey, options.expires);
         const [device] = await provisionDevices(store, [validDeviceId(id)], options.scope, {
+          tokenFormat: options.tokenFormat,
           ...(key !== undefined ? { keys: () => [key], secret: options.withSecret === true } : {}),
         });
         if (device!.secret !== undefined) io.out(device!.secret);
@@ -89,6 +91,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
       if (keyType !== undefined) for (const deviceId of ids) pairs.set(deviceId, await generateDeviceKeyPair(keyType as DeviceKey['alg']));
       // The secret too, so that one devices file serves every simulator scenario.
       const fleet = await provisionDevices(store, ids, options.scope, {
+        tokenFormat: options.tokenFormat,
         ...(keyType !== undefined ? { keys: (deviceId: string) => [pairs.get(deviceId)!.key], secret: true } : {}),
       });
       const entries = fleet.map(({ id: deviceId, secret }) => ({

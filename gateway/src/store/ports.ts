@@ -44,6 +44,8 @@ export interface DeviceRecord {
   recordId?: string;
   /** A disabled device can neither log in nor refresh, and its tokens are refused, until enabled. */
   disabled?: boolean;
+  /** The access-token format of a login that does not ask for one (key 6); absent: JWT. */
+  tokenFormat?: 'jwt' | 'cwt';
 }
 
 /** A device holds at most this many public keys at once (as Cloud IoT Core did). */

@@ -1,7 +1,7 @@
 // The device <-> gateway wire contract. Firmware and the device simulator may import this module;
 // it has no dependencies on gateway internals. README's wire contract table mirrors it.
 
-/** CoAP option carrying the JWS access token. RFC 7252 section 5.4.6: odd = critical, bit 1 = unsafe. */
+/** CoAP option carrying the access token (a JWT's text or a CWT's bytes). RFC 7252 section 5.4.6: odd = critical, bit 1 = unsafe. */
 export const ACCESS_TOKEN_OPTION = 65003;
 
 /** RFC 7252 section 12.3 / IANA CoAP Content-Formats. */
@@ -22,11 +22,24 @@ export const AuthRequestKey = {
   assertion: 3,
   /** The opaque refresh token of the last answer (bytes). */
   refreshToken: 5,
+  /** Optional: the access token's format, a TokenFormat; without it, the device's default (set at provisioning). */
+  tokenFormat: 6,
 } as const;
+
+/**
+ * Values of AuthRequestKey.tokenFormat. A JWT (RFC 9068) travels as text; a CWT (RFC 8392, a
+ * tagged COSE_Sign1) as bytes, in the answer and in the Access-Token option alike. The option's
+ * first byte tells them apart: a JWT starts with `e` (0x65), a CWT with tag 18 (0xd2).
+ */
+export const TokenFormat = {
+  jwt: 1,
+  cwt: 2,
+} as const;
+export type TokenFormatName = keyof typeof TokenFormat;
 
 /** Integer map keys of the 2.01 body of `/auth` and `/auth/refresh`, and of the 2.05 of `/auth/nonce`. */
 export const AuthResponseKey = {
-  /** The access token (a JWT, text). */
+  /** The access token: a JWT as text, or a CWT as bytes (see TokenFormat). */
   accessToken: 1,
   expiresInSec: 2,
   /** The opaque refresh token (REFRESH_TOKEN_BYTES bytes): one use, the answer to it carries the next. */

@@ -1,0 +1,74 @@
+import { SignJWT } from 'jose';
+import { ACCESS_TOKEN_TYP } from './issue-tokens.ts';
+import type { Keystore } from './keystore.ts';
+import type { VerifiedToken } from './verify-token.ts';
+
+export interface BackendTokensOptions {
+  keystore: Keystore;
+  issuer: string;
+  audience: string;
+  nowMs: () => number;
+  /** JWTs held at once (about 500 bytes each); default 10,000. */
+  maxEntries?: number;
+  /** A JWT pushed out of the full table before its token expired (metrics). */
+  onEvicted?: () => void;
+  /** One JWT signed (metrics, bench). */
+  onMinted?: () => void;
+}
+
+export interface BackendTokens {
+  /** The JWT a backend receives for a request made with a CWT: minted once per CWT, cached until it expires. */
+  jwtFor(token: VerifiedToken): Promise<string>;
+  /** JWTs held now (a gauge). */
+  size(): number;
+}
+
+const DEFAULT_MAX_ENTRIES = 10_000;
+
+/**
+ * Backends keep verifying what they receive with the JWKS and jose: for a CWT, the gateway signs
+ * a JWT with the same claims (sub, iat, exp, jti, scope, rid, fam) plus iss and aud, which the
+ * CWT binds without sending, with its active key. Verified CWTs come from the verifier's cache,
+ * so the table is bounded by count like it, oldest first; concurrent requests with one CWT share
+ * one signature.
+ */
+export function createBackendTokens(options: BackendTokensOptions): BackendTokens {
+  const { keystore, issuer, audience, nowMs } = options;
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const held = new Map<string, { jwt: Promise<string>; exp: number }>();
+
+  const mint = async (token: VerifiedToken): Promise<string> => {
+    const key = keystore.signingKey();
+    const jwt = await new SignJWT({ scope: [...token.scopes].join(' '), rid: token.rid, ...(token.fam !== undefined ? { fam: token.fam } : {}) })
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP })
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setSubject(token.sub)
+      .setIssuedAt(token.iat)
+      .setExpirationTime(token.exp)
+      .setJti(token.jti)
+      .sign(key.privateKey);
+    options.onMinted?.();
+    return jwt;
+  };
+
+  return {
+    jwtFor(token) {
+      const cacheKey = `${token.sub} ${token.jti} ${token.exp} ${token.rid}`;
+      const hit = held.get(cacheKey);
+      if (hit !== undefined && hit.exp > nowMs() / 1000) return hit.jwt;
+      if (hit !== undefined) held.delete(cacheKey);
+      if (held.size >= maxEntries) {
+        // The oldest goes (insertion order is nearly expiry order); its device's next request costs one more signature.
+        const [oldestKey, oldest] = held.entries().next().value!;
+        held.delete(oldestKey);
+        if (oldest.exp > nowMs() / 1000) options.onEvicted?.();
+      }
+      const jwt = mint(token);
+      held.set(cacheKey, { jwt, exp: token.exp });
+      jwt.catch(() => held.delete(cacheKey));
+      return jwt;
+    },
+    size: () => held.size,
+  };
+}
