@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { ParsedPacket } from 'coap-packet';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import t, { type Test } from 'tap';
@@ -10,6 +13,8 @@ import {
 } from '../../gateway/src/wire/index.ts';
 import { RawCoapClient, isAnswerTo, rawRequest, type RawRequest } from '../helpers/bridge-raw-coap.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
+import { runCli } from '../helpers/cli-run.ts';
+import { libcoap, requireLibcoap } from '../helpers/libcoap-client.ts';
 import { foreignKey } from '../helpers/token-forge.ts';
 
 const TTL_SEC = 3600;
@@ -112,6 +117,26 @@ t.test('wire sizes, measured on real datagrams: CWT, a 25-byte reading, GET /con
   t.equal(get.answer.code, '2.05');
   t.ok(get.sentBytes <= 140, `GET /config: ${get.sentBytes} bytes <= 140`);
   t.comment(`CWT ${cwt.length} B, login answer ${answerBytes} B, reading ${reading.sentBytes} B, GET /config ${get.sentBytes} B`);
+
+  // The same device with a JWT, for README's table (the JWT targets are not met yet: see the issue).
+  // (demo-sensor-02: as long an id as demo-sensor-01.)
+  const jwtLogin = await login(raw, 'demo-sensor-02', await provision(h, 'demo-sensor-02'), TokenFormat.jwt);
+  const jwt = (decodeCbor(jwtLogin.answer.payload) as Map<number, unknown>).get(AuthResponseKey.accessToken) as string;
+  const jwtReading = await exchange(raw, telemetry(jwt));
+  const jwtGet = await exchange(raw, config(jwt));
+  t.equal(jwtReading.answer.code, '2.01');
+  t.equal(jwtGet.answer.code, '2.05');
+  t.comment(`JWT ${jwt.length} chars, login answer ${jwtLogin.answerBytes} B, reading ${jwtReading.sentBytes} B, GET /config ${jwtGet.sentBytes} B`);
+});
+
+t.test('libcoap\'s client sends a CWT as option 65003 (hex) and is bridged: it is standard CoAP', async (t) => {
+  if (!(await requireLibcoap(t))) return;
+  const h = await startHarness(t);
+  const raw = await RawCoapClient.open(t, h.port);
+  const { cwt } = await cwtLogin(t, h, raw);
+  const run = await libcoap(t, `coap://127.0.0.1:${h.port}/config`, ['-m', 'get', '-O', `65003,0x${cwt.toString('hex')}`]);
+  t.equal(run.answer.code, '2.05', 'GET /config with the CWT from libcoap');
+  t.equal(h.backend.requests.at(-1)?.headers['x-device-id'], DEVICE);
 });
 
 t.test('the format: key 6 asks, else the device\'s default; a bad key 6 is 4.00', async (t) => {
@@ -225,4 +250,18 @@ t.test('CWT expiry: within the leeway accepted, beyond it 4.01 tokenExpired', as
   h.clock.advanceSec(10);
   await refused(t, h, raw, cwt, 'past exp and the leeway (cached)', WireError.tokenExpired);
   await refused(t, h, raw, other, 'past exp and the leeway (never seen)', WireError.tokenExpired);
+});
+
+t.test('the CLI provisions a device\'s default format and refuses one it does not know', async (t) => {
+  const state = await mkdtemp(join(tmpdir(), 'gw-cwt-cli-'));
+  t.teardown(() => rm(state, { recursive: true, force: true }));
+  const add = await runCli(['devices', 'add', 'radio-1', '--token-format', 'cwt', '--state', state]);
+  t.equal(add.code, 0, `devices add --token-format cwt exits 0 (${add.stderr.trim()})`);
+  const list = await runCli(['devices', 'list', '--json', '--state', state]);
+  t.match(JSON.parse(list.stdout), [{ id: 'radio-1', tokenFormat: 'cwt' }], 'devices list shows it');
+  const bad = await runCli(['devices', 'add', 'radio-2', '--token-format', 'xml', '--state', state]);
+  t.equal(bad.code, 2, 'an unknown format: exit 2');
+  t.match(bad.stderr, /"jwt" or "cwt"/);
+  const after = await runCli(['devices', 'list', '--json', '--state', state]);
+  t.equal(JSON.parse(after.stdout).length, 1, 'and nothing was added');
 });
