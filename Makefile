@@ -15,17 +15,19 @@ certs: $(NPM_STAMP)
 
 # libcoap's independent C client, for the interoperability test; redis-server, for the Redis store
 # tests (each starts its own on a unix socket); nginx with its stream module, for the load-balancer
-# test (README's example). One apt-get update, then only what is missing.
+# test (README's example); python3-cbor2 and python3-cryptography for Debian's /usr/bin/python3,
+# for the independent COSE check. One apt-get update, then only what is missing.
 tools:
 	@missing=""; \
 	command -v coap-client-notls >/dev/null 2>&1 || missing="$$missing libcoap3-bin"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v nginx >/dev/null 2>&1 || missing="$$missing nginx"; \
 	[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing="$$missing libnginx-mod-stream"; \
+	/usr/bin/python3 -c 'import cbor2, cryptography' >/dev/null 2>&1 || missing="$$missing python3-cbor2 python3-cryptography"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "note: install$$missing (libcoap3-bin for the interoperability test, redis-server for the Redis store tests, nginx and libnginx-mod-stream for the load-balancer test)"; fi; \
+	  else echo "note: install$$missing (libcoap3-bin for the interoperability test, redis-server for the Redis store tests, nginx and libnginx-mod-stream for the load-balancer test, python3-cbor2 and python3-cryptography for the independent COSE check)"; fi; \
 	fi
 
 typecheck: $(NPM_STAMP)

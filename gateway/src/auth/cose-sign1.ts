@@ -91,7 +91,10 @@ export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
   }
   const algId = header instanceof Map && header.size === 1 ? header.get(CoseHeader.alg) : undefined;
   const alg = typeof algId === 'number' ? ALG_BY_ID.get(algId) : undefined;
-  if (alg === undefined) throw new CoseFormatError('the protected header must be exactly {1: -7} or {1: -8}');
+  // Signed, but still one spelling: no longer head, no label twice, no float for the alg.
+  if (alg === undefined || !encodeCbor(new Map([[CoseHeader.alg, algId]])).equals(protectedBytes)) {
+    throw new CoseFormatError('the protected header must be exactly {1: -7} or {1: -8}');
+  }
   if (signature.length !== SIGNATURE_BYTES) throw new CoseFormatError(`a signature of ${signature.length} bytes`);
   const kid = Buffer.from(unprotected.get(CoseHeader.kid) as Uint8Array);
   const parsed: CoseSign1 = {
