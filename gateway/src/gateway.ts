@@ -115,6 +115,8 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const bridge = buildBridge({ ...config.backend, nowMs });
   const backendTokens = createBackendTokens({
     keystore, issuer: tokens.issuer, audience: tokens.audience, nowMs,
+    // One per verified token: a device whose token the verifier still holds costs no signature.
+    maxEntries: config.auth.verifiedTokenCacheEntries,
     onEvicted: () => metrics.evictions.inc({ table: 'backend_tokens' }),
     onMinted: () => metrics.backendTokensMinted.inc(),
   });

@@ -1,6 +1,6 @@
 import type { Metrics } from './admin/index.ts';
 import {
-  ACCESS_TOKEN_TYP, CWT_FIRST_BYTE, type BackendTokens, type TokenVerifier, type VerifiedToken, createAuthResource,
+  ACCESS_TOKEN_TYP, type BackendTokens, type TokenVerifier, type VerifiedToken, createAuthResource,
 } from './auth/index.ts';
 import { checkRequestContentFormat, type Bridge, type RouteMatch, type Router } from './bridge/index.ts';
 import type { RouteConfig } from './config/index.ts';
@@ -13,7 +13,7 @@ import { ContentFormat, Paths } from './wire/index.ts';
 export interface PipelineParts {
   auth: ReturnType<typeof createAuthResource>;
   verifyToken: TokenVerifier;
-  /** JWTs for the backend of requests made with a CWT. */
+  /** The JWTs backends receive, one per device token. */
   backendTokens: BackendTokens;
   router: Router;
   routes: readonly RouteConfig[];
@@ -128,9 +128,10 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
         default:
           break;
       }
-      const { match, token, accessToken: presented } = await authorize(request, context, request.payload.length);
-      // Backends verify JWTs: a CWT's request carries one with the same claims, minted once per CWT.
-      const accessToken = presented.charCodeAt(0) === CWT_FIRST_BYTE ? await parts.backendTokens.jwtFor(token) : presented;
+      const { match, token } = await authorize(request, context, request.payload.length);
+      // Backends verify full JWTs (iss, aud, scope...), which the compact tokens on the radio leave
+      // out: each device token gets one with the same claims, minted once and held until it expires.
+      const accessToken = await parts.backendTokens.jwtFor(token);
       const stopTimer = backendTimer(match.route.path).startTimer();
       try {
         return await bridge.forward({ request, match, deviceId: token.sub, accessToken, context });

@@ -7,6 +7,7 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 import { BRIDGE_ROUTES, BRIDGE_SCOPES, holdingHandler, okHandler, plain } from '../helpers/bridge-fixtures.ts';
 import { RawCoapClient, isAnswerTo, isEmptyAck, loginToken, rawRequest, uintOption, type RawRequest } from '../helpers/bridge-raw-coap.ts';
 import { nodeCoapRequest, openNodeCoapAgent } from '../helpers/node-coap-blockwise.ts';
+import { forwardedClaims, jtiOf } from '../helpers/backend-jwt.ts';
 
 const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -98,7 +99,7 @@ t.test('the bridged request: method, path, JSON body, headers; Accept 50 gets th
   t.equal(req?.url, '/devices/sensor-1/telemetry/temp');
   t.equal(req?.headers['content-type'], 'application/json');
   t.same(JSON.parse(req!.body.toString()), { 1: 21.5, unit: 'C', raw: '-_8' }, 'CBOR -> JSON, bytes as base64url');
-  t.equal(req?.headers.authorization, `Bearer ${token}`);
+  t.equal((await forwardedClaims(h, req)).jti, jtiOf(token), 'a full JWT of the device\'s token');
   t.equal(req?.headers['x-device-id'], 'sensor-1');
   t.equal(req?.headers.accept, 'application/json');
   t.match(req?.headers['x-request-id'], /^[0-9a-f-]{36}$/);

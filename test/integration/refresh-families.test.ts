@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { decodeJwt } from 'jose';
+import { readJti } from '../../gateway/src/auth/token-id.ts';
 import type { DeviceClient, Tokens } from '../../device-sim/src/device-client.ts';
 import { recordIdOf } from '../../gateway/src/auth/record-id.ts';
 import { DEFAULTS } from '../../gateway/src/config/index.ts';
@@ -15,7 +16,8 @@ import { accessClaims, signToken } from '../helpers/token-forge.ts';
 
 const wireCodeOf = (body: unknown) => (body instanceof Map ? (body as Map<number, unknown>).get(ErrorKey.code) : undefined);
 const config = (token: string) => ({ method: 'GET' as const, path: '/config', token });
-const familyOf = (tokens: Tokens) => decodeJwt(tokens.accessToken).fam;
+// A compact JWT's jti holds its family (gateway/src/auth/token-id.ts).
+const familyOf = (tokens: Tokens) => readJti(decodeJwt(tokens.accessToken).jti!)?.family;
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
 
 async function login(t: Test, device: DeviceClient, id: string, secret: Buffer): Promise<Tokens> {

@@ -1,4 +1,5 @@
 import { createPublicKey } from 'node:crypto';
+import { decodeJwt } from 'jose';
 import t, { type Test } from 'tap';
 import type { DeviceClient, Tokens } from '../../device-sim/src/device-client.ts';
 import { WireError } from '../../gateway/src/wire/index.ts';
@@ -7,6 +8,7 @@ import { expectRefused } from '../helpers/token-checks.ts';
 import {
   accessClaims, flipSignatureByte, foreignKey, hmacToken, publicKeyAsSecrets, signToken, unsecuredToken, withPayload,
 } from '../helpers/token-forge.ts';
+import { forwardedClaims, jtiOf } from '../helpers/backend-jwt.ts';
 
 const TTL_SEC = 3600;
 const LEEWAY_SEC = 30;
@@ -40,7 +42,8 @@ t.test('a tokened request is forwarded: method, path, headers, and the CBOR body
   const req = h.backend.requests[0]!;
   t.equal(req.method, 'POST');
   t.equal(req.url, '/devices/sensor-1/telemetry/temp');
-  t.equal(req.headers.authorization, `Bearer ${tokens.accessToken}`);
+  // The backend gets a full JWT (iss, aud, scope) of the same token: same sub, jti and exp.
+  t.match(await forwardedClaims(h, req), { sub: 'sensor-1', jti: jtiOf(tokens.accessToken), exp: decodeJwt(tokens.accessToken).exp, scope: 'telemetry:write config:read' });
   t.equal(req.headers['x-device-id'], 'sensor-1');
   t.match(req.headers['x-request-id'], /^\S{8,}$/, 'x-request-id present');
   t.equal(req.headers['content-type'], 'application/json');
@@ -219,7 +222,7 @@ t.test('refresh: new tokens once per refresh token', async (t) => {
   t.not(hex(next.refreshToken), hex(tokens.refreshToken), 'a new refresh token');
   t.equal(next.expiresInSec, TTL_SEC);
   t.equal((await device.send(config(next.accessToken))).code, '2.05', 'the new access token works');
-  t.equal(h.backend.requests.at(-1)?.headers.authorization, `Bearer ${next.accessToken}`);
+  t.equal((await forwardedClaims(h, h.backend.requests.at(-1))).jti, jtiOf(next.accessToken), 'the backend got the new token\'s JWT');
   const third = await device.refresh(next.refreshToken);
   t.equal(third.answer.code, '2.01', 'the rotated refresh token works once');
   t.equal((await device.refresh(next.refreshToken)).answer.code, '4.01', 'and only once');

@@ -3,7 +3,7 @@ import t from 'tap';
 import { HTTP_TO_COAP } from '../../gateway/src/bridge/index.ts';
 import { ERROR_TABLE } from '../../gateway/src/errors.ts';
 import {
-  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ErrorKey, NONCE_BYTES, Paths, REFRESH_TOKEN_BYTES, WireError,
+  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ErrorKey, NONCE_BYTES, Paths, REFRESH_TOKEN_BYTES, TokenFormat, WireError,
 } from '../../gateway/src/wire/index.ts';
 
 // README is the contract firmware and backend teams read: it must say what the code does.
@@ -31,7 +31,8 @@ t.test('README states the option number and the CBOR keys of the code', async (t
   t.match(readme, `{${AuthRequestKey.deviceId}: device id (text), ${AuthRequestKey.secret}: secret (bytes)}`);
   t.match(readme, `{${AuthRequestKey.deviceId}: device id, ${AuthRequestKey.assertion}: assertion (text`);
   t.match(readme, `{${AuthRequestKey.refreshToken}: refresh token (bytes)}`);
-  t.match(readme, `{${AuthResponseKey.accessToken}: access token (text), ${AuthResponseKey.expiresInSec}: expires_in s, `
+  t.match(readme, `optional \`${AuthRequestKey.tokenFormat}: token format\` (${TokenFormat.jwt} JWT, ${TokenFormat.cwt} CWT)`);
+  t.match(readme, `{${AuthResponseKey.accessToken}: access token (text: a JWT; bytes: a CWT), ${AuthResponseKey.expiresInSec}: expires_in s, `
     + `${AuthResponseKey.refreshToken}: refresh token (${REFRESH_TOKEN_BYTES} bytes), ${AuthResponseKey.serverTimeSec}: server time s}`);
   t.match(readme, `| \`${Paths.nonce}\` | POST |`);
   t.match(readme, `{${AuthResponseKey.nonce}: nonce (${NONCE_BYTES} bytes), ${AuthResponseKey.serverTimeSec}: server time s}`);

@@ -119,7 +119,7 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
   });
   const backendTokensMinted = new Counter({
     name: 'coap_gateway_backend_tokens_minted_total',
-    help: 'JWTs signed for the backend of requests made with a CWT (one per CWT while it is held; evictions under table="backend_tokens")',
+    help: 'JWTs signed for the backend, one per device token while it is held (evictions under table="backend_tokens")',
     registers: [registry],
   });
   new Gauge({

@@ -8,7 +8,7 @@ export interface BackendTokensOptions {
   issuer: string;
   audience: string;
   nowMs: () => number;
-  /** JWTs held at once (about 500 bytes each); default 10,000. */
+  /** JWTs held at once (about 600 bytes each with the entry); the gateway holds as many as verified tokens. */
   maxEntries?: number;
   /** A JWT pushed out of the full table before its token expired (metrics). */
   onEvicted?: () => void;
@@ -17,7 +17,7 @@ export interface BackendTokensOptions {
 }
 
 export interface BackendTokens {
-  /** The JWT a backend receives for a request made with a CWT: minted once per CWT, cached until it expires. */
+  /** The JWT a backend receives for a request made with a device token (JWT or CWT): minted once per token, held until it expires. */
   jwtFor(token: VerifiedToken): Promise<string>;
   /** JWTs held now (a gauge). */
   size(): number;
@@ -26,11 +26,12 @@ export interface BackendTokens {
 const DEFAULT_MAX_ENTRIES = 10_000;
 
 /**
- * Backends keep verifying what they receive with the JWKS and jose: for a CWT, the gateway signs
- * a JWT with the same claims (sub, iat, exp, jti, scope, rid, fam) plus iss and aud, which the
- * CWT binds without sending, with its active key. Verified CWTs come from the verifier's cache,
- * so the table is bounded by count like it, oldest first; concurrent requests with one CWT share
- * one signature.
+ * Backends keep verifying what they receive with the JWKS and jose, with issuer, audience and
+ * scope: the compact tokens devices send leave those out (a CWT signs them unsent, a compact JWT
+ * has them from the gateway's configuration and the device record). So for each device token the
+ * gateway signs, with its active key, a JWT with the same sub, iat, exp and jti plus iss, aud,
+ * scope, rid and fam. Bounded by count like the verifier's cache, oldest first; concurrent
+ * requests with one token share one signature.
  */
 export function createBackendTokens(options: BackendTokensOptions): BackendTokens {
   const { keystore, issuer, audience, nowMs } = options;

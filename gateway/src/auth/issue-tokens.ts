@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { TokenFormatName } from '../wire/index.ts';
 import { cwtExternalAad, newCti, signCwt } from './cwt.ts';
+import { newJti } from './token-id.ts';
 import type { Keystore } from './keystore.ts';
 import type { VerifiedToken } from './verify-token.ts';
 
@@ -46,9 +47,10 @@ export interface TokenIssuer {
 }
 
 /**
- * Signs a device's access token (RFC 9068 `at+jwt`) with the keystore's active key. Claims are
- * only the non-sensitive ones DESIGN.md lists, plus `rid` (the device record it was issued to)
- * and `fam` (its refresh-token family, so that revoking the family refuses it too).
+ * Signs a device's access token with the keystore's active key: a compact JWT (RFC 9068
+ * `at+jwt`: sub, exp and a jti that holds the refresh-token family, the issue second and a tag
+ * of the device record), or a CWT (see cwt.ts). Neither sends what the gateway knows: issuer,
+ * audience, the scopes of the record. Backends get a full JWT (backend-tokens.ts).
  */
 export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
   const { keystore, issuer, audience, ttlSec, nowMs } = options;
@@ -61,7 +63,6 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
       }
       const key = keystore.signingKey();
       const iat = Math.floor(nowMs() / 1000);
-      const scope = device.scopes.join(' ');
       if (format === 'cwt') {
         const cwt = signCwt({ sub: device.id, iatSec: iat, expSec: iat + ttlSec, family }, key,
           cwtExternalAad(issuer, audience, device.recordId));
@@ -73,13 +74,12 @@ export function createTokenIssuer(options: TokenIssuerOptions): TokenIssuer {
           format, accessToken: cwt.toString('latin1'), answerValue: cwt, family, expiresInSec: ttlSec, serverTimeSec: iat, accessClaims,
         };
       }
-      const accessJti = newId(12);
-      const accessToken = await new SignJWT({ scope, rid: device.recordId, fam: family })
+      // Only what verification uses (RFC 9068's typ; sub, exp, jti): iss, aud, the record, the
+      // scopes and the family are known to the gateway or inside the jti (see token-id.ts).
+      const accessJti = newJti(family, iat, device.recordId);
+      const accessToken = await new SignJWT({})
         .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: ACCESS_TOKEN_TYP })
-        .setIssuer(issuer)
-        .setAudience(audience)
         .setSubject(device.id)
-        .setIssuedAt(iat)
         .setExpirationTime(iat + ttlSec)
         .setJti(accessJti)
         .sign(key.privateKey);

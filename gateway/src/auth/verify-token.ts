@@ -8,6 +8,7 @@ import { CWT_FIRST_BYTE, CwtClaimsError, cwtExternalAad, kidText, readCwtClaims,
 import { MAX_TOKEN_CHARS, decodeJws, echo, splitCompactJws, type JwsParts } from './decode-token.ts';
 import type { Keystore } from './keystore.ts';
 import { recordIdOf } from './record-id.ts';
+import { readJti, recordTag, type JtiParts } from './token-id.ts';
 import { createVerificationBudget, type BudgetKind } from './verification-budget.ts';
 
 export interface VerifiedToken {
@@ -84,9 +85,11 @@ export interface TokenVerifier {
 interface Prechecked {
   key: { alg: string; publicKey: KeyObject };
   sub: string;
+  /** A compact JWT's jti, read: undefined for a token of the earlier, full shape (iat, rid, fam, scope claims). */
+  compact: JtiParts | undefined;
 }
 
-const REQUIRED_CLAIMS = ['sub', 'exp', 'iat', 'jti'];
+const REQUIRED_CLAIMS = ['sub', 'exp', 'jti'];
 /** Both of our algorithms (ES256 in IEEE P1363 form, Ed25519) have 64-byte signatures. */
 const SIGNATURE_BYTES = 64;
 
@@ -128,6 +131,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const bound = rid === '' ? iat >= Math.floor(Date.parse(device.createdAt) / 1000) : rid === recordIdOf(device);
     return bound ? undefined : `token of an earlier record of device ${echo(sub)}`;
   };
+  /** A compact JWT's jti names its record by a 4-byte tag. */
+  const compactBindingProblem = (device: DeviceRecord, sub: string, compact: JtiParts): string | undefined => {
+    if (device.disabled === true) return `device ${echo(sub)} is disabled`;
+    return recordTag(recordIdOf(device)).equals(compact.recordTag) ? undefined : `token of an earlier record of device ${echo(sub)}`;
+  };
   const stillValid = (token: VerifiedToken, device: DeviceRecord | undefined): boolean =>
     token.exp + leewaySec > nowMs() / 1000
     && keystore.verificationKey(token.kid) !== undefined
@@ -143,14 +151,22 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     }
     if (signatureBytes !== SIGNATURE_BYTES) throw invalid(`signature of ${signatureBytes} bytes, expected ${SIGNATURE_BYTES}`);
     for (const claim of REQUIRED_CLAIMS) if (!Object.hasOwn(claims, claim)) throw invalid(`no ${claim} claim`);
-    const { sub, iat, exp, nbf, rid } = claims;
+    const { sub, exp, nbf, rid } = claims;
     if (typeof sub !== 'string' || typeof claims.jti !== 'string') throw invalid('sub and jti must be strings');
+    // A compact token (no iat claim) has its issue second, family and record tag in its jti.
+    const compact = claims.iat === undefined ? readJti(claims.jti) : undefined;
+    if (claims.iat === undefined && compact === undefined) throw invalid('no iat claim, and a jti that does not hold one');
+    const iat = compact?.iatSec ?? claims.iat;
     if (typeof iat !== 'number' || typeof exp !== 'number' || (nbf !== undefined && typeof nbf !== 'number')) {
       throw invalid('iat, exp and nbf must be numbers');
     }
     if (rid !== undefined && typeof rid !== 'string') throw invalid('rid must be a string');
-    if (claims.iss !== issuer) throw invalid(`iss ${echo(claims.iss)}`);
-    if (!(claims.aud === audience || (Array.isArray(claims.aud) && claims.aud.includes(audience)))) throw invalid('aud is not ours');
+    if (claims.scope !== undefined && typeof claims.scope !== 'string') throw invalid('scope must be a string');
+    // Compact tokens leave out iss and aud (the keys sign for this issuer and audience only); present, they must be ours.
+    if (claims.iss !== undefined && claims.iss !== issuer) throw invalid(`iss ${echo(claims.iss)}`);
+    if (claims.aud !== undefined && !(claims.aud === audience || (Array.isArray(claims.aud) && claims.aud.includes(audience)))) {
+      throw invalid('aud is not ours');
+    }
     // The same arithmetic as jose's (whole seconds), so both agree on every token.
     const nowSec = Math.floor(nowMs() / 1000);
     if (exp <= nowSec - leewaySec) throw new AuthError('GW_ERR_AUTH_TOKEN_EXPIRED', 'token expired');
@@ -162,23 +178,27 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     // such a check found absent (a removed device's tokens, replayed) is refused here from then on.
     if (devices.absent(sub)) throw invalid(`device ${echo(sub)} is not provisioned`);
     const held = devices.peek(sub);
-    const problem = held === undefined ? undefined : bindingProblem(held, sub, rid ?? '', iat);
+    const problem = held === undefined ? undefined : compact !== undefined
+      ? compactBindingProblem(held, sub, compact)
+      : bindingProblem(held, sub, rid ?? '', iat);
     if (problem !== undefined) throw invalid(problem);
     // Last, as the only check that may read files: an unknown kid reloads the keystore, at most
     // once a second for all callers together.
     const kid = typeof header.kid === 'string' ? header.kid : undefined;
     const key = keystore.verificationKey(kid) ?? (await keystore.reloadForUnknownKid(kid));
     if (key === undefined || key.alg !== header.alg) throw invalid(`no verifying key for kid ${echo(header.kid)} and alg ${echo(header.alg)}`);
-    return { key, sub };
+    return { key, sub, compact };
   };
 
-  const verifySignature = async (token: string, typ: string, key: Prechecked['key'], settle: (signatureFailed: boolean) => void)
-    : Promise<VerifiedToken> => {
+  /** The signature and, again, the claims, by jose; the token's record and scopes are settled by the caller. */
+  const verifySignature = async (token: string, typ: string, checked: Prechecked, settle: (signatureFailed: boolean) => void)
+    : Promise<VerifiedToken & { scopeClaim: boolean }> => {
+    const { key, compact } = checked;
     let payload: JWTPayload;
     let kid: string;
     try {
       const result = await jwtVerify(token, key.publicKey, {
-        issuer, audience, typ, algorithms: [key.alg], clockTolerance: leewaySec, currentDate: new Date(nowMs()),
+        typ, algorithms: [key.alg], clockTolerance: leewaySec, currentDate: new Date(nowMs()),
         requiredClaims: REQUIRED_CLAIMS,
       });
       payload = result.payload;
@@ -193,9 +213,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     settle(false);
     const scope = typeof payload.scope === 'string' ? payload.scope : '';
     return {
-      sub: payload.sub!, iat: payload.iat!, scopes: new Set(scope.split(' ').filter(Boolean)), jti: payload.jti!,
+      sub: payload.sub!, iat: compact?.iatSec ?? payload.iat!, scopes: new Set(scope.split(' ').filter(Boolean)), jti: payload.jti!,
       exp: payload.exp!, kid, rid: typeof payload.rid === 'string' ? payload.rid : '',
-      fam: typeof payload.fam === 'string' ? payload.fam : undefined,
+      fam: compact?.family ?? (typeof payload.fam === 'string' ? payload.fam : undefined),
+      scopeClaim: typeof payload.scope === 'string',
     };
   };
 
@@ -324,17 +345,25 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       return refuse('rate_limited', new AuthError('GW_ERR_TOO_MANY_REQUESTS',
         `too many failed signature checks for this ${kind}`, { maxAgeSec: retryAfterSec }));
     }
-    let verified: VerifiedToken;
+    let signed: VerifiedToken & { scopeClaim: boolean };
     try {
-      verified = await verifySignature(token, typ, checked.key, reservation.settle);
+      signed = await verifySignature(token, typ, checked, reservation.settle);
     } catch (err) {
       return refuse((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'invalid', err);
     }
+    const { scopeClaim, ...verified } = signed;
     if (isRevoked(verified)) return refuse('invalid', invalid('token revoked'));
     // Authentic now: worth a store call when the view does not hold its device.
     const device = devices.peek(verified.sub) ?? (await devices.get(verified.sub, { rememberAbsent: true }));
-    const problem = bindingProblem(device, verified.sub, verified.rid, verified.iat);
+    const problem = checked.compact === undefined || device === undefined
+      ? bindingProblem(device, verified.sub, verified.rid, verified.iat)
+      : compactBindingProblem(device, verified.sub, checked.compact);
     if (problem !== undefined) return refuse('invalid', invalid(problem));
+    if (checked.compact !== undefined) {
+      // Bound to this record now: cache hits compare its whole id; the scopes are the record's.
+      verified.rid = recordIdOf(device!);
+      if (!scopeClaim) verified.scopes = new Set(device!.scopes);
+    }
     outcome('ok');
     // Refresh tokens (never cached) are trusted by the auth resource once the refresh succeeds.
     if (source !== undefined && cacheable) budget.trust(source.address, verified.sub);
