@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { TokenFormat, type TokenFormatName } from '../../gateway/src/wire/index.ts';
 import { registerBenchCommand } from './bench-command.ts';
 import { DEFAULT_CERTS_DIR, runDemo } from './demo.ts';
 import { buildEchoServer } from './echo-server.ts';
@@ -19,10 +20,14 @@ program.command('demo')
   .option('--devices <n>', 'number of devices', '3')
   .option('--readings <n>', 'readings per device', '5')
   .option('--certs <dir>', 'dev PKI made by `make certs`', DEFAULT_CERTS_DIR)
-  .action(async (options: { devices: string; readings: string; certs: string }) => {
+  .option('--token-format <format>', 'jwt | cwt: the access token format the devices ask for (key 6); unset: none asked, the devices\' default')
+  .action(async (options: { devices: string; readings: string; certs: string; tokenFormat?: string }) => {
+    if (options.tokenFormat !== undefined && !Object.hasOwn(TokenFormat, options.tokenFormat)) {
+      throw new SimError('SIM_ERR_BAD_OPTION', `--token-format: expected jwt or cwt, got ${options.tokenFormat}`);
+    }
     const failures = await runDemo({
       devices: Math.max(2, Number(options.devices)), readings: Math.max(1, Number(options.readings)),
-      certsDir: options.certs, log,
+      certsDir: options.certs, tokenFormat: options.tokenFormat as TokenFormatName | undefined, log,
     });
     process.exitCode = failures === 0 ? 0 : 1;
   });

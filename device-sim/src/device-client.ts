@@ -1,9 +1,10 @@
 import { isIPv6 } from 'node:net';
 import { Agent, type IncomingMessage, type OutgoingMessage } from 'coap';
 import {
-  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ContentFormat, Paths, decodeCbor, encodeCbor,
+  ACCESS_TOKEN_OPTION, AuthRequestKey, AuthResponseKey, ContentFormat, Paths, TokenFormat, decodeCbor, encodeCbor,
+  type TokenFormatName,
 } from '../../gateway/src/wire/index.ts';
-import { CountingSocket } from './counting-socket.ts';
+import { CountingSocket, type Traffic } from './counting-socket.ts';
 import {
   ASSERTION_LIFETIME_SEC, AssertionSigner, NONCE_ASSERTION_LIFETIME_SEC, type DevicePrivateJwk,
 } from './device-assertion.ts';
@@ -31,8 +32,8 @@ export interface SendOptions {
   payload?: Buffer;
   contentFormat?: number;
   accept?: number;
-  /** Access token for option 65003; `null` sends none. */
-  token?: string | null;
+  /** Access token for option 65003, sent as its bytes unchanged (a JWT's ASCII, a CWT's bytes); `null` sends none. */
+  token?: AccessToken | null;
   /** An Echo option value (RFC 9175) the gateway sent this device, repeated. */
   echo?: Buffer;
   confirmable?: boolean;
@@ -64,9 +65,34 @@ export class CoapTimeoutError extends Error {
   }
 }
 
-export interface Tokens {
-  /** A JWT (text), for the Access-Token option. */
-  accessToken: string;
+/** An access token as the gateway issued it: a JWT (text) or a CWT (bytes, a tagged COSE_Sign1). */
+export type AccessToken = string | Buffer;
+
+/** The format of an access token: a JWT is text, a CWT bytes. */
+export function tokenFormatOf(token: AccessToken): TokenFormatName {
+  return typeof token === 'string' ? 'jwt' : 'cwt';
+}
+
+/**
+ * What a login or refresh asks for. `tokenFormat` sends key 6 (AuthRequestKey.tokenFormat);
+ * without it nothing is sent and the gateway issues the device's default format.
+ */
+export interface TokenRequest {
+  tokenFormat?: TokenFormatName | undefined;
+}
+
+/**
+ * Without a TokenRequest, a caller that handles JWTs only: a 2.01 carrying a CWT yields no
+ * `tokens`. With one (even `{}`), `accessToken` is whichever format the gateway sent.
+ */
+export interface AuthResult<T extends AccessToken = string> {
+  answer: CoapAnswer;
+  tokens?: Tokens<T>;
+}
+
+export interface Tokens<T extends AccessToken = string> {
+  /** For the Access-Token option: a JWT (text), or with a TokenRequest possibly a CWT (bytes). */
+  accessToken: T;
   /** Opaque bytes (REFRESH_TOKEN_BYTES): good for one `/auth/refresh`, whose answer carries the next. */
   refreshToken: Uint8Array;
   expiresInSec: number;
@@ -134,6 +160,11 @@ export class DeviceClient {
     return this.#socket.bytesReceived;
   }
 
+  /** Bytes, datagrams and estimated 802.15.4 frames so far: subtract two to get one exchange's. */
+  traffic(): Traffic {
+    return this.#socket.traffic();
+  }
+
   get localPort(): number {
     return this.#socket.address().port;
   }
@@ -154,6 +185,7 @@ export class DeviceClient {
       if (format !== undefined) req.setOption('Content-Format', format as never);
       if (options.accept !== undefined) req.setOption('Accept', options.accept as never);
       if (typeof options.token === 'string') req.setOption(String(ACCESS_TOKEN_OPTION), Buffer.from(options.token));
+      else if (Buffer.isBuffer(options.token)) req.setOption(String(ACCESS_TOKEN_OPTION), options.token);
       if (options.echo !== undefined) req.setOption(String(ECHO_OPTION), options.echo);
       const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
       let timer: NodeJS.Timeout | undefined;
@@ -186,13 +218,15 @@ export class DeviceClient {
     });
   }
 
-  /** `POST /auth` with the device's secret. */
-  async login(deviceId: string, secret: Buffer): Promise<{ answer: CoapAnswer; tokens?: Tokens }> {
+  /** `POST /auth` with the device's secret (and key 6, the token format, when `request` names one). */
+  async login(deviceId: string, secret: Buffer): Promise<AuthResult>;
+  async login(deviceId: string, secret: Buffer, request: TokenRequest): Promise<AuthResult<AccessToken>>;
+  async login(deviceId: string, secret: Buffer, request?: TokenRequest): Promise<AuthResult<AccessToken>> {
     const answer = await this.#proving({
       method: 'POST', path: Paths.auth,
-      body: new Map<number, unknown>([[AuthRequestKey.deviceId, deviceId], [AuthRequestKey.secret, secret]]),
+      body: withTokenFormat(new Map<number, unknown>([[AuthRequestKey.deviceId, deviceId], [AuthRequestKey.secret, secret]]), request),
     });
-    return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body) : undefined };
+    return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body, request !== undefined) : undefined };
   }
 
   /**
@@ -200,8 +234,11 @@ export class DeviceClient {
    * claims `aud`, `iat`, `exp`, `jti` and, with `nonce`, `nonce`). Throws TypeError when the key
    * is not an ES256 or EdDSA private JWK, or neither `clock` nor `nonce` is given.
    */
-  async loginWithAssertion(deviceId: string, privateJwk: DevicePrivateJwk, options: AssertionLoginOptions)
-    : Promise<{ answer: CoapAnswer; tokens?: Tokens }> {
+  async loginWithAssertion(deviceId: string, privateJwk: DevicePrivateJwk, options: AssertionLoginOptions): Promise<AuthResult>;
+  async loginWithAssertion(deviceId: string, privateJwk: DevicePrivateJwk, options: AssertionLoginOptions, request: TokenRequest)
+    : Promise<AuthResult<AccessToken>>;
+  async loginWithAssertion(deviceId: string, privateJwk: DevicePrivateJwk, options: AssertionLoginOptions, request?: TokenRequest)
+    : Promise<AuthResult<AccessToken>> {
     const { audience, clock, nonce } = options;
     if (nonce === undefined && clock === undefined) throw new TypeError('loginWithAssertion: give a clock, or a nonce from nonce()');
     let signer = this.#signers.get(privateJwk);
@@ -214,9 +251,9 @@ export class DeviceClient {
       : { audience, iatSec: Math.floor(clock!.nowMs() / 1000), lifetimeSec: ASSERTION_LIFETIME_SEC });
     const answer = await this.#proving({
       method: 'POST', path: Paths.auth,
-      body: new Map<number, unknown>([[AuthRequestKey.deviceId, deviceId], [AuthRequestKey.assertion, assertion]]),
+      body: withTokenFormat(new Map<number, unknown>([[AuthRequestKey.deviceId, deviceId], [AuthRequestKey.assertion, assertion]]), request),
     });
-    return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body) : undefined };
+    return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body, request !== undefined) : undefined };
   }
 
   /**
@@ -228,13 +265,15 @@ export class DeviceClient {
     return { answer, nonce: answer.code === '2.05' ? toNonce(answer.body) : undefined };
   }
 
-  /** `POST /auth/refresh` with the refresh token of the last answer (used once: keep the new one). */
-  async refresh(refreshToken: Uint8Array): Promise<{ answer: CoapAnswer; tokens?: Tokens }> {
+  /** `POST /auth/refresh` with the refresh token of the last answer (used once: keep the new one); key 6 as for login. */
+  async refresh(refreshToken: Uint8Array): Promise<AuthResult>;
+  async refresh(refreshToken: Uint8Array, request: TokenRequest): Promise<AuthResult<AccessToken>>;
+  async refresh(refreshToken: Uint8Array, request?: TokenRequest): Promise<AuthResult<AccessToken>> {
     const answer = await this.#proving({
       method: 'POST', path: Paths.refresh,
-      body: new Map<number, unknown>([[AuthRequestKey.refreshToken, refreshToken]]),
+      body: withTokenFormat(new Map<number, unknown>([[AuthRequestKey.refreshToken, refreshToken]]), request),
     });
-    return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body) : undefined };
+    return { answer, tokens: answer.code === '2.01' ? toTokens(answer.body, request !== undefined) : undefined };
   }
 
   /**
@@ -275,17 +314,30 @@ function toAnswer(res: IncomingMessage): CoapAnswer {
   };
 }
 
-/** The tokens of a 2.01 from /auth or /auth/refresh, or undefined when the body is not the wire contract's. */
-function toTokens(body: unknown): Tokens | undefined {
+/** Adds key 6 (the token format) to a login or refresh body when the request names a format. */
+function withTokenFormat(body: Map<number, unknown>, request: TokenRequest | undefined): Map<number, unknown> {
+  if (request?.tokenFormat !== undefined) body.set(AuthRequestKey.tokenFormat, TokenFormat[request.tokenFormat]);
+  return body;
+}
+
+/**
+ * The tokens of a 2.01 from /auth or /auth/refresh, or undefined when the body is not the wire
+ * contract's: key 1 a text string (JWT) or, when `bytesAllowed`, a byte string (CWT).
+ */
+function toTokens(body: unknown, bytesAllowed: boolean): Tokens<AccessToken> | undefined {
   if (!(body instanceof Map)) return undefined;
   const map = body as Map<number, unknown>;
   const accessToken = map.get(AuthResponseKey.accessToken);
   const refreshToken = map.get(AuthResponseKey.refreshToken);
   const expiresInSec = map.get(AuthResponseKey.expiresInSec);
   const serverTimeSec = map.get(AuthResponseKey.serverTimeSec);
-  if (typeof accessToken !== 'string' || !(refreshToken instanceof Uint8Array)
+  const isText = typeof accessToken === 'string';
+  const isBytes = bytesAllowed && accessToken instanceof Uint8Array && accessToken.length > 0;
+  if (!(isText || isBytes) || !(refreshToken instanceof Uint8Array)
     || typeof expiresInSec !== 'number' || typeof serverTimeSec !== 'number') return undefined;
-  return { accessToken, refreshToken: Uint8Array.from(refreshToken), expiresInSec, serverTimeSec };
+  // A copy: cbor-x may hand out views into the datagram's buffer.
+  const token: AccessToken = isText ? accessToken : Buffer.from(accessToken as Uint8Array);
+  return { accessToken: token, refreshToken: Uint8Array.from(refreshToken), expiresInSec, serverTimeSec };
 }
 
 /** The nonce of a 2.05 from /auth/nonce, or undefined when the body is not the wire contract's. */

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { DevicePrivateJwk } from './device-assertion.ts';
-import type { CoapAnswer, DeviceClient, Tokens } from './device-client.ts';
+import type { AccessToken, CoapAnswer, DeviceClient, Tokens } from './device-client.ts';
 import type { DeviceCredentials } from './devices-file.ts';
 import { DeviceClock } from './device-clock.ts';
 import { serverTimeOf } from './exchange-recorder.ts';
@@ -22,7 +22,8 @@ export class DeviceSession {
   readonly privateJwk: DevicePrivateJwk | undefined;
   readonly clock: DeviceClock;
   client: DeviceClient | undefined;
-  accessToken: string | undefined;
+  /** A JWT (text) or a CWT (bytes), as the gateway issued it. */
+  accessToken: AccessToken | undefined;
   refreshToken: Uint8Array | undefined;
   /** The refresh token this device used last (refresh-reuse scenario: presented again). */
   spentRefreshToken: Uint8Array | undefined;
@@ -53,7 +54,7 @@ export class DeviceSession {
    * Takes new tokens. The device sets its clock by the login's server time (key 4) and times its
    * renewal by the gateway's clock, not its own: a device whose clock is off still renews in time.
    */
-  useTokens(tokens: Tokens, wasRefresh = false): void {
+  useTokens(tokens: Tokens<AccessToken>, wasRefresh = false): void {
     this.clock.learn(tokens.serverTimeSec);
     this.accessToken = tokens.accessToken;
     if (wasRefresh) this.spentRefreshToken = this.refreshToken;

@@ -1,4 +1,5 @@
 import { ErrorKey } from '../../gateway/src/wire/index.ts';
+import type { Traffic } from './counting-socket.ts';
 import type { CoapAnswer } from './device-client.ts';
 import type { ExchangeStats } from './report.ts';
 import { LatencyHistogram, Tally, round3 } from './stats.ts';
@@ -16,6 +17,8 @@ export class ExchangeRecorder {
   readonly latency = new LatencyHistogram();
   bytesSent = 0;
   bytesReceived = 0;
+  datagramsSent = 0;
+  framesSent = 0;
   readonly #errorSamples: Set<string>;
 
   /** `errorSamples` is shared by the recorders of one run. */
@@ -45,7 +48,15 @@ export class ExchangeRecorder {
     this.bytesReceived += received;
   }
 
+  /** One exchange's traffic: what the device's socket counted from `before` to `after`. */
+  traffic(before: Traffic, after: Traffic): void {
+    this.bytes(after.bytesSent - before.bytesSent, after.bytesReceived - before.bytesReceived);
+    this.datagramsSent += after.datagramsSent - before.datagramsSent;
+    this.framesSent += after.framesSent - before.framesSent;
+  }
+
   stats(): ExchangeStats {
+    const perRequest = (n: number) => (this.sent === 0 ? 0 : round3(n / this.sent));
     return {
       sent: this.sent,
       answered: this.answered,
@@ -59,6 +70,13 @@ export class ExchangeRecorder {
         received: this.bytesReceived,
         sentPerRequest: this.sent === 0 ? 0 : round3(this.bytesSent / this.sent),
         receivedPerRequest: this.sent === 0 ? 0 : round3(this.bytesReceived / this.sent),
+      },
+      radio: {
+        datagramsSent: this.datagramsSent,
+        framesSent: this.framesSent,
+        bytesPerRequest: perRequest(this.bytesSent),
+        datagramsPerRequest: perRequest(this.datagramsSent),
+        framesPerRequest: perRequest(this.framesSent),
       },
     };
   }

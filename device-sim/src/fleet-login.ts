@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { CoapAnswer, Tokens } from './device-client.ts';
+import type { TokenFormatName } from '../../gateway/src/wire/index.ts';
+import { tokenFormatOf, type AccessToken, type AuthResult, type CoapAnswer, type TokenRequest } from './device-client.ts';
 import type { DeviceSession } from './device-session.ts';
 import type { ExchangeRecorder } from './exchange-recorder.ts';
 import type { ResolvedFleetOptions } from './fleet-options.ts';
@@ -15,20 +16,24 @@ export type Authenticate = (s: DeviceSession, kind: AuthKind, recorder: Exchange
  * device's key (`iat` by its estimate of the gateway's clock), or, for a device without a clock,
  * a nonce first (`POST /auth/nonce`) and an assertion naming it. Nonce logins go at most
  * `noncesInFlight` at a time, and a nonce login counts as one login (its latency and bytes
- * include the nonce's round trips).
+ * include the nonce's round trips). Every login and refresh asks for `o.tokenFormat` when set;
+ * the tokens issued are counted by format in `tokensIssued`.
  */
-export function createAuthenticate(o: ResolvedFleetOptions, errorSamples: Set<string>): Authenticate {
+export function createAuthenticate(o: ResolvedFleetOptions, errorSamples: Set<string>,
+  tokensIssued: Record<TokenFormatName, number> = { jwt: 0, cwt: 0 }): Authenticate {
   const nonceSlot = createLimit(o.noncesInFlight);
-  const loginOnce = async (s: DeviceSession): Promise<{ answer: CoapAnswer; tokens?: Tokens }> => {
+  // Always a TokenRequest (a device takes a CWT as well as a JWT); key 6 only with --token-format.
+  const request: TokenRequest = { tokenFormat: o.tokenFormat };
+  const loginOnce = async (s: DeviceSession): Promise<AuthResult<AccessToken>> => {
     const client = s.client!;
     switch (o.scenario.login) {
       case 'secret':
-        return client.login(s.id, s.secret!);
+        return client.login(s.id, s.secret!, request);
       case 'assertion':
-        return client.loginWithAssertion(s.id, s.privateJwk!, { audience: o.audience, clock: { nowMs: () => s.clock.serverNowMs() } });
+        return client.loginWithAssertion(s.id, s.privateJwk!, { audience: o.audience, clock: { nowMs: () => s.clock.serverNowMs() } }, request);
       case 'nonce-assertion': {
         const { answer, nonce } = await client.nonce();
-        if (nonce !== undefined) return client.loginWithAssertion(s.id, s.privateJwk!, { audience: o.audience, nonce });
+        if (nonce !== undefined) return client.loginWithAssertion(s.id, s.privateJwk!, { audience: o.audience, nonce }, request);
         if (answer.code === '2.05') errorSamples.add('a nonce answered 2.05 without {7: nonce bytes, 4: server time} of the wire contract');
         // The nonce's refusal (4.29, 5.03, ...) is the login's answer.
         return { answer };
@@ -44,22 +49,24 @@ export function createAuthenticate(o: ResolvedFleetOptions, errorSamples: Set<st
       recorder.failure(new Error(`${kind}: the device holds no ${kind === 'refresh' ? '' : 'spent '}refresh token (an earlier step failed)`));
       return undefined;
     }
-    const sent0 = client.bytesSent;
-    const received0 = client.bytesReceived;
+    const traffic0 = client.traffic();
     const startMs = performance.now();
     try {
-      const { answer, tokens } = kind === 'login' ? await loginOnce(s) : await client.refresh(presented!);
+      const { answer, tokens } = kind === 'login' ? await loginOnce(s) : await client.refresh(presented!, request);
       recorder.answer(answer, performance.now() - startMs);
-      if (tokens !== undefined) s.useTokens(tokens, kind === 'refresh');
+      if (tokens !== undefined) {
+        s.useTokens(tokens, kind === 'refresh');
+        tokensIssued[tokenFormatOf(tokens.accessToken)] += 1;
+      }
       // A refused spent token says nothing about the device's current one: keep that.
       else s.noteRefusedLogin(answer, kind === 'refresh');
-      if (answer.code === '2.01' && tokens === undefined) errorSamples.add('a login answered 2.01 without the tokens {1, 2, 3 (bytes), 4} of the wire contract');
+      if (answer.code === '2.01' && tokens === undefined) errorSamples.add('a login answered 2.01 without the tokens {1 (text or bytes), 2, 3 (bytes), 4} of the wire contract');
       return answer;
     } catch (err) {
       recorder.failure(err);
       return undefined;
     } finally {
-      recorder.bytes(client.bytesSent - sent0, client.bytesReceived - received0);
+      recorder.traffic(traffic0, client.traffic());
     }
   };
 

@@ -1,3 +1,4 @@
+import { TokenFormat, type TokenFormatName } from '../../gateway/src/wire/index.ts';
 import { missingCredential, type DeviceCredentials } from './devices-file.ts';
 import { realClock, type WallClock } from './device-clock.ts';
 import { SimError } from './errors.ts';
@@ -49,6 +50,11 @@ export interface FleetOptions {
   openBatch?: number;
   /** How a device renews its token: log in again (default) or use its refresh token. */
   refreshWith?: 'login' | 'refresh-token';
+  /**
+   * The access token format every login and refresh asks for (key 6 of the body). Unset: no key
+   * 6, the gateway issues each device's default format.
+   */
+  tokenFormat?: TokenFormatName;
   /** skew scenario: device clocks off by this many seconds, half ahead and half behind (default 600). */
   skewSec?: number;
   /** Devices correct their clocks with the gateway's server time (default true). */
@@ -103,6 +109,7 @@ export interface ResolvedFleetOptions {
   loginConcurrency: number;
   openBatch: number;
   refreshWith: 'login' | 'refresh-token';
+  tokenFormat: TokenFormatName | undefined;
   skewSec: number;
   clockCorrection: boolean;
   leewaySec: number;
@@ -174,6 +181,8 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
   check(options.ratePerSec === undefined || options.concurrency === undefined, '--rate and --concurrency exclude each other: choose open or closed loop');
   check(options.refreshWith === undefined || options.refreshWith === 'login' || options.refreshWith === 'refresh-token',
     `--refresh-with: expected login or refresh-token, got ${String(options.refreshWith)}`);
+  check(options.tokenFormat === undefined || Object.hasOwn(TokenFormat, options.tokenFormat),
+    `--token-format: expected ${Object.keys(TokenFormat).join(' or ')}, got ${String(options.tokenFormat)}`);
   const telemetryName = options.telemetryName ?? FLEET_DEFAULTS.telemetryName;
   check(/^[A-Za-z0-9._~-]+$/.test(telemetryName), `--telemetry-name: expected one path segment, got ${telemetryName}`);
   const mode = options.ratePerSec !== undefined ? 'rate' : 'concurrency';
@@ -207,6 +216,7 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     loginConcurrency: options.loginConcurrency ?? FLEET_DEFAULTS.loginConcurrency,
     openBatch: options.openBatch ?? FLEET_DEFAULTS.openBatch,
     refreshWith: options.refreshWith ?? 'login',
+    tokenFormat: options.tokenFormat,
     skewSec: scenario.skewsClock ? Math.abs(options.skewSec ?? FLEET_DEFAULTS.skewSec) : 0,
     clockCorrection: options.clockCorrection ?? true,
     leewaySec: options.leewaySec ?? FLEET_DEFAULTS.leewaySec,

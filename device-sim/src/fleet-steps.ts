@@ -89,8 +89,7 @@ async function revokeAll(sessions: readonly DeviceSession[], o: ResolvedFleetOpt
  */
 async function probeUntilRefused(s: DeviceSession, o: ResolvedFleetOptions, recorder: ExchangeRecorder, deadlineMs: number) {
   const client = s.client!;
-  const sent0 = client.bytesSent;
-  const received0 = client.bytesReceived;
+  const traffic0 = client.traffic();
   recorder.sent += 1;
   try {
     for (;;) {
@@ -106,15 +105,14 @@ async function probeUntilRefused(s: DeviceSession, o: ResolvedFleetOptions, reco
     recorder.failure(err);
     return undefined;
   } finally {
-    recorder.bytes(client.bytesSent - sent0, client.bytesReceived - received0);
+    recorder.traffic(traffic0, client.traffic());
   }
 }
 
 /** One request with the device's current token, counted under `recorder`. */
 async function exchange(s: DeviceSession, recorder: ExchangeRecorder, request: { method: 'POST'; path: string; body: unknown }) {
   const client = s.client!;
-  const sent0 = client.bytesSent;
-  const received0 = client.bytesReceived;
+  const traffic0 = client.traffic();
   const startMs = performance.now();
   recorder.sent += 1;
   try {
@@ -125,7 +123,7 @@ async function exchange(s: DeviceSession, recorder: ExchangeRecorder, request: {
     recorder.failure(err);
     return undefined;
   } finally {
-    recorder.bytes(client.bytesSent - sent0, client.bytesReceived - received0);
+    recorder.traffic(traffic0, client.traffic());
   }
 }
 

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { AuthRequestKey, WireError } from '../../gateway/src/wire/index.ts';
+import { AuthRequestKey, TokenFormat, WireError } from '../../gateway/src/wire/index.ts';
 import type { CoapAnswer, SendOptions } from './device-client.ts';
 import type { DeviceCredentials } from './devices-file.ts';
 import { DEFAULT_MAX_AGE_SEC, DeviceSession } from './device-session.ts';
@@ -9,7 +9,7 @@ import { resolveFleetOptions, type FleetOptions, type FleetPhase } from './fleet
 import { holdUntilExpired, logInAll, openSockets } from './fleet-phases.ts';
 import { runSteps } from './fleet-steps.ts';
 import { loadLoop } from './load-loop.ts';
-import { FLEET_REPORT_SCHEMA_ID, type FleetReport, type StepReport } from './report.ts';
+import { FLEET_REPORT_SCHEMA_ID, FRAME_MODEL, type FleetReport, type StepReport } from './report.ts';
 import { meets, tamperToken } from './scenarios.ts';
 import { round3 } from './stats.ts';
 
@@ -30,6 +30,8 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
   const errorSamples = new Set<string>();
   let requests = new ExchangeRecorder(errorSamples);
   const logins = new ExchangeRecorder(errorSamples);
+  /** Access tokens issued by format, over every login and refresh (the login phase, renewals, steps). */
+  const tokensIssued = { jwt: 0, cwt: 0 };
   const counters = { asExpected: 0, backoffs: 0, refreshes: 0, inFlight: 0 };
   const phasesSec = { open: 0, login: 0, before: 0, hold: 0, warmup: 0, load: 0, drain: 0, after: 0 };
   const steps: StepReport[] = [];
@@ -59,7 +61,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
   const progressTimer = setInterval(report, o.progressIntervalMs);
   progressTimer.unref();
 
-  const authenticate = createAuthenticate(o, errorSamples);
+  const authenticate = createAuthenticate(o, errorSamples, tokensIssued);
   /** One login (or /auth/refresh, with --refresh-with refresh-token), counted under `logins`. */
   const login = (s: DeviceSession): Promise<CoapAnswer | undefined> =>
     authenticate(s, o.refreshWith === 'refresh-token' && s.refreshToken !== undefined ? 'refresh' : 'login', logins);
@@ -73,8 +75,11 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
         return { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading(), token: token === null ? null : tamperToken(token) };
       case 'config':
         return { method: 'GET', path: '/config', token };
-      case 'login':
-        return { method: 'POST', path: '/auth', body: new Map<number, unknown>([[AuthRequestKey.deviceId, s.id], [AuthRequestKey.secret, s.secret!]]) };
+      case 'login': {
+        const body = new Map<number, unknown>([[AuthRequestKey.deviceId, s.id], [AuthRequestKey.secret, s.secret!]]);
+        if (o.tokenFormat !== undefined) body.set(AuthRequestKey.tokenFormat, TokenFormat[o.tokenFormat]);
+        return { method: 'POST', path: '/auth', body };
+      }
     }
   };
 
@@ -90,8 +95,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
     }
     const client = s.client!;
     const request = requestFor(s);
-    const sent0 = client.bytesSent;
-    const received0 = client.bytesReceived;
+    const traffic0 = client.traffic();
     // Open loop: latency counts from when the request was due (a login before it is counted
     // under logins instead); closed loop: from when it was sent.
     const startMs = dueMs !== undefined && !renewed ? Math.min(dueMs, performance.now()) : performance.now();
@@ -113,7 +117,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
     } catch (err) {
       requests.failure(err);
     } finally {
-      requests.bytes(client.bytesSent - sent0, client.bytesReceived - received0);
+      requests.traffic(traffic0, client.traffic());
     }
   };
 
@@ -184,7 +188,10 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
       skewSec: o.skewSec,
       clockCorrection: o.clockCorrection,
       heldPastExpirySec: phasesSec.hold,
+      tokenFormat: o.tokenFormat ?? null,
     },
+    tokensIssued,
+    frameModel: FRAME_MODEL,
     target: o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`,
     startedAt,
     node: process.version,

@@ -1,8 +1,24 @@
+import { TokenFormat, type TokenFormatName } from '../../gateway/src/wire/index.ts';
+import {
+  COAP_BYTES_PER_FRAME, FRAME_ASSUMPTION, IEEE802154_FRAME_BYTES, IEEE802154_MAC_OVERHEAD_BYTES, LOWPAN_IPHC_UDP_BYTES,
+} from './counting-socket.ts';
 import { SCENARIO_NAMES, type LoginKind, type ScenarioName, type StepKind } from './scenarios.ts';
 import type { LatencySummary } from './stats.ts';
 
-/** 2: the scenario's login kind, its steps before and after the load, and those phases' times. */
-export const FLEET_REPORT_SCHEMA_ID = 'device-sim/fleet-report/2';
+/**
+ * 2: the scenario's login kind, its steps before and after the load, and those phases' times.
+ * 3: the requested token format and the formats issued; each exchange's datagrams and estimated
+ * IEEE 802.15.4 frames (`radio`) and the frame model they assume (`frameModel`).
+ */
+export const FLEET_REPORT_SCHEMA_ID = 'device-sim/fleet-report/3';
+
+/** The frame model of every `radio` figure (see counting-socket.ts). */
+export const FRAME_MODEL = {
+  frameBytes: IEEE802154_FRAME_BYTES,
+  macOverheadBytes: IEEE802154_MAC_OVERHEAD_BYTES,
+  lowpanHeaderBytes: LOWPAN_IPHC_UDP_BYTES,
+  coapBytesPerFrame: COAP_BYTES_PER_FRAME,
+} as const;
 
 /** One kind of exchange (readings, or logins) as the devices saw it. */
 export interface ExchangeStats {
@@ -19,6 +35,12 @@ export interface ExchangeStats {
   byWireError: Record<string, number>;
   latencyMs: LatencySummary;
   bytes: { sent: number; received: number; sentPerRequest: number; receivedPerRequest: number };
+  /**
+   * What the devices put on the air for these exchanges: every datagram they sent (requests,
+   * retransmissions, ACKs of separate responses), and its estimated 802.15.4 frames,
+   * ceil(datagram bytes / frameModel.coapBytesPerFrame) each. Per request: over `sent`.
+   */
+  radio: { datagramsSent: number; framesSent: number; bytesPerRequest: number; datagramsPerRequest: number; framesPerRequest: number };
 }
 
 /** One fleet-wide step of a scenario (every device once), counted against its own expectation. */
@@ -43,7 +65,13 @@ export interface FleetReport {
     clockCorrection: boolean;
     /** How long devices held their tokens before the load (expired scenario). */
     heldPastExpirySec: number;
+    /** The format every login and refresh asked for (key 6, --token-format); null: none asked, the device's default. */
+    tokenFormat: TokenFormatName | null;
   };
+  /** Access tokens the gateway issued by format, over every login and refresh of the run (the login scenario's load not included). */
+  tokensIssued: Record<TokenFormatName, number>;
+  /** The assumptions behind every `radio.frames*` figure. */
+  frameModel: typeof FRAME_MODEL;
   target: string;
   startedAt: string;
   node: string;
@@ -83,7 +111,7 @@ export interface FleetReport {
 
 type FieldType =
   | 'string' | 'number' | 'count' | 'boolean' | 'number|null' | 'count|null' | 'counts' | 'string[]'
-  | { enum: readonly string[] }
+  | { enum: readonly (string | null)[] }
   /** An array whose every element has this type. */
   | { each: FieldType }
   | { [field: string]: FieldType };
@@ -92,7 +120,10 @@ const LATENCY: FieldType = { p50: 'number', p90: 'number', p99: 'number', max: '
 const EXCHANGES = {
   sent: 'count', answered: 'count', timeouts: 'count', errors: 'count', byCode: 'counts', byWireError: 'counts',
   latencyMs: LATENCY, bytes: { sent: 'count', received: 'count', sentPerRequest: 'number', receivedPerRequest: 'number' },
+  radio: { datagramsSent: 'count', framesSent: 'count', bytesPerRequest: 'number', datagramsPerRequest: 'number', framesPerRequest: 'number' },
 } as const satisfies Record<string, FieldType>;
+
+const TOKEN_FORMAT_NAMES = Object.keys(TokenFormat) as TokenFormatName[];
 
 /** Every field of FleetReport with its type; `validateFleetReport` checks a value against it. */
 export const FLEET_REPORT_SCHEMA: FieldType = {
@@ -104,7 +135,10 @@ export const FLEET_REPORT_SCHEMA: FieldType = {
     skewSec: 'number',
     clockCorrection: 'boolean',
     heldPastExpirySec: 'number',
+    tokenFormat: { enum: [...TOKEN_FORMAT_NAMES, null] },
   },
+  tokensIssued: Object.fromEntries(TOKEN_FORMAT_NAMES.map((name): [string, FieldType] => [name, 'count'])),
+  frameModel: { frameBytes: 'count', macOverheadBytes: 'count', lowpanHeaderBytes: 'count', coapBytesPerFrame: 'count' },
   target: 'string',
   startedAt: 'string',
   node: 'string',
@@ -195,7 +229,7 @@ function checkField(value: unknown, type: FieldType, path: string, problems: str
       break;
   }
   if ('enum' in type && Array.isArray(type.enum)) {
-    if (!(type.enum as readonly unknown[]).includes(value)) fail(`one of ${type.enum.join(', ')}`);
+    if (!(type.enum as readonly unknown[]).includes(value)) fail(`one of ${type.enum.map(String).join(', ')}`);
     return;
   }
   if ('each' in type && Object.keys(type).length === 1) {
@@ -249,12 +283,17 @@ export function formatFleetReport(report: FleetReport): string[] {
     ['codes', codesText(r.byCode, r.byWireError)],
     ['timeouts', `${r.timeouts}   errors ${r.errors}   backoffs (4.29/5.03 Max-Age) ${r.backoffs}`],
     ['bytes/request', `sent ${r.bytes.sentPerRequest}   received ${r.bytes.receivedPerRequest}   (total ${r.bytes.sent} / ${r.bytes.received})`],
+    ['frames/request', radioText(r.radio)],
+    ['frame model', FRAME_ASSUMPTION],
+    ['token format', `${scenario.tokenFormat === null ? 'none asked (each device\'s default)' : `${scenario.tokenFormat} asked (key 6)`}; issued `
+      + Object.entries(report.tokensIssued).map(([name, n]) => `${name} ${n}`).join(', ')],
   ];
   if (l.sent > 0) {
     rows.push(
       ['logins', `${l.sent} (${l.refreshes} refreshes), ${l.loginPhaseRatePerSec}/s while logging in; timeouts ${l.timeouts}`],
       ['login codes', codesText(l.byCode, l.byWireError)],
       ['login ms', latencyText(l.latencyMs)],
+      ['login frames', radioText(l.radio)],
     );
   }
   rows.push(...after);
@@ -279,6 +318,10 @@ const LOGIN_TEXT: Readonly<Record<LoginKind, string>> = {
 
 function expectText(expect: { code: string; wireError: number | null }): string {
   return expect.wireError === null ? expect.code : `${expect.code} (wire error ${expect.wireError})`;
+}
+
+function radioText(radio: ExchangeStats['radio']): string {
+  return `${radio.framesPerRequest} (802.15.4, estimated)   sent ${radio.bytesPerRequest} B in ${radio.datagramsPerRequest} datagram(s) per request`;
 }
 
 function latencyText(l: LatencySummary): string {

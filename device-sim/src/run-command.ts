@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { TokenFormat, type TokenFormatName } from '../../gateway/src/wire/index.ts';
 import { readDevicesFile } from './devices-file.ts';
 import { runFleet } from './fleet.ts';
 import { FLEET_DEFAULTS } from './fleet-options.ts';
@@ -14,7 +15,7 @@ interface RunFlags {
   rate?: string; concurrency?: string; duration?: string; count?: string; timeoutMs: string; warmup?: boolean;
   loginConcurrency: string; refreshWith: string; skewSec: string; clockCorrection: boolean;
   leewaySec: string; maxHoldSec: string; telemetryName: string; audience: string; noncesInFlight: string;
-  state?: string; store?: string; revocationWaitMs: string; json?: string; progress: string;
+  state?: string; store?: string; revocationWaitMs: string; json?: string; progress: string; tokenFormat?: string;
 }
 
 const num = (value: string | undefined): number | undefined => (value === undefined ? undefined : Number(value));
@@ -37,6 +38,8 @@ export function registerRunCommand(program: Command, log: (line: string) => void
     .option('--timeout-ms <ms>', 'give up on a request after this long, retransmissions included', String(FLEET_DEFAULTS.timeoutMs))
     .option('--login-concurrency <n>', 'logins in flight while the fleet logs in', String(FLEET_DEFAULTS.loginConcurrency))
     .option('--refresh-with <how>', 'renew tokens by logging in again (login) or with /auth/refresh (refresh-token)', 'login')
+    .option('--token-format <format>', `${Object.keys(TokenFormat).join(' | ')}: the access token format every login and refresh asks for `
+      + '(key 6); unset: none asked, the gateway issues each device\'s default')
     .option('--skew-sec <sec>', 'skew scenario: device clocks off by this much, half ahead, half behind', String(FLEET_DEFAULTS.skewSec))
     .option('--no-clock-correction', 'skew scenario: devices trust their own clock instead of the gateway\'s server time')
     .option('--leeway-sec <sec>', 'expired scenario: the gateway\'s --leeway, waited out after the token lifetime', String(FLEET_DEFAULTS.leewaySec))
@@ -81,6 +84,7 @@ export function registerRunCommand(program: Command, log: (line: string) => void
           scenario: flags.scenario as ScenarioName, ratePerSec: num(flags.rate), concurrency: num(flags.concurrency),
           durationSec: num(flags.duration), count: num(flags.count), timeoutMs: Number(flags.timeoutMs), warmup: flags.warmup === true,
           loginConcurrency: Number(flags.loginConcurrency), refreshWith: flags.refreshWith as 'login',
+          tokenFormat: flags.tokenFormat as TokenFormatName | undefined,
           skewSec: Number(flags.skewSec), clockCorrection: flags.clockCorrection, leewaySec: Number(flags.leewaySec),
           maxHoldSec: Number(flags.maxHoldSec), telemetryName: flags.telemetryName, audience: flags.audience,
           noncesInFlight: Number(flags.noncesInFlight), revokeDevice, revocationWaitMs: Number(flags.revocationWaitMs),

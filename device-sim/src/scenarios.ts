@@ -1,4 +1,5 @@
 import { WireError } from '../../gateway/src/wire/index.ts';
+import type { AccessToken } from './device-client.ts';
 
 export const SCENARIO_NAMES = [
   'normal', 'expired', 'tampered', 'skew', 'wrong-scope', 'login', 'assertion', 'clockless', 'revoked', 'refresh-reuse',
@@ -146,8 +147,23 @@ export function meets(expect: Expectation, code: string, wireError: number | und
   return code === expect.code && (expect.wireError === undefined || wireError === expect.wireError);
 }
 
-/** Changes the first signature character: the last one may carry padding bits that decode alike. */
-export function tamperToken(token: string): string {
-  const dot = token.lastIndexOf('.') + 1;
-  return token.slice(0, dot) + (token[dot] === 'A' ? 'B' : 'A') + token.slice(dot + 1);
+/** A COSE_Sign1 (RFC 9052) tagged 18 (0xd2), an array of 4 (0x84): how every CWT access token begins. */
+const COSE_SIGN1_HEAD = [0xd2, 0x84] as const;
+
+/**
+ * A copy of the token with its signature changed. A JWT: the first signature character (the last
+ * one may carry padding bits that decode alike). A CWT: the signature is the COSE_Sign1's last
+ * element, a byte string, so its last byte is the token's last byte; that byte is flipped.
+ */
+export function tamperToken(token: AccessToken): AccessToken {
+  if (typeof token === 'string') {
+    const dot = token.lastIndexOf('.') + 1;
+    return token.slice(0, dot) + (token[dot] === 'A' ? 'B' : 'A') + token.slice(dot + 1);
+  }
+  if (token.length < 3 || token[0] !== COSE_SIGN1_HEAD[0] || token[1] !== COSE_SIGN1_HEAD[1]) {
+    throw new TypeError(`tamperToken: ${token.length} bytes that are not a tagged COSE_Sign1 (expected d2 84 ...)`);
+  }
+  const tampered = Buffer.from(token);
+  tampered[tampered.length - 1]! ^= 0xff;
+  return tampered;
 }
