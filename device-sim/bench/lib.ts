@@ -91,7 +91,7 @@ export function round1(value: number): number {
 
 /** A keystore, a store with one device, and a token the gateway issued to it: what the verify benchmarks need. */
 export async function tokenFixture(): Promise<{
-  token: string; keystore: Keystore; store: Awaited<ReturnType<typeof buildFileStore>>; issue(sub: string): Promise<string>;
+  token: string; keystore: Keystore; store: Awaited<ReturnType<typeof buildFileStore>>; issue(sub: string, format?: 'jwt' | 'cwt'): Promise<string>;
   remove(): Promise<void>;
 }> {
   const dir = await tempDir('bench-verify-');
@@ -102,8 +102,9 @@ export async function tokenFixture(): Promise<{
   await store.devices.add(ids.map((id) => ({ id, secretHash: hashSecret(generateSecret()), scopes: ['telemetry:write'], createdAt })));
   const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
     ttlSec: DEFAULTS.tokenTtlSec, nowMs: Date.now });
-  const issue = async (sub: string) =>
-    (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: recordIdOf((await store.devices.get(sub))!) })).accessToken;
+  const issue = async (sub: string, format: 'jwt' | 'cwt' = 'jwt') =>
+    (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: recordIdOf((await store.devices.get(sub))!) }, undefined, format))
+      .accessToken;
   return { token: await issue(ids[0]!), keystore, store, issue, remove: dir.remove };
 }
 
