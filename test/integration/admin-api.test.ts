@@ -78,6 +78,14 @@ t.test('devices: POST returns the secret once and the device logs in; DELETE ref
   const device = await h.device();
   const { answer, tokens } = await device.login('dev-a', Buffer.from(body.secret, 'hex'));
   t.equal(answer.code, '2.01', 'the device logs in over CoAP with the secret from the API');
+  const radio = await api('POST', '/devices', { body: { id: 'dev-r', tokenFormat: 'cwt' } });
+  t.equal(radio.status, 201, 'a device provisioned for CWTs');
+  t.match(radio.json(), { id: 'dev-r', tokenFormat: 'cwt' });
+  t.match((await api('GET', '/devices')).json(), [{ id: 'dev-a' }, { id: 'dev-r', tokenFormat: 'cwt' }], 'listed with its format');
+  const cwtLogin = await device.login('dev-r', Buffer.from((radio.json() as { secret: string }).secret, 'hex'), { tokenFormat: undefined });
+  t.equal(cwtLogin.answer.code, '2.01');
+  t.ok(Buffer.isBuffer(cwtLogin.tokens?.accessToken), 'its login without key 6 gets a CWT (bytes)');
+  t.equal((await api('DELETE', '/devices/dev-r')).status, 204, 'and removed again');
   t.equal((await device.send({ path: '/config', token: tokens!.accessToken })).code, '2.05');
 
   t.equal((await api('DELETE', '/devices/dev-a')).status, 204);
@@ -151,6 +159,8 @@ t.test('bad admin input gets a clear 4xx with an error code, and the gateway kee
     ['no device id', 'POST', '/devices', { body: {} }, 400, 'GW_ERR_ADMIN_BAD_DEVICE_ID'],
     ['bad scope', 'POST', '/devices', { body: { id: 'dev-s', scopes: ['bad$scope'] } }, 400, 'GW_ERR_ADMIN_BAD_SCOPE'],
     ['duplicate device', 'POST', '/devices', { body: { id: 'dup-1' } }, 409, 'GW_ERR_ADMIN_DUPLICATE_DEVICE'],
+    ['unknown token format', 'POST', '/devices', { body: { id: 'dev-f', tokenFormat: 'xml' } }, 400, 'GW_ERR_ADMIN_BAD_TOKEN_FORMAT'],
+    ['token format as a number', 'POST', '/devices', { body: { id: 'dev-f', tokenFormat: 2 } }, 400, 'GW_ERR_ADMIN_BAD_TOKEN_FORMAT'],
     ['malformed JSON', 'POST', '/devices', { rawBody: '{"id": ' }, 400, undefined],
     ['unknown device', 'DELETE', '/devices/nobody', {}, 404, 'GW_ERR_ADMIN_UNKNOWN_DEVICE'],
     ['unknown kid', 'POST', '/keys/no-such-kid/retire', {}, 404, 'GW_ERR_ADMIN_UNKNOWN_KEY'],
