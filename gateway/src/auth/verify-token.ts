@@ -265,13 +265,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     } catch (err) {
       return refuse((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'rejected_early', err);
     }
-    const reservation = await budget.reserve(source?.address, claims.sub);
-    if (!reservation.granted) {
-      const { kind, retryAfterSec } = reservation.exceeded;
-      onBudgetExceeded(kind);
-      return refuse('rate_limited', new AuthError('GW_ERR_TOO_MANY_REQUESTS',
-        `too many failed signature checks for this ${kind}`, { maxAgeSec: retryAfterSec }));
-    }
+    const reservation = await reserveSignatureCheck(source, claims.sub);
     const device = devices.peek(claims.sub) ?? (await devices.get(claims.sub, { rememberAbsent: true }));
     if (device === undefined || device.disabled === true) {
       reservation.settle(device === undefined);
@@ -292,6 +286,16 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (source !== undefined) budget.trust(source.address, verified.sub);
     if (cacheKeyOf !== '') remember(cacheKeyOf, verified);
     return verified;
+  };
+
+  /** A signature check, if neither the source's nor the device's budget of failed ones is spent; else 4.29 with Max-Age. */
+  const reserveSignatureCheck = async (source: TokenSource | undefined, sub: string) => {
+    const reservation = await budget.reserve(source?.address, sub);
+    if (reservation.granted) return reservation;
+    const { kind, retryAfterSec } = reservation.exceeded;
+    onBudgetExceeded(kind);
+    return refuse('rate_limited', new AuthError('GW_ERR_TOO_MANY_REQUESTS',
+      `too many failed signature checks for this ${kind}`, { maxAgeSec: retryAfterSec }));
   };
 
   const cacheKey = (token: string, typ: string): string => hash('sha256', `${typ} ${token}`, 'base64');
@@ -338,13 +342,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     } catch (err) {
       return refuse((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'rejected_early', err);
     }
-    const reservation = await budget.reserve(source?.address, checked.sub);
-    if (!reservation.granted) {
-      const { kind, retryAfterSec } = reservation.exceeded;
-      onBudgetExceeded(kind);
-      return refuse('rate_limited', new AuthError('GW_ERR_TOO_MANY_REQUESTS',
-        `too many failed signature checks for this ${kind}`, { maxAgeSec: retryAfterSec }));
-    }
+    const reservation = await reserveSignatureCheck(source, checked.sub);
     let signed: VerifiedToken & { scopeClaim: boolean };
     try {
       signed = await verifySignature(token, typ, checked, reservation.settle);
