@@ -1,3 +1,4 @@
+import { watch } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,6 +46,11 @@ export interface GatewayProcess {
   assertStillServes(t: Test): Promise<void>;
   /** The gateway's JSON log lines so far. */
   logLines(): Promise<Record<string, unknown>[]>;
+  /**
+   * The first log line that matches, waiting for the log file to change while none does
+   * (lines are written in batches, up to a quarter second late); undefined after `withinMs`.
+   */
+  logLine(matches: (line: Record<string, unknown>) => boolean, withinMs?: number): Promise<Record<string, unknown> | undefined>;
 }
 
 const STOP_LIMIT_MS = 5000;
@@ -96,13 +102,33 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
   // The last line may be half written: only whole JSON lines count.
   const logLines = async () => (await readFile(logFile, 'utf8')).split('\n')
     .filter((line) => line.startsWith('{') && line.endsWith('}')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const logLine = async (matches: (line: Record<string, unknown>) => boolean, withinMs = 5000) => {
+    // A change while the file is being read is remembered, so the last line written is never missed.
+    let changed = false;
+    let wake: (() => void) | undefined;
+    const watcher = watch(logFile, () => { changed = true; wake?.(); });
+    const deadline = setTimeout(() => wake?.(), withinMs);
+    const until = Date.now() + withinMs;
+    try {
+      for (;;) {
+        changed = false;
+        const line = (await logLines()).find(matches);
+        if (line !== undefined || Date.now() >= until) return line;
+        if (!changed) await new Promise<void>((resolve) => { wake = resolve; });
+        wake = undefined;
+      }
+    } finally {
+      clearTimeout(deadline);
+      watcher.close();
+    }
+  };
   const adminPort = running.adminPort;
   if (options.admin === true && adminPort === undefined) throw new Error('the gateway did not say where its admin API listens');
 
   const gateway: GatewayProcess = {
     port: running.port,
     pid: child.pid!,
-    backend, stateDir, logFile, devices, logLines,
+    backend, stateDir, logFile, devices, logLines, logLine,
     alive: () => child.exitCode === null && child.signalCode === null,
     async rssKb() {
       const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
