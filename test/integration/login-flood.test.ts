@@ -73,9 +73,14 @@ function summary(a: ParsedPacket): string {
 const budgetThenLimited = (count: number, budget: number) =>
   Array.from({ length: count }, (_, i) => (i < budget ? '4.01' : `4.29 wire ${WireError.tooManyRequests} max-age ok`));
 
+/**
+ * The logins of one window are in flight at once, and each waits on its own store read, so the
+ * gateway may count them in another order than they were sent: which of them spent the budget
+ * is not fixed, how many did is. Sorted, the 4.01s come first, as budgetThenLimited lists them.
+ */
 function expectBudget(t: Test, answers: readonly ParsedPacket[], budget: number, what: string): void {
-  t.same(answers.map(summary), budgetThenLimited(answers.length, budget),
-    `${what}: ${budget} x 4.01, then ${answers.length - budget} x 4.29 with Max-Age`);
+  t.same(answers.map(summary).sort(), budgetThenLimited(answers.length, budget),
+    `${what}: ${budget} x 4.01, the other ${answers.length - budget} x 4.29 with Max-Age`);
 }
 
 t.test('a flood of failed logins with unique 60-character ids keeps the limiter bounded; the gateway serves', async (t) => {
@@ -95,8 +100,8 @@ t.test('a flood of failed logins with unique 60-character ids keeps the limiter 
   // Twenty sources (127.0.0.0/8 is all loopback on Linux), unique ids each.
   const sources = await Promise.all(Array.from({ length: 20 }, (_, i) => Attacker.open(t, h, `127.0.1.${i + 1}`)));
   const perSource = await Promise.all(sources.map((source, i) => source.failedLogins(uniqueIds(`src${i}`, 50))));
-  t.same(perSource.map((answers) => answers.map(summary)), perSource.map(() => budgetThenLimited(50, 10)),
-    'each of twenty sources: 10 x 4.01, then 40 x 4.29 with Max-Age');
+  t.same(perSource.map((answers) => answers.map(summary).sort()), perSource.map(() => budgetThenLimited(50, 10)),
+    'each of twenty sources: 10 x 4.01, the other 40 x 4.29 with Max-Age');
   const entries = await metricValue(h, ENTRIES);
   t.equal(entries, 11 + 20 * 11, 'each source holds itself and its budget of ids');
   t.ok(entries <= DEFAULT_MAX_ENTRIES, `under the bound (${entries} <= ${DEFAULT_MAX_ENTRIES})`);
@@ -120,7 +125,7 @@ t.test('per source: 4.29 with Max-Age past the budget, until Max-Age; others are
   const attacker = await Attacker.open(t, h, '127.0.0.1');
   const answers = await attacker.failedLogins(['guess-1', 'guess-2', 'guess-3', 'guess-4', 'sensor-1']);
   expectBudget(t, answers, 3, 'attacker');
-  const maxAgeSec = uintOption(answers[4]!, 'Max-Age')!;
+  const maxAgeSec = uintOption(answers.find((a) => a.code === '4.29')!, 'Max-Age')!;
 
   const elsewhere = await Attacker.open(t, h, '127.0.0.2');
   const [other] = await elsewhere.failedLogins(['sensor-2']);
