@@ -155,7 +155,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
       server = await buildCoapServer({
         ...config.coap, handler, logger, nowMs,
         observer: {
-          answered: (context, code) => requestCounter(context.route ?? 'unmatched', code).inc(),
+          answered: (route, code) => requestCounter(route ?? 'unmatched', code).inc(),
           dropped: (reason) => metrics.datagramsDropped.inc({ reason }),
           retransmitted: () => metrics.retransmissions.inc(),
           resetReceived: () => metrics.resetsReceived.inc(),

@@ -1,10 +1,13 @@
-// The request and response the pipeline passes from the transport through auth to the bridge.
-// They belong to none of those layers, so `auth` and `bridge` never import the transport.
+// The request and response the pipeline passes from the transport through auth to the bridge,
+// and what handling a request returns. They belong to none of those layers, so `auth` and
+// `bridge` never import the transport.
 
 export type CoapMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'FETCH' | 'PATCH' | 'iPATCH';
 
 /** A CoAP request as the gateway core sees it, independent of the socket it came from. */
 export interface CoapRequest {
+  /** Names the request in every log line about it and in the backend's `x-request-id`. */
+  id: string;
   method: CoapMethod;
   /** The Uri-Path options, one segment each, exactly as sent (a segment may contain '/'). */
   segments: readonly string[];
@@ -18,7 +21,10 @@ export interface CoapRequest {
   accept: number | undefined;
   /** ETag options of a GET (RFC 7252 section 5.10.6.2): representations the device already holds. */
   etags: readonly Buffer[];
-  /** The Access-Token option (65003) as text, if present. */
+  /**
+   * The Access-Token option (65003), one character per byte (latin1): a JWT's own characters, or
+   * a CWT's bytes (first byte 0xd2). A string, so that it compares and hashes like any key.
+   */
   accessToken: string | undefined;
   peer: { address: string; port: number };
 }
@@ -38,45 +44,62 @@ export interface CoapResponse {
   size1Bytes?: number;
 }
 
-/** What one request taught us, for its log line; filled in as the request moves through the layers. */
-export interface RequestContext {
-  readonly requestId: string;
-  deviceId?: string;
-  /**
-   * Set once the request proved who sent it (a verified token, the right credentials). Only then
-   * may its answer be larger than the request (RFC 7252 section 11.3); otherwise the transport
-   * first makes sure of the source address (RFC 9175 section 2.4).
-   */
-  authenticated?: boolean;
-  /** Set by the transport: the request carried an Echo value this gateway made for its address (RFC 9175). */
-  addressProved?: boolean;
-  /**
-   * Set by a handler whose answer, whatever its size, must go only to a proved address (it costs
-   * the gateway state: a login nonce). The transport then answers an unproved one with the Echo challenge.
-   */
-  needsProvedAddress?: boolean;
-  route?: string;
-  backendStatus?: number;
-  /** Why it failed, for the log only (never sent to the device). */
-  errorCode?: string;
-  errorReason?: string;
+/** How a principal proved itself: an access token it presented, or the credentials of a login. */
+export type AuthenticatedBy = 'access-token' | 'secret' | 'assertion' | 'refresh';
+
+/** Who sent a request, once something proved it. */
+export interface Principal {
+  readonly deviceId: string;
+  readonly scopes: ReadonlySet<string>;
+  readonly by: AuthenticatedBy;
 }
 
-/** What an admitted request may upload, and whether anyone authenticated it. */
-export interface UploadLimits {
-  maxBodyBytes: number;
-  authenticated: boolean;
-  /** Who the upload belongs to (the device id): each device gets a bounded number at once. */
-  owner?: string;
+/** What the layers below the pipeline found out about where a request came from. */
+export interface RequestSource {
+  /** The request carried an Echo value this gateway made for its address (RFC 9175 section 2.4). */
+  readonly addressProved: boolean;
+  /** Who a layer below proved the sender to be, before the pipeline looked (none does yet). */
+  readonly principal?: Principal;
 }
+
+/** What handling a request found out, whatever came of it: for the layers below and the log line. */
+export interface Learned {
+  /**
+   * Who the request proved to be. Only then may its answer be larger than the request (RFC 7252
+   * section 11.3); otherwise the transport first makes sure of the source address (RFC 9175).
+   */
+  principal?: Principal;
+  /** The device the request named, proved or not (a failed login names one), for the log. */
+  deviceId?: string;
+  route?: string;
+  backendStatus?: number;
+}
+
+/**
+ * A request's outcome: the answer, or the error the transport renders in its place (the device
+ * learns the code, the log learns why). `provedAddressOnly`: the answer, whatever its size, holds
+ * state kept for whoever asked (a login nonce), so it goes only to an address that proved it
+ * receives there.
+ */
+export type Handled = Learned & { provedAddressOnly?: boolean } & (
+  | { response: CoapResponse; error?: undefined }
+  | { error: unknown; response?: undefined }
+);
+
+/** Whether a block-wise upload may start, and how large its body may grow. */
+export type Admitted = Learned & (
+  | { maxBodyBytes: number; error?: undefined }
+  | { error: unknown; maxBodyBytes?: undefined }
+);
 
 /**
  * What the transport calls. `admit` runs every check that does not need the body (token, route,
  * method, scope, content format, declared size), so a block-wise upload is refused on its first
  * block before anything is buffered (RFC 7959 section 2.5); `handle` answers the whole request.
- * Both throw GatewayErrors, which the transport renders.
+ * Both return their refusals as `error` (GatewayErrors, which the transport renders) beside what
+ * they learned; a throw is treated as an error that learned nothing.
  */
 export interface RequestHandler {
-  admit(request: CoapRequest, context: RequestContext, declaredBytes: number | undefined): Promise<UploadLimits>;
-  handle(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
+  admit(request: CoapRequest, source: RequestSource, declaredBytes: number | undefined): Promise<Admitted>;
+  handle(request: CoapRequest, source: RequestSource): Promise<Handled>;
 }

@@ -1,17 +1,17 @@
 import type { Metrics } from './admin/index.ts';
 import {
-  ACCESS_TOKEN_TYP, type BackendTokens, type TokenVerifier, type VerifiedToken, createAuthResource,
+  ACCESS_TOKEN_TYP, type AuthResource, type BackendTokens, type TokenVerifier, type VerifiedToken,
 } from './auth/index.ts';
 import { checkRequestContentFormat, type Bridge, type RouteMatch, type Router } from './bridge/index.ts';
 import type { RouteConfig } from './config/index.ts';
 import { AuthError, RequestError } from './errors.ts';
 import { cut } from './log/index.ts';
-import type { CoapRequest, CoapResponse, RequestContext, RequestHandler } from './messages.ts';
+import type { Admitted, CoapRequest, Handled, Learned, Principal, RequestHandler, RequestSource } from './messages.ts';
 import { createWellKnownCore } from './well-known-core.ts';
 import { ContentFormat, Paths } from './wire/index.ts';
 
 export interface PipelineParts {
-  auth: ReturnType<typeof createAuthResource>;
+  auth: AuthResource;
   verifyToken: TokenVerifier;
   /** The JWTs backends receive, one per device token. */
   backendTokens: BackendTokens;
@@ -22,19 +22,29 @@ export interface PipelineParts {
   metrics: Metrics;
 }
 
-/** Tokens are only issued to a device that proved who it is: its answer may outgrow the request. */
-function proved(response: CoapResponse, context: RequestContext): CoapResponse {
-  context.authenticated = true;
-  return response;
-}
-
 /** Login bodies are a device id and a secret or an assertion (at most 2048 characters): a few hundred bytes. */
 const MAX_AUTH_BODY_BYTES = 4096;
 
+/** The gateway's own resources and the one method each takes. */
+const OWN_RESOURCES: ReadonlyMap<string, string> = new Map([
+  [Paths.auth, 'POST'], [Paths.refresh, 'POST'], [Paths.nonce, 'POST'], [Paths.wellKnownCore, 'GET'],
+]);
+
+/** A device proved by its access token: who it is, and the token the backend's JWT is minted for. */
+interface Authorized {
+  match: RouteMatch;
+  principal: Principal;
+  token: VerifiedToken;
+}
+
+/** A request refused, with what was learned before the refusal. */
+type Refusal = Learned & { error: unknown };
+
 /**
- * The request pipeline, in DESIGN.md's order: the gateway's own resources, then for bridged
- * routes: token (4.01) -> route (4.04, 4.05) -> scope (4.03) -> size (4.13) -> content format
- * (4.15) -> backend. `admit` is the same checks without the body, for the first block of an upload.
+ * The request pipeline: the gateway's own resources, then for bridged routes: token (4.01) ->
+ * route (4.04, 4.05) -> scope (4.03) -> size (4.13) -> content format (4.15) -> backend. `admit`
+ * is the same checks without the body, for the first block of an upload. Each returns what it
+ * found out (who the request proved to be, its route) with its answer or its refusal.
  */
 export function createPipeline(parts: PipelineParts): RequestHandler {
   const { auth, verifyToken, router, bridge, metrics } = parts;
@@ -42,13 +52,13 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
   // One histogram child per configured route, made at start: no label hashing per request.
   const backendTimers = new Map(parts.routes.map((route) => [route.path, metrics.backendLatency.labels({ route: route.path })]));
   const backendTimer = (route: string) => backendTimers.get(route) ?? metrics.backendLatency.labels({ route });
-  const onlyMethod = (method: string, request: CoapRequest) => {
-    if (request.method !== method) throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${cut(request.path)}`);
-  };
   const checkSize = (bytes: number | undefined, max: number) => {
     if (bytes !== undefined && bytes > max) {
       throw new RequestError('GW_ERR_PAYLOAD_TOO_LARGE', `${bytes} bytes > ${max}`, { size1Bytes: max });
     }
+  };
+  const checkMethod = (request: CoapRequest) => {
+    if (request.method !== OWN_RESOURCES.get(request.path)) throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} ${cut(request.path)}`);
   };
 
   const checkCbor = (request: CoapRequest) => {
@@ -57,86 +67,97 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
     }
   };
 
-  /** The gateway's own resources; undefined for a path that may be bridged. */
-  const ownResource = (request: CoapRequest, context: RequestContext): string | undefined => {
-    switch (request.path) {
-      case Paths.auth:
-      case Paths.refresh:
-      case Paths.nonce:
-        context.route = request.path;
-        onlyMethod('POST', request);
-        return request.path;
-      case Paths.wellKnownCore:
-        context.route = request.path;
-        onlyMethod('GET', request);
-        return request.path;
-      default:
-        return undefined;
+  /** The gateway's own resources: logins prove the device that sends them, a nonce goes to a proved address only. */
+  const own = async (request: CoapRequest, source: RequestSource): Promise<Handled> => {
+    const route = request.path;
+    try {
+      checkMethod(request);
+      switch (request.path) {
+        case Paths.auth:
+          checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
+          return { ...(await auth.login(request)), route };
+        case Paths.refresh:
+          checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
+          return { ...(await auth.refresh(request)), route };
+        case Paths.nonce:
+          return { ...(await auth.nonce(request, source)), route };
+        default:
+          return { response: { code: '2.05', contentFormat: ContentFormat.linkFormat, payload: wellKnownCore(request.query) }, route };
+      }
+    } catch (error) {
+      return { error, route };
     }
   };
 
-  const authorize = async (request: CoapRequest, context: RequestContext, bytes: number | undefined)
-    : Promise<{ match: RouteMatch; token: VerifiedToken; accessToken: string }> => {
-    // Match first so refusals are counted per route, but answer 4.01 before 4.04 so that a
-    // request without a valid token cannot probe for paths beyond what /.well-known/core lists.
+  /**
+   * Who sent the request, and may they use this route? Matched first so refusals are counted per
+   * route, but 4.01 comes before 4.04 so that a request without a valid token cannot probe for
+   * paths beyond what /.well-known/core lists.
+   */
+  const authorize = async (request: CoapRequest, bytes: number | undefined): Promise<Authorized | Refusal> => {
     const match = router.match(request.segments);
-    if (match !== undefined) context.route = match.route.path;
-    if (request.accessToken === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option');
-    const token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP, true, { address: request.peer.address });
-    context.deviceId = token.sub;
-    context.authenticated = true;
-    if (match === undefined) throw new RequestError('GW_ERR_NOT_FOUND', `no route for ${cut(request.path)}`);
-    if (!match.route.methods.includes(request.method as never)) {
-      throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} not allowed on ${match.route.path}`);
+    const route = match?.route.path;
+    if (request.accessToken === undefined) return { error: new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option'), route };
+    let token: VerifiedToken;
+    try {
+      token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP, true, { address: request.peer.address });
+    } catch (error) {
+      return { error, route };
     }
-    if (!token.scopes.has(match.route.scope)) {
-      throw new AuthError('GW_ERR_AUTH_FORBIDDEN', `token lacks scope ${match.route.scope}`);
+    const principal: Principal = { deviceId: token.sub, scopes: token.scopes, by: 'access-token' };
+    try {
+      if (match === undefined) throw new RequestError('GW_ERR_NOT_FOUND', `no route for ${cut(request.path)}`);
+      if (!match.route.methods.includes(request.method as never)) {
+        throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `${request.method} not allowed on ${match.route.path}`);
+      }
+      if (!principal.scopes.has(match.route.scope)) throw new AuthError('GW_ERR_AUTH_FORBIDDEN', `token lacks scope ${match.route.scope}`);
+      checkSize(bytes, parts.maxPayloadBytes);
+      checkRequestContentFormat(match.route, request.contentFormat);
+    } catch (error) {
+      return { error, principal, route };
     }
-    checkSize(bytes, parts.maxPayloadBytes);
-    checkRequestContentFormat(match.route, request.contentFormat);
-    return { match, token, accessToken: request.accessToken };
+    return { match, principal, token };
   };
 
   return {
-    async admit(request, context, declaredBytes) {
-      const own = ownResource(request, context);
-      if (own === undefined) {
-        const { token } = await authorize(request, context, declaredBytes);
-        return { maxBodyBytes: parts.maxPayloadBytes, authenticated: true, owner: token.sub };
+    async admit(request, _source, declaredBytes): Promise<Admitted> {
+      if (OWN_RESOURCES.has(request.path)) {
+        const route = request.path;
+        try {
+          checkMethod(request);
+          // Login bodies come from devices nobody has authenticated yet: small, CBOR, and only where
+          // a body belongs (/.well-known/core takes none).
+          const maxBodyBytes = request.path === Paths.wellKnownCore ? 0 : MAX_AUTH_BODY_BYTES;
+          checkSize(declaredBytes ?? request.payload.length, maxBodyBytes);
+          checkCbor(request);
+          return { maxBodyBytes, route };
+        } catch (error) {
+          return { error, route };
+        }
       }
-      // Login bodies come from devices nobody has authenticated yet: small, CBOR, and only where
-      // a body belongs (/.well-known/core takes none).
-      const maxBodyBytes = own === Paths.wellKnownCore ? 0 : MAX_AUTH_BODY_BYTES;
-      checkSize(declaredBytes ?? request.payload.length, maxBodyBytes);
-      checkCbor(request);
-      return { maxBodyBytes, authenticated: false };
+      const authorized = await authorize(request, declaredBytes);
+      if ('error' in authorized) return authorized;
+      return { maxBodyBytes: parts.maxPayloadBytes, principal: authorized.principal, route: authorized.match.route.path };
     },
 
-    async handle(request, context) {
-      switch (ownResource(request, context)) {
-        case Paths.auth:
-          checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
-          return proved(await auth.login(request, context), context);
-        case Paths.refresh:
-          checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
-          return proved(await auth.refresh(request, context), context);
-        case Paths.nonce:
-          // Not proved: a nonce answer is bigger than its request, so the endpoint first checks the address (Echo).
-          return auth.nonce(request, context);
-        case Paths.wellKnownCore:
-          return { code: '2.05', contentFormat: ContentFormat.linkFormat, payload: wellKnownCore(request.query) };
-        default:
-          break;
-      }
-      const { match, token } = await authorize(request, context, request.payload.length);
-      // Backends verify full JWTs (iss, aud, scope...), which the compact tokens on the radio leave
-      // out: each device token gets one with the same claims, minted once and held until it expires.
-      const accessToken = await parts.backendTokens.jwtFor(token);
-      const stopTimer = backendTimer(match.route.path).startTimer();
+    async handle(request, source) {
+      if (OWN_RESOURCES.has(request.path)) return own(request, source);
+      const authorized = await authorize(request, request.payload.length);
+      if ('error' in authorized) return authorized;
+      const { match, principal, token } = authorized;
+      const route = match.route.path;
       try {
-        return await bridge.forward({ request, match, deviceId: token.sub, accessToken, context });
-      } finally {
-        stopTimer();
+        // Backends verify full JWTs (iss, aud, scope...), which the compact tokens on the radio leave
+        // out: each device token gets one with the same claims, minted once and held until it expires.
+        const accessToken = await parts.backendTokens.jwtFor(token);
+        const stopTimer = backendTimer(route).startTimer();
+        try {
+          return { ...(await bridge.forward({ request, match, deviceId: principal.deviceId, accessToken })), principal, route };
+        } finally {
+          stopTimer();
+        }
+      } catch (error) {
+        return { error, principal, route };
       }
     },
   };

@@ -88,14 +88,17 @@ t.teardown(async () => {
 });
 
 const request = (over: Partial<CoapRequest> = {}): CoapRequest => ({
-  method: 'GET', segments: [], path: '/', query: [], payload: Buffer.alloc(0), contentFormat: undefined, accept: undefined,
+  id: 'r1', method: 'GET', segments: [], path: '/', query: [], payload: Buffer.alloc(0), contentFormat: undefined, accept: undefined,
   etags: [], accessToken: 'tok', peer: { address: '127.0.0.1', port: 5683 }, ...over,
 });
 
 async function forward(route: RouteConfig, over: Partial<CoapRequest>, handler: BackendHandler): Promise<CoapResponse> {
   backend.setHandler(handler);
   const params: Record<string, string> = route === CBOR_JSON ? { name: 'lamp' } : {};
-  return bridge.forward({ request: request(over), match: { route, params }, deviceId: 'dev1', accessToken: 'tok', context: { requestId: 'r1' } });
+  const forwarded = await bridge.forward({ request: request(over), match: { route, params }, deviceId: 'dev1', accessToken: 'tok' });
+  // An answer the bridge could not map is returned beside the backend's status; as a rejection here.
+  if (forwarded.response === undefined) throw forwarded.error;
+  return forwarded.response;
 }
 
 const json = (status: number, headers: Record<string, string> = {}): BackendHandler => (_req, res) => {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { generate, parse, type Option as PacketOption } from 'coap-packet';
-import { readRequest, type TransportRequest } from '../../gateway/src/coap/read-request.ts';
+import { readRequest, type RequestOptions } from '../../gateway/src/coap/read-request.ts';
+import type { CoapRequest } from '../../gateway/src/messages.ts';
 import { GatewayError, RequestError } from '../../gateway/src/errors.ts';
 
 // RFC 7252 section 5.4 (critical options), 5.7.2 (proxying), 5.8 (methods); RFC 7959 and
@@ -47,7 +48,11 @@ function packetOf(spec: Spec) {
   return parse(datagram);
 }
 
-const read = (spec: Spec): TransportRequest => readRequest(packetOf(spec), PEER);
+/** The request and the options the layers read, side by side. */
+const read = (spec: Spec): RequestOptions & { request: CoapRequest } => {
+  const { request, options } = readRequest(packetOf(spec), PEER, 'req-1');
+  return { request, ...options };
+};
 
 t.test('a plain request: method, segments, path, query, formats, token, payload and peer', async (t) => {
   const { request, block1, block2, size1Bytes, wantsSize2 } = read({

@@ -1,8 +1,8 @@
-import type { CoapRequest, CoapResponse, RequestContext } from '../messages.ts';
+import type { AuthenticatedBy, CoapRequest, CoapResponse, Handled, RequestSource } from '../messages.ts';
 import { AuthError, GatewayError, RequestError } from '../errors.ts';
 import type { Logger } from '../log/index.ts';
 import {
-  StoreUnavailableError, type DeviceRecord, type DeviceView, type RefreshFamilies as FamilyStore, type Revocations,
+  StoreUnavailableError, type DeviceRecord, type DeviceView, type RefreshFamilies as FamilyStore, type RefreshFamily, type Revocations,
 } from '../store/index.ts';
 import {
   AuthRequestKey, AuthResponseKey, ContentFormat, TokenFormat, decodeCbor, encodeCbor, type TokenFormatName,
@@ -51,13 +51,17 @@ export interface AuthResourceOptions {
   onFamilyRevoked?: () => void;
 }
 
+/**
+ * The auth resources. Each returns its answer or its refusal with the device it names; a device
+ * that got tokens proved who it is (the principal), so their answer may outgrow the request.
+ */
 export interface AuthResource {
   /** `POST /auth`: a device id and its secret or a signed assertion; a new token pair in a new refresh-token family. */
-  login(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
+  login(request: CoapRequest): Promise<Handled>;
   /** `POST /auth/refresh`: an opaque refresh token, once; the next pair of its family. */
-  refresh(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
-  /** `POST /auth/nonce`: a nonce for a device without a clock to put in its assertion. */
-  nonce(request: CoapRequest, context: RequestContext): Promise<CoapResponse>;
+  refresh(request: CoapRequest): Promise<Handled>;
+  /** `POST /auth/nonce`: a nonce for a device without a clock to put in its assertion; only to a proved address. */
+  nonce(request: CoapRequest, source: RequestSource): Promise<Handled>;
 }
 
 /** `POST /auth`, `/auth/refresh` and `/auth/nonce`: CBOR in, CBOR out (README's wire contract). */
@@ -71,20 +75,18 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
   const nowSec = () => Math.floor(nowMs() / 1000);
   const onLogin = options.onLogin ?? (() => undefined);
   const familyRevoked = options.onFamilyRevoked ?? (() => undefined);
-  /** Counts the outcome of `task` (a thrown GatewayError by its kind) and passes it on. */
-  const counted = async (method: LoginMethod, task: () => Promise<CoapResponse>): Promise<CoapResponse> => {
-    try {
-      const response = await task();
-      onLogin(method, 'ok');
-      return response;
-    } catch (err) {
-      onLogin(method, outcomeOf(err));
-      throw err;
-    }
+  /** Counts a login's outcome (a refusal by its kind) and passes it on. */
+  const tally = (method: LoginMethod, handled: Handled): Handled => {
+    onLogin(method, handled.response !== undefined ? 'ok' : outcomeOf(handled.error));
+    return handled;
   };
+  /** What `task` grants, or its refusal naming the device it was for. */
+  const attempt = (deviceId: string, task: () => Promise<Handled>): Promise<Handled> =>
+    task().catch((error: unknown) => ({ error, deviceId }));
 
-  const respond = async (device: DeviceRecord, family: string, refreshToken: Buffer, asked: TokenFormatName | undefined)
-    : Promise<CoapResponse> => {
+  /** A new token pair for a device that just proved itself `by` its credentials. */
+  const grant = async (device: DeviceRecord, by: AuthenticatedBy, family: string, refreshToken: Buffer, asked: TokenFormatName | undefined)
+    : Promise<Handled> => {
     const format = asked ?? device.tokenFormat ?? 'jwt';
     const tokens = await issuer.issue({ id: device.id, scopes: device.scopes, recordId: recordIdOf(device) }, family, format);
     verifyToken.remember(tokens.accessToken, ACCESS_TOKEN_TYP, tokens.accessClaims);
@@ -94,10 +96,12 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       [AuthResponseKey.refreshToken, refreshToken],
       [AuthResponseKey.serverTimeSec, tokens.serverTimeSec],
     ]);
-    return { code: '2.01', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
+    const response: CoapResponse = { code: '2.01', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
+    return { response, principal: { deviceId: device.id, scopes: new Set(device.scopes), by } };
   };
   /** A login starts a new family (RFC 9700 section 4.14.2); the store ends the device's oldest past three. */
-  const startFamily = async (device: DeviceRecord, address: string, format: TokenFormatName | undefined): Promise<CoapResponse> => {
+  const startFamily = async (device: DeviceRecord, by: LoginMethod, address: string, format: TokenFormatName | undefined)
+    : Promise<Handled> => {
     const next = newRefreshToken();
     await refreshFamilies.start({
       family: next.family, deviceId: device.id, recordId: recordIdOf(device), currentHash: next.hash,
@@ -105,7 +109,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
     });
     // Proved from this address: its tokens answer to the address's budget of forgeries only.
     verifyToken.trust(address, device.id);
-    return respond(device, next.family, next.token, format);
+    return grant(device, by, next.family, next.token, format);
   };
   /** A failed login counts against the device id and the source; past the budget, 4.29. */
   const failed = async (err: AuthError, deviceId: string, address: string): Promise<never> => {
@@ -117,7 +121,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
   };
 
   const secretLogin = async (deviceId: string, secret: Uint8Array, address: string, format: TokenFormatName | undefined)
-    : Promise<CoapResponse> => {
+    : Promise<Handled> => {
     const device = await devices.get(deviceId);
     if (!secretMatches(secret, device?.secretHash) || device === undefined) {
       // The limit applies to failures only: a right secret always gets in, so nobody can lock
@@ -126,11 +130,11 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       return failed(new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', why), deviceId, address);
     }
     if (device.disabled === true) throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'device disabled');
-    return startFamily(device, address, format);
+    return startFamily(device, 'secret', address, format);
   };
 
   const assertionLogin = async (deviceId: string, assertion: string, address: string, format: TokenFormatName | undefined)
-    : Promise<CoapResponse> => {
+    : Promise<Handled> => {
     const device = await devices.get(deviceId);
     if (device === undefined) return failed(new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'unknown device'), deviceId, address);
     // A signature check costs a thousand times a secret's hash: none once the budget is spent.
@@ -146,64 +150,46 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       throw err;
     }
     if (device.disabled === true) throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'device disabled');
-    return startFamily(device, address, format);
+    return startFamily(device, 'assertion', address, format);
   };
 
   return {
-    async login(request, context) {
+    async login(request) {
       let body: Map<unknown, unknown>;
       try {
         body = decodeMap(request);
-      } catch (err) {
-        onLogin('secret', 'bad_request'); // no body to tell the method by
-        throw err;
+      } catch (error) {
+        return tally('secret', { error }); // no body to tell the method by
       }
       const secret = body.get(AuthRequestKey.secret);
       const assertion = body.get(AuthRequestKey.assertion);
       const method: LoginMethod = assertion !== undefined && secret === undefined ? 'assertion' : 'secret';
-      return counted(method, async () => {
-        const deviceId = body.get(AuthRequestKey.deviceId);
-        if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) {
-          throw new RequestError('GW_ERR_BAD_REQUEST', 'key 1 (device id) must be a device id text string');
-        }
-        if (secret !== undefined && assertion !== undefined) {
-          throw new RequestError('GW_ERR_BAD_REQUEST', 'key 2 (secret) and key 3 (assertion): give one');
-        }
-        if (method === 'secret' && !(secret instanceof Uint8Array)) {
-          throw new RequestError('GW_ERR_BAD_REQUEST', 'key 2 (secret) must be a byte string, or key 3 (assertion) a text string');
-        }
-        if (method === 'assertion' && typeof assertion !== 'string') {
-          throw new RequestError('GW_ERR_BAD_REQUEST', 'key 3 (assertion) must be a text string (a compact JWS)');
-        }
-        const format = askedFormat(body);
-        context.deviceId = deviceId;
+      let deviceId: string;
+      let format: TokenFormatName | undefined;
+      try {
+        deviceId = loginDeviceId(body, method);
+        format = askedFormat(body);
+      } catch (error) {
+        return tally(method, { error });
+      }
+      return tally(method, await attempt(deviceId, () => {
         failClosed();
         return method === 'secret'
           ? secretLogin(deviceId, secret as Uint8Array, request.peer.address, format)
           : assertionLogin(deviceId, assertion as string, request.peer.address, format);
-      });
+      }));
     },
 
-    refresh(request, context) {
-      return counted('refresh', async () => {
-        const body = decodeMap(request);
-        const value = body.get(AuthRequestKey.refreshToken);
-        const format = askedFormat(body);
-        // A device that kept a refresh JWT from before opaque refresh tokens logs in again, as after any refused refresh.
-        if (typeof value === 'string') throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'a text refresh token (a JWT of an earlier version): log in again');
-        if (!(value instanceof Uint8Array)) throw new RequestError('GW_ERR_BAD_REQUEST', 'key 5 (refresh token) must be a byte string');
-        const presented = readRefreshToken(value);
-        if (presented === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `a refresh token of ${value.length} bytes is none of ours`);
-        failClosed();
-        // Refresh tokens rotate: each one can be used once (RFC 9700 section 4.14.2).
-        const next = newRefreshToken(presented.family);
-        const rotation = await refreshFamilies.rotate(presented.family, presented.hash, {
-          currentHash: next.hash, expiresAtSec: nowSec() + options.refreshTtlSec,
-        });
-        if (rotation.outcome === 'unknown') throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token of no live family');
-        const { family } = rotation;
-        context.deviceId = family.deviceId;
-        if (rotation.outcome === 'reused') {
+    async refresh(request) {
+      let rotated: Rotated;
+      try {
+        rotated = await rotate(request);
+      } catch (error) {
+        return tally('refresh', { error });
+      }
+      const { family, reused, token, format } = rotated;
+      return tally('refresh', await attempt(family.deviceId, async () => {
+        if (reused) {
           await revokeFamily(family.family, family.deviceId);
           options.logger?.warn({ deviceId: family.deviceId, family: family.family },
             'refresh token used twice: its family is revoked (possible theft)');
@@ -217,23 +203,49 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
           throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `refresh refused: ${why}`);
         }
         verifyToken.trust(request.peer.address, device.id);
-        return respond(device, family.family, next.token, format);
-      });
+        return grant(device, 'refresh', family.family, token, format);
+      }));
     },
 
-    async nonce(request, context) {
-      if (request.payload.length > 0) throw new RequestError('GW_ERR_BAD_REQUEST', 'POST /auth/nonce takes no body');
-      // A nonce is state kept for whoever asked: only for an address that proved it receives there.
-      if (context.addressProved !== true) {
-        context.needsProvedAddress = true;
-        throw new AuthError('GW_ERR_AUTH_ADDRESS_UNVERIFIED', 'a nonce, to an unverified address');
+    async nonce(request, source) {
+      try {
+        if (request.payload.length > 0) throw new RequestError('GW_ERR_BAD_REQUEST', 'POST /auth/nonce takes no body');
+        // A nonce is state kept for whoever asked: only for an address that proved it receives
+        // there. Refused without one, and marked so that the transport asks for the Echo round trip.
+        if (!source.addressProved) {
+          return { error: new AuthError('GW_ERR_AUTH_ADDRESS_UNVERIFIED', 'a nonce, to an unverified address'), provedAddressOnly: true };
+        }
+        failClosed();
+        const { nonce, serverTimeSec } = await options.nonces.issue(request.peer.address);
+        const body = new Map<number, number | Buffer>([[AuthResponseKey.nonce, nonce], [AuthResponseKey.serverTimeSec, serverTimeSec]]);
+        return { response: { code: '2.05', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) } };
+      } catch (error) {
+        return { error };
       }
-      failClosed();
-      const { nonce, serverTimeSec } = await options.nonces.issue(request.peer.address);
-      const body = new Map<number, number | Buffer>([[AuthResponseKey.nonce, nonce], [AuthResponseKey.serverTimeSec, serverTimeSec]]);
-      return { code: '2.05', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
     },
   };
+
+  /**
+   * Spends the presented refresh token: refresh tokens rotate, each one can be used once (RFC
+   * 9700 section 4.14.2). Its family, and whether the token had been spent before.
+   */
+  async function rotate(request: CoapRequest): Promise<Rotated> {
+    const body = decodeMap(request);
+    const value = body.get(AuthRequestKey.refreshToken);
+    const format = askedFormat(body);
+    // A device that kept a refresh JWT from before opaque refresh tokens logs in again, as after any refused refresh.
+    if (typeof value === 'string') throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'a text refresh token (a JWT of an earlier version): log in again');
+    if (!(value instanceof Uint8Array)) throw new RequestError('GW_ERR_BAD_REQUEST', 'key 5 (refresh token) must be a byte string');
+    const presented = readRefreshToken(value);
+    if (presented === undefined) throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `a refresh token of ${value.length} bytes is none of ours`);
+    failClosed();
+    const next = newRefreshToken(presented.family);
+    const rotation = await refreshFamilies.rotate(presented.family, presented.hash, {
+      currentHash: next.hash, expiresAtSec: nowSec() + options.refreshTtlSec,
+    });
+    if (rotation.outcome === 'unknown') throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', 'refresh token of no live family');
+    return { family: rotation.family, reused: rotation.outcome === 'reused', token: next.token, format };
+  }
 
   /**
    * The device or a thief holds a copy of the spent token, and either may hold its successor:
@@ -249,6 +261,14 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       options.revocations.revokeFamily(revocation),
     ]).catch((err: unknown) => options.logger?.error({ err }, 'recording a revoked family in the store failed; it holds on this gateway only'));
   }
+}
+
+/** A refresh token spent: its family, whether it had been spent before, the family's next token, the format asked for. */
+interface Rotated {
+  family: RefreshFamily;
+  reused: boolean;
+  token: Buffer;
+  format: TokenFormatName | undefined;
 }
 
 /** A spent refresh token, presented again: 4.01 like any refused refresh, counted apart. */
@@ -268,6 +288,26 @@ function outcomeOf(err: unknown): LoginOutcome {
     case 'GW_ERR_UNSUPPORTED_CONTENT_FORMAT': return 'bad_request';
     default: return 'rejected';
   }
+}
+
+/** Key 1 of a login, with the credential its method needs: a byte-string secret or a text assertion. */
+function loginDeviceId(body: Map<unknown, unknown>, method: LoginMethod): string {
+  const deviceId = body.get(AuthRequestKey.deviceId);
+  const secret = body.get(AuthRequestKey.secret);
+  const assertion = body.get(AuthRequestKey.assertion);
+  if (typeof deviceId !== 'string' || !DEVICE_ID_PATTERN.test(deviceId)) {
+    throw new RequestError('GW_ERR_BAD_REQUEST', 'key 1 (device id) must be a device id text string');
+  }
+  if (secret !== undefined && assertion !== undefined) {
+    throw new RequestError('GW_ERR_BAD_REQUEST', 'key 2 (secret) and key 3 (assertion): give one');
+  }
+  if (method === 'secret' && !(secret instanceof Uint8Array)) {
+    throw new RequestError('GW_ERR_BAD_REQUEST', 'key 2 (secret) must be a byte string, or key 3 (assertion) a text string');
+  }
+  if (method === 'assertion' && typeof assertion !== 'string') {
+    throw new RequestError('GW_ERR_BAD_REQUEST', 'key 3 (assertion) must be a text string (a compact JWS)');
+  }
+  return deviceId;
 }
 
 /** Key 6 of a login or refresh: the token format asked for; undefined, the device's default. */

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { Pool, errors as undiciErrors } from 'undici';
 import { BridgeError } from '../errors.ts';
-import type { CoapRequest, CoapResponse, RequestContext } from '../messages.ts';
+import type { CoapRequest, CoapResponse } from '../messages.ts';
 import { checkAnswerFormat, negotiate, requestBody, responseBody } from './body-mapping.ts';
 import { coapEtagFor } from './etag.ts';
 import { locationOptionsFor } from './location.ts';
 import { exchange, type HttpAnswer } from './http-exchange.ts';
+import type { RouteConfig } from '../config/index.ts';
 import { fillTemplate, type RouteMatch } from './router.ts';
 import { cacheControlToMaxAge, coapCodeFor, retryAfterToMaxAge } from './status-map.ts';
 
@@ -22,12 +23,19 @@ export interface ForwardInput {
   request: CoapRequest;
   match: RouteMatch;
   deviceId: string;
+  /** The JWT the backend receives in `Authorization: Bearer`. */
   accessToken: string;
-  context: RequestContext;
 }
 
+/**
+ * What the backend answered: its status, and the answer mapped to CoAP, or the reason its answer
+ * could not be (a content type the device did not accept, a body that is not what it says).
+ */
+export type Forwarded = { backendStatus: number } & ({ response: CoapResponse; error?: undefined } | { error: unknown; response?: undefined });
+
 export interface Bridge {
-  forward(input: ForwardInput): Promise<CoapResponse>;
+  /** Throws when the backend gave no answer (unreachable, timed out); otherwise what it answered. */
+  forward(input: ForwardInput): Promise<Forwarded>;
   close(): Promise<void>;
 }
 
@@ -50,8 +58,36 @@ export function buildBridge(options: BridgeOptions): Bridge {
   });
   const maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
 
+  /** The backend's answer mapped back (RFC 8075 section 7): status, Max-Age, ETag, 2.03, Location, body. */
+  const mapAnswer = (response: HttpAnswer, request: CoapRequest, route: RouteConfig, path: string, wantJson: boolean): CoapResponse => {
+    const raw = response.body;
+    const answer: CoapResponse = { code: coapCodeFor(response.statusCode, request.method) };
+    const nowMs = options.nowMs();
+    const maxAge = answer.code === '4.29' || answer.code === '5.03'
+      ? retryAfterToMaxAge(header(response.headers['retry-after']), nowMs)
+      : cacheControlToMaxAge(header(response.headers['cache-control']));
+    if (maxAge !== undefined) answer.maxAgeSec = maxAge;
+    const responseType = header(response.headers['content-type']);
+    if (answer.code.startsWith('2.')) {
+      if (raw.length > 0) checkAnswerFormat(route, request.accept, responseType);
+      const httpEtag = header(response.headers.etag);
+      if (httpEtag !== undefined && httpEtag !== '') answer.etag = coapEtagFor(httpEtag);
+      // RFC 7252 section 5.10.6.2: the device already holds this representation; 2.03 Valid
+      // refreshes it (with Max-Age) and carries no payload. A backend 304 maps to 2.03 by the
+      // status table and never has content (RFC 9110 section 15.4.5).
+      if (request.method === 'GET' && answer.code === '2.05' && holds(request.etags, answer.etag)) {
+        answer.code = '2.03';
+        return answer;
+      }
+      const location = response.statusCode === 201 ? header(response.headers.location) : undefined;
+      if (location !== undefined) Object.assign(answer, locationOptionsFor(location, new URL(path, base.origin), prefix));
+    }
+    if (raw.length > 0) Object.assign(answer, responseBody(raw, responseType, route, wantJson));
+    return answer;
+  };
+
   return {
-    async forward({ request, match, deviceId, accessToken, context }: ForwardInput): Promise<CoapResponse> {
+    async forward({ request, match, deviceId, accessToken }: ForwardInput): Promise<Forwarded> {
       const { route } = match;
       const { acceptHeader, wantJson } = negotiate(route, request.accept);
       const { body, contentType } = requestBody(request, route);
@@ -60,7 +96,7 @@ export function buildBridge(options: BridgeOptions): Bridge {
       const headers: Record<string, string> = {
         authorization: `Bearer ${accessToken}`,
         'x-device-id': deviceId,
-        'x-request-id': context.requestId,
+        'x-request-id': request.id,
         'x-forwarded-for': request.peer.address,
         accept: acceptHeader,
       };
@@ -73,31 +109,12 @@ export function buildBridge(options: BridgeOptions): Bridge {
       } catch (err) {
         throw backendFailure(err);
       }
-      context.backendStatus = response.statusCode;
-      const raw = response.body;
-      const answer: CoapResponse = { code: coapCodeFor(response.statusCode, request.method) };
-      const nowMs = options.nowMs();
-      const maxAge = answer.code === '4.29' || answer.code === '5.03'
-        ? retryAfterToMaxAge(header(response.headers['retry-after']), nowMs)
-        : cacheControlToMaxAge(header(response.headers['cache-control']));
-      if (maxAge !== undefined) answer.maxAgeSec = maxAge;
-      const responseType = header(response.headers['content-type']);
-      if (answer.code.startsWith('2.')) {
-        if (raw.length > 0) checkAnswerFormat(route, request.accept, responseType);
-        const httpEtag = header(response.headers.etag);
-        if (httpEtag !== undefined && httpEtag !== '') answer.etag = coapEtagFor(httpEtag);
-        // RFC 7252 section 5.10.6.2: the device already holds this representation; 2.03 Valid
-        // refreshes it (with Max-Age) and carries no payload. A backend 304 maps to 2.03 by the
-        // status table and never has content (RFC 9110 section 15.4.5).
-        if (request.method === 'GET' && answer.code === '2.05' && holds(request.etags, answer.etag)) {
-          answer.code = '2.03';
-          return answer;
-        }
-        const location = response.statusCode === 201 ? header(response.headers.location) : undefined;
-        if (location !== undefined) Object.assign(answer, locationOptionsFor(location, new URL(path, base.origin), prefix));
+      const backendStatus = response.statusCode;
+      try {
+        return { response: mapAnswer(response, request, route, path, wantJson), backendStatus };
+      } catch (error) {
+        return { error, backendStatus };
       }
-      if (raw.length > 0) Object.assign(answer, responseBody(raw, responseType, route, wantJson));
-      return answer;
     },
     close: () => pool.close(),
   };

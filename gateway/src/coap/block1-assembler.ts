@@ -1,5 +1,9 @@
+import type { Learned } from '../messages.ts';
+
 interface Assembly {
   readonly accessToken: string | undefined;
+  /** What admitting block 0 found out (who sent it, which route): later blocks answer with it. */
+  readonly learned: Learned;
   readonly chunks: Buffer[];
   bytes: number;
   /** Bytes set aside for the whole body when it started: its Size1, or the largest body allowed. */
@@ -20,6 +24,7 @@ export interface UploadStart {
   anonymousEndpoint: string | undefined;
   /** The device an authenticated upload belongs to: at most `maxPerOwner` at once. */
   owner?: string | undefined;
+  learned?: Learned;
 }
 
 export interface Block1AssemblerOptions {
@@ -85,7 +90,7 @@ export class Block1Assembler {
     const owned = upload.owner === undefined ? 0 : (this.#byOwner.get(upload.owner) ?? 0);
     if (owned >= (this.#options.maxPerOwner ?? DEFAULT_MAX_PER_OWNER)) return false;
     this.#uploads.set(key, {
-      accessToken: upload.accessToken, chunks: [Buffer.from(upload.first)], bytes: upload.first.length,
+      accessToken: upload.accessToken, learned: upload.learned ?? {}, chunks: [Buffer.from(upload.first)], bytes: upload.first.length,
       reservedBytes: upload.reservedBytes, maxBodyBytes: upload.maxBodyBytes, anonymousEndpoint: upload.anonymousEndpoint,
       owner: upload.owner,
       expiresAtMs: this.#options.nowMs() + this.#options.lifetimeMs,

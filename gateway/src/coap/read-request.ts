@@ -3,14 +3,14 @@ import { RequestError } from '../errors.ts';
 import type { CoapMethod, CoapRequest } from '../messages.ts';
 import { Option, judgeOption, optionNumber, readBlock, readUint, type BlockOption } from './options.ts';
 
-const METHODS: ReadonlyMap<string, CoapMethod> = new Map([
+/** RFC 7252 section 12.1.1: the method codes. */
+export const METHODS: ReadonlyMap<string, CoapMethod> = new Map([
   ['0.01', 'GET'], ['0.02', 'POST'], ['0.03', 'PUT'], ['0.04', 'DELETE'],
   ['0.05', 'FETCH'], ['0.06', 'PATCH'], ['0.07', 'iPATCH'],
 ]);
 
-/** A request with what the transport itself needs from its options (block-wise transfer, RFC 7959). */
-export interface TransportRequest {
-  request: CoapRequest;
+/** What the layers themselves act on among a request's options (RFC 7959, RFC 9175). */
+export interface RequestOptions {
   block1: BlockOption | undefined;
   block2: BlockOption | undefined;
   /** Size1 as sent (RFC 7959 section 4): the body size a block-wise upload announces. */
@@ -26,12 +26,17 @@ export interface TransportRequest {
   readonly blockKey: string;
 }
 
+export interface ReadRequest {
+  request: CoapRequest;
+  options: RequestOptions;
+}
+
 /**
  * Reads a well-formed request's options through the registry in options.ts. Throws a
  * RequestError the endpoint renders: 4.05 for a method code it does not know (RFC 7252 section
  * 5.8), 4.02 for an unrecognized or malformed critical option, 5.05 for proxy options.
  */
-export function readRequest(packet: ParsedPacket, peer: { address: string; port: number }): TransportRequest {
+export function readRequest(packet: ParsedPacket, peer: { address: string; port: number }, id: string): ReadRequest {
   const method = METHODS.get(packet.code);
   const segments: string[] = [];
   const query: string[] = [];
@@ -80,14 +85,17 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
   if (method === undefined) throw new RequestError('GW_ERR_METHOD_NOT_ALLOWED', `method code ${packet.code} is not a method the gateway knows`);
   const path = `/${segments.map(escapeSegment).join('/')}`;
   const request: CoapRequest = {
-    method, segments, path, query, payload: packet.payload, contentFormat, accept, etags, accessToken, peer,
+    id, method, segments, path, query, payload: packet.payload, contentFormat, accept, etags, accessToken, peer,
   };
   let blockKey: string | undefined;
   return {
-    request, block1, block2, size1Bytes, wantsSize2, echo,
-    // Only block-wise requests and large answers need it: computed on first use.
-    get blockKey() {
-      return (blockKey ??= JSON.stringify([method, segments, query, contentFormat ?? null, accept ?? null, requestTags]));
+    request,
+    options: {
+      block1, block2, size1Bytes, wantsSize2, echo,
+      // Only block-wise requests and large answers need it: computed on first use.
+      get blockKey() {
+        return (blockKey ??= JSON.stringify([method, segments, query, contentFormat ?? null, accept ?? null, requestTags]));
+      },
     },
   };
 }

@@ -1,9 +1,11 @@
-import type { CoapResponse } from '../messages.ts';
+import type { CoapResponse, Learned } from '../messages.ts';
 
 export interface Representation {
   readonly response: CoapResponse & { payload: Buffer; etag: Buffer };
   /** Later blocks are served only to a request that carries the same Access-Token. */
   readonly accessToken: string | undefined;
+  /** What the request it answers found out (who sent it, which route): later blocks answer with it. */
+  readonly learned: Learned;
   readonly expiresAtMs: number;
 }
 
@@ -33,7 +35,7 @@ export class RepresentationStore {
     return this.#bytes;
   }
 
-  put(key: string, response: Representation['response'], accessToken: string | undefined): void {
+  put(key: string, response: Representation['response'], accessToken: string | undefined, learned: Learned = {}): void {
     this.#delete(key);
     const size = response.payload.length;
     if (size > this.#options.maxBytes) return;
@@ -41,7 +43,7 @@ export class RepresentationStore {
       this.#delete(this.#entries.keys().next().value!);
       this.#options.onEvict?.();
     }
-    this.#entries.set(key, { response, accessToken, expiresAtMs: this.#options.nowMs() + this.#options.lifetimeMs });
+    this.#entries.set(key, { response, accessToken, learned, expiresAtMs: this.#options.nowMs() + this.#options.lifetimeMs });
     this.#bytes += size;
   }
 

@@ -2,25 +2,106 @@ import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { Logger } from '../log/index.ts';
 import type { RequestHandler } from '../messages.ts';
-import { createEndpoint, type Endpoint, type EndpointObserver } from './endpoint.ts';
-import type { TransmissionParameters } from './separate-responses.ts';
+import { createAddressLayer } from './address-layer.ts';
+import { createBlockWiseLayer } from './block-wise-layer.ts';
+import { createDrainLayer } from './drain-layer.ts';
+import { stackOf } from './layer.ts';
+import { createMessagingLayer, type MessagingEvictedTable, type MessagingObserver } from './messaging-layer.ts';
+import type { Peer } from './peer.ts';
+import { createRenderError } from './render-error.ts';
+import { createRequestLayer } from './request-layer.ts';
+import type { TransmissionParameters } from './retransmissions.ts';
 
-export interface CoapServerOptions {
-  host: string;
-  port: number;
+export type EvictedTable = MessagingEvictedTable | 'uploads' | 'representations';
+
+/** What the endpoint reports, for metrics; every callback optional. */
+export interface EndpointObserver extends Omit<MessagingObserver, 'evicted'> {
+  evicted?(table: EvictedTable): void;
+  uploadBytes?(bytes: number): void;
+  /** An unauthenticated answer larger than its request was held back for an Echo round trip. */
+  challenged?(): void;
+}
+
+export interface EndpointOptions {
+  handler: RequestHandler;
+  /** Sends one datagram; the endpoint only ever answers the peer a datagram came from. */
+  send: (datagram: Buffer, peer: Peer) => void;
+  logger: Logger;
+  nowMs: () => number;
   piggybackReplyMs: number;
   exchangeLifetimeSec: number;
   maxExchanges: number;
-  responseCacheBytes: number;
+  exchangeBytes: number;
   blockBufferBytes: number;
   blockLifetimeSec: number;
   representationBytes: number;
-  udpRecvBufferBytes: number;
   transmission?: TransmissionParameters;
-  handler: RequestHandler;
-  logger: Logger;
-  nowMs: () => number;
   observer?: EndpointObserver;
+}
+
+export interface Endpoint {
+  /** One datagram from a peer. Never throws, whatever the bytes. */
+  handle(datagram: Buffer, peer: Peer): void;
+  inFlight(): number;
+  uploadBytes(): number;
+  /** New requests get 5.03 from now on; resolves when every request in flight is answered. */
+  drain(): Promise<void>;
+  /** Stops retransmissions and forgets every table. */
+  clear(): void;
+}
+
+/**
+ * The gateway's CoAP endpoint (RFC 7252, RFC 7959, RFC 9175), transport-agnostic: datagrams in
+ * through `handle`, out through `send`. The stack, bottom to top (layer.ts says how layers meet):
+ *
+ *   messaging       decode, ping/RST, dedup, piggybacked or separate answers, retransmission, log
+ *   (oscore)        next: unprotect each request, protect every answer coming down
+ *   drain           5.03 once the gateway is stopping
+ *   address check   Echo before an unauthenticated answer larger than its request
+ *   (observe)       next: relations and their notifications (`Answer.later`)
+ *   block-wise      Block1 reassembly, Block2 from stored answers
+ *   request         the pipeline: the gateway's own resources and the bridged routes
+ */
+export function createEndpoint(options: EndpointOptions): Endpoint {
+  const { handler, logger, nowMs, observer = {} } = options;
+  const render = createRenderError(logger, nowMs);
+  const drain = createDrainLayer();
+  const blockWise = createBlockWiseLayer({
+    admit: (request, source, declaredBytes) => handler.admit(request, source, declaredBytes),
+    render, nowMs, blockBufferBytes: options.blockBufferBytes, blockLifetimeSec: options.blockLifetimeSec,
+    representationBytes: options.representationBytes,
+    onEvicted: (table) => observer.evicted?.(table), onUploadBytes: (bytes) => observer.uploadBytes?.(bytes),
+  });
+  const messaging = createMessagingLayer({
+    ...options,
+    render,
+    up: stackOf([
+      drain,
+      createAddressLayer({ nowMs, onChallenged: () => observer.challenged?.() }),
+      blockWise,
+      createRequestLayer({ handler, render }),
+    ], render),
+  });
+  return {
+    handle: messaging.handle,
+    inFlight: messaging.inFlight,
+    uploadBytes: blockWise.uploadBytes,
+    async drain() {
+      drain.stop();
+      await messaging.idle();
+    },
+    clear() {
+      messaging.clear();
+      blockWise.clear();
+    },
+  };
+}
+
+export interface CoapServerOptions extends Omit<EndpointOptions, 'send' | 'exchangeBytes'> {
+  host: string;
+  port: number;
+  responseCacheBytes: number;
+  udpRecvBufferBytes: number;
 }
 
 export interface CoapServer {
@@ -32,8 +113,8 @@ export interface CoapServer {
 }
 
 /**
- * The endpoint on a UDP socket (RFC 7252 over node:dgram): every datagram in goes to
- * `endpoint.handle`, every datagram out goes back to the address and port it answers.
+ * The endpoint on a UDP socket (RFC 7252 over node:dgram; DTLS would wrap here): every datagram
+ * in goes to `endpoint.handle`, every datagram out goes back to the address and port it answers.
  */
 export async function buildCoapServer(options: CoapServerOptions): Promise<CoapServer> {
   const { logger } = options;

@@ -9,15 +9,22 @@ export interface TransmissionParameters {
 
 export const DEFAULT_TRANSMISSION: TransmissionParameters = { ackTimeoutMs: 2000, ackRandomFactor: 1.5, maxRetransmit: 4 };
 
+/**
+ * How a confirmable message ended: acknowledged, rejected (RST), never acknowledged, pushed out
+ * by a newer one when the table was full, or dropped because the endpoint closed.
+ */
+export type Settled = 'ack' | 'reset' | 'timeout' | 'evicted' | 'cleared';
+
 interface Outstanding {
   readonly peer: Peer;
   readonly datagram: Buffer;
+  readonly onSettled: ((how: Settled) => void) | undefined;
   retransmissions: number;
   timeoutMs: number;
   timer: NodeJS.Timeout;
 }
 
-export interface SeparateResponsesOptions {
+export interface RetransmissionsOptions {
   send: (datagram: Buffer, peer: Peer) => void;
   maxOutstanding: number;
   parameters?: TransmissionParameters;
@@ -28,17 +35,18 @@ export interface SeparateResponsesOptions {
 }
 
 /**
- * Confirmable separate responses (RFC 7252 section 5.2.2) waiting for the device's ACK:
- * retransmitted after ACK_TIMEOUT x a random factor, doubling each time, MAX_RETRANSMIT times
- * (section 4.2), and stopped by the matching ACK or RST. Bounded: the oldest goes first.
+ * The confirmable messages the endpoint sends (separate responses, RFC 7252 section 5.2.2; and
+ * notifications, RFC 7641 section 4.5) waiting for the device's ACK: retransmitted after
+ * ACK_TIMEOUT x a random factor, doubling each time, MAX_RETRANSMIT times (section 4.2), and
+ * stopped by the matching ACK or RST. Bounded: the oldest goes first.
  */
-export class SeparateResponses {
+export class Retransmissions {
   readonly #outstanding = new Map<string, Outstanding>();
-  readonly #options: SeparateResponsesOptions;
+  readonly #options: RetransmissionsOptions;
   readonly #parameters: TransmissionParameters;
   readonly #random: () => number;
 
-  constructor(options: SeparateResponsesOptions) {
+  constructor(options: RetransmissionsOptions) {
     this.#options = options;
     this.#parameters = options.parameters ?? DEFAULT_TRANSMISSION;
     this.#random = options.random ?? Math.random;
@@ -48,30 +56,31 @@ export class SeparateResponses {
     return this.#outstanding.size;
   }
 
-  send(key: string, peer: Peer, datagram: Buffer): void {
+  /** Sends `datagram` now and again until it is settled; `onSettled` hears how it ended. */
+  send(key: string, peer: Peer, datagram: Buffer, onSettled?: (how: Settled) => void): void {
     // The same message ID to the same peer again (the ID counter wrapped): the new one replaces it.
-    this.#stop(key);
+    this.#stop(key, 'evicted');
     if (this.#outstanding.size >= this.#options.maxOutstanding) {
       const oldest = this.#outstanding.keys().next();
       if (oldest.done !== true) {
-        this.#stop(oldest.value);
+        this.#stop(oldest.value, 'evicted');
         this.#options.onGiveUp?.('evicted');
       }
     }
     const { ackTimeoutMs, ackRandomFactor } = this.#parameters;
     const timeoutMs = ackTimeoutMs * (1 + this.#random() * (ackRandomFactor - 1));
-    const entry: Outstanding = { peer, datagram, retransmissions: 0, timeoutMs, timer: this.#arm(key, timeoutMs) };
+    const entry: Outstanding = { peer, datagram, onSettled, retransmissions: 0, timeoutMs, timer: this.#arm(key, timeoutMs) };
     this.#outstanding.set(key, entry);
     this.#options.send(datagram, peer);
   }
 
   /** The device's ACK or RST for this message: stop. False when nothing was waiting for it. */
-  settle(key: string): boolean {
-    return this.#stop(key);
+  settle(key: string, how: 'ack' | 'reset'): boolean {
+    return this.#stop(key, how);
   }
 
   clear(): void {
-    for (const key of [...this.#outstanding.keys()]) this.#stop(key);
+    for (const key of [...this.#outstanding.keys()]) this.#stop(key, 'cleared');
   }
 
   #arm(key: string, afterMs: number): NodeJS.Timeout {
@@ -86,6 +95,7 @@ export class SeparateResponses {
     if (entry.retransmissions >= this.#parameters.maxRetransmit) {
       this.#outstanding.delete(key);
       this.#options.onGiveUp?.('timeout');
+      entry.onSettled?.('timeout');
       return;
     }
     entry.retransmissions += 1;
@@ -95,11 +105,12 @@ export class SeparateResponses {
     this.#options.send(entry.datagram, entry.peer);
   }
 
-  #stop(key: string): boolean {
+  #stop(key: string, how: Settled): boolean {
     const entry = this.#outstanding.get(key);
     if (entry === undefined) return false;
     clearTimeout(entry.timer);
     this.#outstanding.delete(key);
+    entry.onSettled?.(how);
     return true;
   }
 }

@@ -1,9 +1,9 @@
 import { conditions } from '../helpers/condition.ts';
 import t, { type Test } from 'tap';
-import { SeparateResponses, type TransmissionParameters } from '../../gateway/src/coap/separate-responses.ts';
+import { Retransmissions, type Settled, type TransmissionParameters } from '../../gateway/src/coap/retransmissions.ts';
 import type { Peer } from '../../gateway/src/coap/peer.ts';
 
-// RFC 7252 sections 4.2 and 5.2.2: a confirmable separate response is retransmitted after
+// RFC 7252 sections 4.2 and 5.2.2: a confirmable message (a separate response, a notification) is retransmitted after
 // ACK_TIMEOUT x a random factor, doubling, MAX_RETRANSMIT times, until the device's ACK or RST.
 // Small parameters and random() = 0 make the schedule 20, 40, 80, 160 ms, then give up at +320.
 // Tests wait for the Nth send (a promise), never for a fixed time; a guard fails a test that hangs.
@@ -19,7 +19,7 @@ function harness(t: Test, options: { maxOutstanding?: number; parameters?: Trans
   const gaveUp: ('timeout' | 'evicted')[] = [];
   let retransmissions = 0;
   const { notify, until } = conditions();
-  const responses = new SeparateResponses({
+  const responses = new Retransmissions({
     send: (datagram, peer) => { sent.push({ datagram, peer, atMs: performance.now() }); notify(); },
     maxOutstanding: options.maxOutstanding ?? 10,
     parameters: options.parameters ?? SMALL,
@@ -57,7 +57,7 @@ t.test('exactly MAX_RETRANSMIT retransmissions, doubling, then give up with time
   t.equal(h.retransmissions(), SMALL.maxRetransmit, 'each retransmission reported');
   t.ok(h.sends(A).every((s) => s.peer === PEER_A), 'every copy to the same peer');
   t.equal(h.responses.size, 0, 'forgotten after giving up');
-  t.equal(h.responses.settle('a'), false, 'a late ACK finds nothing to stop');
+  t.equal(h.responses.settle('a', 'ack'), false, 'a late ACK finds nothing to stop');
   // Lower bounds only (a timer never fires much early; it may fire late): 20, 40, 80, 160 ms.
   const at = h.sends(A).map((s) => s.atMs);
   const gaps = at.slice(1).map((ms, i) => ms - at[i]!);
@@ -79,9 +79,9 @@ t.test('settle() stops further sends and returns true; false for a key not outst
   const h = harness(t);
   h.responses.send('a', PEER_A, A);
   h.responses.send('b', PEER_B, B);
-  t.equal(h.responses.settle('a'), true, 'the ACK for a');
-  t.equal(h.responses.settle('a'), false, 'a second ACK for a finds nothing');
-  t.equal(h.responses.settle('unknown'), false, 'an ACK for something never sent');
+  t.equal(h.responses.settle('a', 'ack'), true, 'the ACK for a');
+  t.equal(h.responses.settle('a', 'ack'), false, 'a second ACK for a finds nothing');
+  t.equal(h.responses.settle('unknown', 'ack'), false, 'an ACK for something never sent');
   t.equal(h.responses.size, 1);
   // b was armed after a with the same timeout: by b's second retransmission, a's would have come.
   await h.sendsOf(B, 3);
@@ -94,7 +94,7 @@ t.test('settle() after some retransmissions stops the rest', async (t) => {
   h.responses.send('a', PEER_A, A);
   h.responses.send('b', PEER_B, B);
   await h.sendsOf(A, 2);
-  t.equal(h.responses.settle('a'), true);
+  t.equal(h.responses.settle('a', 'ack'), true);
   await h.sendsOf(B, 4);
   t.equal(h.count(A), 2, 'no retransmission of a after its ACK');
   t.same(h.gaveUp, [], 'a settled response is not a give-up');
@@ -112,8 +112,8 @@ t.test('full: the oldest outstanding response is evicted (onGiveUp evicted) and 
   await h.sendsOf(C, 2);
   t.equal(h.count(A), 1, 'a never retransmitted');
   t.ok(h.count(B) >= 2, 'b still retransmitted');
-  t.equal(h.responses.settle('a'), false, 'a is gone');
-  t.equal(h.responses.settle('b'), true, 'b was kept');
+  t.equal(h.responses.settle('a', 'ack'), false, 'a is gone');
+  t.equal(h.responses.settle('b', 'ack'), true, 'b was kept');
 });
 
 t.test('clear() stops every retransmission', async (t) => {
@@ -141,4 +141,24 @@ t.test('sending again under a key still outstanding replaces it: one retransmiss
   await h.sendsOf(B, 2);
   t.equal(h.count(first), 1, 'the replaced datagram is not retransmitted');
   t.equal(h.count(second), 2, 'the new one: sent once and retransmitted once by the time the witness was');
+});
+
+t.test('each send hears how it ended: ack, reset, timeout, evicted or cleared', async (t) => {
+  const h = harness(t, { maxOutstanding: 2 });
+  const ended = new Map<string, Settled>();
+  const send = (key: string, datagram: Buffer) => h.responses.send(key, PEER_A, datagram, (how) => { ended.set(key, how); });
+  send('acked', A);
+  send('reset', B);
+  t.equal(h.responses.settle('acked', 'ack'), true);
+  t.equal(h.responses.settle('reset', 'reset'), true);
+  send('timeout', C);
+  await h.until(() => h.gaveUp.includes('timeout'), 'the timeout');
+  send('evicted', A);
+  send('kept', B);
+  send('newest', C);
+  send('again', A);
+  h.responses.clear();
+  t.same(Object.fromEntries(ended), {
+    acked: 'ack', reset: 'reset', timeout: 'timeout', evicted: 'evicted', kept: 'evicted', newest: 'cleared', again: 'cleared',
+  }, 'one outcome per send, the full table pushing out the oldest');
 });
