@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { HTTP_TO_COAP } from '../../gateway/src/bridge/index.ts';
@@ -9,12 +9,15 @@ import {
 } from '../../gateway/src/wire/index.ts';
 
 // The guides are the contract firmware, backend and operations teams read: they must say what the
-// code does.
+// code does, and every link between them must lead somewhere.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const DOCS_DIR = join(ROOT, 'gateway/docs');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const wireContract = read('gateway/docs/wire-contract.md');
 const backendGuide = read('gateway/docs/backend-guide.md');
 const operatorGuide = read('gateway/docs/operator-guide.md');
+const guides = readdirSync(DOCS_DIR).filter((name) => name.endsWith('.md')).map((name) => join(DOCS_DIR, name));
+const documents = [join(ROOT, 'README.md'), ...guides];
 
 t.test('the wire contract lists every wire error code with the CoAP code the gateway sends', async (t) => {
   const rows = new Map<number, string>();
@@ -52,4 +55,56 @@ t.test('the operator guide\'s metrics table names every metric the gateway expos
   const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
   t.ok(names.length > 10, `${names.length} metrics`);
   for (const name of names) t.match(operatorGuide, `\`${name}\``, name);
+});
+
+/** Markdown outside fenced blocks and inline code: what a renderer turns into links and headings. */
+function prose(markdown: string): string {
+  return markdown.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, '').replace(/`[^`\n]*`/g, (code) => code.replace(/[[\]()]/g, ' '));
+}
+
+/** GitHub's heading anchors: lower case, punctuation dropped, each space a hyphen; repeats get -1, -2. */
+function anchorsOf(markdown: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  const withoutFences = markdown.replace(/^```[^\n]*\n[\s\S]*?^```$/gm, '');
+  for (const m of withoutFences.matchAll(/^#{1,6} (.+)$/gm)) {
+    const base = m[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-');
+    const repeats = seen.get(base) ?? 0;
+    seen.set(base, repeats + 1);
+    anchors.add(repeats === 0 ? base : `${base}-${repeats}`);
+  }
+  return anchors;
+}
+
+t.test('every relative link in README and the guides leads to a file and, with a #, to a heading there', async (t) => {
+  let checked = 0;
+  for (const file of documents) {
+    const name = relative(ROOT, file);
+    for (const m of prose(readFileSync(file, 'utf8')).matchAll(/\]\(([^)\s]+)\)/g)) {
+      const target = m[1]!;
+      if (/^[a-z][a-z+.-]*:/i.test(target)) continue;
+      checked += 1;
+      const [path, anchor] = target.split('#') as [string, string | undefined];
+      const resolved = path === '' ? file : join(dirname(file), path);
+      if (!existsSync(resolved)) {
+        t.fail(`${name}: ${target} names no file`);
+        continue;
+      }
+      if (anchor === undefined) continue;
+      t.ok(resolved.endsWith('.md') && anchorsOf(readFileSync(resolved, 'utf8')).has(anchor),
+        `${name}: ${target} names a heading of ${relative(ROOT, resolved)}`);
+    }
+  }
+  t.ok(checked > 40, `${checked} relative links checked`);
+});
+
+t.test('README links every guide, and each guide says first who it is for', async (t) => {
+  const readme = read('README.md');
+  t.ok(guides.length >= 6, `${guides.length} guides`);
+  for (const guide of guides) {
+    const name = relative(DOCS_DIR, guide);
+    t.match(readme, `](gateway/docs/${name})`, `README links ${name}`);
+    const firstParagraph = readFileSync(guide, 'utf8').split('\n\n')[1] ?? '';
+    t.match(firstParagraph, /^For /, `${name} opens with who it is for`);
+  }
 });
