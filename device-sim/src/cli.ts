@@ -6,7 +6,7 @@ import { buildEchoServer } from './echo-server.ts';
 import { SimError } from './errors.ts';
 import { buildRawEchoServer } from './raw-echo-server.ts';
 import { registerRunCommand } from './run-command.ts';
-import { buildSinkBackend } from './sink-backend.ts';
+import { buildSinkBackend, type ReceivedRequest } from './sink-backend.ts';
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -39,8 +39,10 @@ program.command('backend')
   .description('run a small HTTP backend for `gateway serve --backend` that answers readings with 201 and keeps nothing')
   .option('--host <addr>', 'address to listen on', '127.0.0.1')
   .option('--port <port>', 'TCP port (0 picks a free one)', '0')
-  .action(async (options: { host: string; port: string }) => {
-    const backend = await buildSinkBackend(options.host, Number(options.port));
+  .option('--print', 'print one JSON line per request: method, path, the X-Device-Id header and the body (parsed when JSON)')
+  .action(async (options: { host: string; port: string; print?: boolean }) => {
+    const onRequest = options.print === true ? (request: ReceivedRequest) => log(JSON.stringify(request)) : undefined;
+    const backend = await buildSinkBackend(options.host, Number(options.port), { onRequest });
     log(JSON.stringify({ backend: backend.url }));
     await untilSignal();
     await backend.close();

@@ -23,7 +23,7 @@ const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const DEVICES = 16;
 const START_LIMIT_MS = 10_000;
 
-const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+const readme = await readFile(new URL('../../gateway/docs/operator-guide.md', import.meta.url), 'utf8');
 
 /** The README's `nginx` block with loopback addresses in place of its example ones. */
 function nginxConfigFromReadme(t: Test, gateways: readonly GatewayProcess[], listen: string): string {
