@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { buildAdminServer, createFleetKeys, createMetrics, type AdminServer } from './admin/index.ts';
 import {
-  Keystore, createAssertionVerifier, createAuthResource, createLoginLimiter, createNonceIssuer, createRefreshFamilies,
+  Keystore, createAssertionVerifier, createAuthResource, createLoginLimiter, createNonceIssuer, createRevocationView,
   createBackendTokens, createTokenIssuer, createTokenVerifier,
 } from './auth/index.ts';
 import { buildBridge, createRouter } from './bridge/index.ts';
@@ -48,7 +48,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   }, true);
   const metrics = createMetrics(() => keystore, {
     loginLimiterEntries: () => limiter.size(),
-    revokedFamilies: () => families.size(),
+    revokedFamilies: () => revocationView.size(),
     storeCalls: () => store.calls(),
     storeUp: () => store.available(),
     deviceViewEntries: () => devices.size(),
@@ -59,19 +59,19 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const limiter = createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs, {
     onEvicted: () => metrics.evictions.inc({ table: 'login_limiter' }), limits: store.limits,
   });
-  const families = createRefreshFamilies({ nowMs, onEvicted: () => metrics.evictions.inc({ table: 'revoked_families' }) });
+  const revocationView = createRevocationView({ nowMs, onEvicted: () => metrics.evictions.inc({ table: 'revoked_families' }) });
   const fleetKeys = createFleetKeys(keystore, store);
   keystore.onUnknownKidReload = () => metrics.keyReloads.inc({ cause: 'unknown_kid' });
   keystore.reloadFleet = () => fleetKeys.sync().catch((err: unknown) => logger.warn({ err }, 'reading the fleet\'s keys failed'));
   // What the views need from the store, again after anything the feed may have missed.
   const catchUp = async (): Promise<void> => {
-    for (const revocation of await store.revocations.list(Math.floor(nowMs() / 1000))) families.apply(revocation);
+    for (const revocation of await store.revocations.list(Math.floor(nowMs() / 1000))) revocationView.apply(revocation);
     await fleetKeys.sync();
   };
   await catchUp();
   const unsubscribe = store.subscribe((change) => {
     if (change.kind === 'revocation') {
-      families.apply(change.revocation);
+      revocationView.apply(change.revocation);
       metrics.revocations.inc({ kind: change.revocation.kind === 'token' ? 'token' : 'family' });
     }
     else if (change.kind === 'key') void keystore.reloadFleet?.();
@@ -98,7 +98,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   });
   const verifyToken = createTokenVerifier({ keystore, devices, issuer: tokens.issuer, audience: tokens.audience,
     leewaySec: tokens.leewaySec, nowMs, onOutcome: (outcome) => metrics.verifications.inc({ outcome }),
-    isRevoked: families.isRevoked,
+    isRevoked: revocationView.isRevoked,
     forgedTokensPerMinute: config.auth.forgedTokensPerMinute,
     cacheEntries: config.auth.verifiedTokenCacheEntries,
     onBudgetExceeded: (kind) => metrics.tokenBudgetRefusals.inc({ kind }),
@@ -107,7 +107,7 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   });
   const auth = createAuthResource({
     devices, refreshFamilies: store.refreshFamilies, revocations: store.revocations, storeAvailable: () => store.available(),
-    issuer, verifyToken, limiter, families, assertions, nonces,
+    issuer, verifyToken, limiter, revocationView, assertions, nonces,
     leewaySec: tokens.leewaySec, accessTtlSec: tokens.ttlSec, refreshTtlSec: tokens.refreshTtlSec, nowMs, logger,
     onLogin: (method, outcome) => metrics.logins.inc({ method, outcome }),
     onFamilyRevoked: () => metrics.familiesRevoked.inc(),

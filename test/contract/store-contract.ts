@@ -1,7 +1,7 @@
 import { exportJWK, generateKeyPair } from 'jose';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Test } from 'tap';
-import { RateLimiterRes } from '../../gateway/src/auth/rate-limiter-memory.ts';
+import { RateLimiterRes } from '../../gateway/src/store/rate-limiter-memory.ts';
 import type { AdminErrorCode } from '../../gateway/src/errors.ts';
 import {
   MAX_FAMILIES_PER_DEVICE, type DeviceRecord, type FamilyRevocation, type PublishedKey, type RefreshFamily, type Revocation, type Store,

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import type { ParsedPacket } from 'coap-packet';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import t, { type Test } from 'tap';
-import { decodeCoseSign1, signCoseSign1 } from '../../gateway/src/auth/cose-sign1.ts';
-import { CwtClaim, cwtExternalAad, kidBytes, newCti, readCwtClaims } from '../../gateway/src/auth/cwt.ts';
+import { decodeCoseSign1, signCoseSign1 } from '../../gateway/src/auth/tokens/cose-sign1.ts';
+import { CwtClaim, cwtExternalAad, kidBytes, newCti, readCwtClaims } from '../../gateway/src/auth/tokens/cwt.ts';
 import { generateSecret, hashSecret, newRecordId } from '../../gateway/src/auth/index.ts';
 import {
   AuthRequestKey, AuthResponseKey, ContentFormat, ErrorKey, TokenFormat, WireError, decodeCbor, encodeCbor,

@@ -2,7 +2,7 @@ import t from 'tap';
 import { decodeProtectedHeader, decodeJwt } from 'jose';
 import { AuthRequestKey, AuthResponseKey, ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
 import { startHarness } from '../helpers/harness.ts';
-import { readJti } from '../../gateway/src/auth/token-id.ts';
+import { readJti } from '../../gateway/src/auth/tokens/token-id.ts';
 
 t.test('login: a provisioned device gets an ES256 access token, a refresh token and server time', async (t) => {
   const h = await startHarness(t);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
-import { decodeCoseSign1, signCoseSign1, verifyCoseSign1 } from '../../gateway/src/auth/cose-sign1.ts';
+import { decodeCoseSign1, signCoseSign1, verifyCoseSign1 } from '../../gateway/src/auth/tokens/cose-sign1.ts';
 import { Keystore, createTokenIssuer, newRecordId } from '../../gateway/src/auth/index.ts';
 import type { SigningAlg } from '../../gateway/src/config/index.ts';
 import { encodeCbor } from '../../gateway/src/wire/index.ts';

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyO
 import t, { type Test } from 'tap';
 import {
   CoseFormatError, decodeCoseSign1, signCoseSign1, verifyCoseSign1, type CoseSign1,
-} from '../../gateway/src/auth/cose-sign1.ts';
+} from '../../gateway/src/auth/tokens/cose-sign1.ts';
 import { decodeCbor, encodeCbor } from '../../gateway/src/wire/index.ts';
 
 // COSE_Sign1 (RFC 9052 section 4.2) against the published examples, then the strict parser's

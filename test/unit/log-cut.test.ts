@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import t from 'tap';
-import { createLogger, cut, LOG_TEXT_CHARS, REDACT_PATHS } from '../../gateway/src/log/index.ts';
+import { createLogger, cut, LOG_TEXT_CHARS, quoted, REDACT_PATHS } from '../../gateway/src/log/index.ts';
 
 t.test('cut keeps short text, cuts long text to LOG_TEXT_CHARS and says how long it was', async (t) => {
   t.equal(LOG_TEXT_CHARS, 64);
@@ -55,4 +55,14 @@ t.test('every REDACT_PATHS field is censored in a log line', async (t) => {
   for (const name of ['token', 'accessToken', 'refreshToken', 'assertion', 'secret', 'authorization', 'privateKey', 'd']) {
     t.ok(REDACT_PATHS.includes(name), `${name} is covered`);
   }
+});
+
+t.test('quoted: printable ASCII in quotes, cut like cut; other values by their type only', async (t) => {
+  t.equal(quoted('none'), '"none"');
+  t.equal(quoted('a\nb\u0000c\u00e9'), '"a?b?c?"', 'control and non-ASCII characters become ?');
+  t.equal(quoted('k'.repeat(100)), `"${'k'.repeat(64)}"... (100 chars)`, 'long text cut, with its length');
+  t.equal(quoted(42), '(number)');
+  t.equal(quoted(null), '(null)');
+  t.equal(quoted({ alg: 'x' }), '(object)', 'an object is never printed');
+  t.equal(quoted(undefined), '(undefined)');
 });

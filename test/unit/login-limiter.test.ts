@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createLoginLimiter } from '../../gateway/src/auth/login-limiter.ts';
+import { createLoginLimiter } from '../../gateway/src/auth/limits/login-limiter.ts';
 
 // Failed logins per source and per device id, one-minute windows of the injected clock, on
 // rate-limiter-flexible's memory store; bounded by count.

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { sourceKey } from '../../gateway/src/auth/source-key.ts';
+import { sourceKey } from '../../gateway/src/auth/limits/source-key.ts';
 
 t.test('IPv4: the address itself, also when written IPv4-mapped', async (t) => {
   t.equal(sourceKey('192.0.2.1'), '192.0.2.1');

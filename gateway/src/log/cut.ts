@@ -18,3 +18,14 @@ export function cut(text: unknown, max: number = LOG_TEXT_CHARS): string | undef
 }
 
 const isHighSurrogate = (code: number): boolean => code >= 0xd800 && code <= 0xdbff;
+
+/**
+ * An attacker-chosen value quoted inside a message (`alg "none" is not allowed`): at most `max`
+ * printable ASCII characters in quotes (anything else becomes '?'), then how long it really was;
+ * a value that is not a string is named by its type, never printed (a header may hold any JSON).
+ */
+export function quoted(value: unknown, max: number = LOG_TEXT_CHARS): string {
+  if (typeof value !== 'string') return `(${value === null ? 'null' : typeof value})`;
+  const text = `"${value.slice(0, max).replace(/[^\x20-\x7e]/g, '?')}"`;
+  return value.length > max ? `${text}... (${value.length} chars)` : text;
+}

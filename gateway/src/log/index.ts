@@ -3,7 +3,7 @@ import type { LogLevel } from '../config/index.ts';
 
 export type { Logger } from 'pino';
 
-export { cut, LOG_TEXT_CHARS } from './cut.ts';
+export { cut, LOG_TEXT_CHARS, quoted } from './cut.ts';
 
 /**
  * Fixed at start, never derived from input. Log lines are flat objects the gateway builds

@@ -10,3 +10,4 @@ export { buildFileStore } from './file/index.ts';
 export { formatMode, logTightened, STATE_DIR_MODE, tightenStateDir, type StateDirTightened } from './state-dir-mode.ts';
 export { writeFileAtomic, readJsonIfExists } from './atomic-file.ts';
 export { watchStateDir } from './watch-state-dir.ts';
+export { RateLimiterMemory, RateLimiterRes } from './rate-limiter-memory.ts';

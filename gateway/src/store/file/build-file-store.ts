@@ -1,7 +1,7 @@
 import { watch } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RateLimiterMemory } from '../../auth/rate-limiter-memory.ts';
+import { RateLimiterMemory } from '../rate-limiter-memory.ts';
 import type { Store, StoreChange } from '../ports.ts';
 import { STATE_DIR_MODE, tightenStateDir, type StateDirTightened } from '../state-dir-mode.ts';
 import { appendChanges, ensureJournal, JOURNAL_FILE, readJournalPosition, type JournalPosition } from './change-journal.ts';

@@ -1,5 +1,5 @@
 // rate-limiter-flexible's package entry loads every store it supports (about 10 MB of RSS, see
-// auth/rate-limiter-memory.ts): only its Redis limiter is loaded here.
+// store/rate-limiter-memory.ts): only its Redis limiter is loaded here.
 import { createRequire } from 'node:module';
 import type * as Flexible from 'rate-limiter-flexible';
 import type { Limits } from '../ports.ts';

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import type { SigningAlg } from '../config/index.ts';
-import { decodeCbor, encodeCbor } from '../wire/index.ts';
+import type { SigningAlg } from '../../config/index.ts';
+import { decodeCbor, encodeCbor } from '../../wire/index.ts';
 import { signCoseSign1 } from './cose-sign1.ts';
 
 /** RFC 8392 section 4 claim keys, and `scope` (9) of RFC 9200 section 5.10. */

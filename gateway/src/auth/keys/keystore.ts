@@ -2,9 +2,9 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, ty
 import { chmod, mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import type { SigningAlg } from '../config/index.ts';
-import { AdminError } from '../errors.ts';
-import { readJsonIfExists, writeFileAtomic, type PublishedKey } from '../store/index.ts';
+import type { SigningAlg } from '../../config/index.ts';
+import { AdminError } from '../../errors.ts';
+import { readJsonIfExists, writeFileAtomic, type PublishedKey } from '../../store/index.ts';
 
 export type KeyState = 'active' | 'verifying' | 'retired';
 

@@ -1,6 +1,6 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
-import type { SigningAlg } from '../config/index.ts';
-import { decodeCbor, encodeCbor } from '../wire/index.ts';
+import type { SigningAlg } from '../../config/index.ts';
+import { decodeCbor, encodeCbor } from '../../wire/index.ts';
 
 /**
  * COSE_Sign1 (RFC 9052 section 4.2) over node:crypto and the wire's CBOR settings. No COSE

@@ -1,6 +1,6 @@
-import type { Revocation as StoreRevocation } from '../store/index.ts';
+import type { Revocation as StoreRevocation } from '../../store/index.ts';
 
-export interface RefreshFamiliesOptions {
+export interface RevocationViewOptions {
   nowMs: () => number;
   /**
    * Revoked families remembered at once (and, separately, devices whose oldest revocations were
@@ -21,7 +21,7 @@ export interface FamilyMember {
   fam?: string | undefined;
 }
 
-export interface RefreshFamilies {
+export interface RevocationView {
   /**
    * Revokes every token of `family` until `untilSec`, when the last of them has stopped
    * verifying (the newest refresh token's exp plus the leeway).
@@ -59,7 +59,7 @@ const DEFAULT_MAX_ENTRIES = 100_000;
  * device table ever full too (that many devices with a reuse), its oldest entry widens the one
  * gateway-wide revocation of everything issued until then.
  */
-export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshFamilies {
+export function createRevocationView(options: RevocationViewOptions): RevocationView {
   const { nowMs } = options;
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError(`maxEntries must be a positive integer, got ${maxEntries}`);
@@ -105,7 +105,7 @@ export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshF
     return entry !== undefined && entry.untilSec > nowMs() / 1000;
   };
 
-  const revokeFamily: RefreshFamilies['revoke'] = ({ family, deviceId, untilSec, atSec }) => {
+  const revokeFamily: RevocationView['revoke'] = ({ family, deviceId, untilSec, atSec }) => {
       const nowSec = Math.floor(nowMs() / 1000);
       prune(families, nowSec);
       prune(devices, nowSec);
@@ -119,7 +119,7 @@ export function createRefreshFamilies(options: RefreshFamiliesOptions): RefreshF
       // Nothing is issued in a family once it is revoked: all of it was issued up to now.
       families.set(family, { atSec: atSec ?? nowSec, untilSec, deviceId });
   };
-  const revokeToken: RefreshFamilies['revokeToken'] = ({ jti, untilSec }) => {
+  const revokeToken: RevocationView['revokeToken'] = ({ jti, untilSec }) => {
     const nowSec = Math.floor(nowMs() / 1000);
     for (const [known, until] of tokens) {
       if (until > nowSec) break;

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { TokenFormatName } from '../wire/index.ts';
+import type { TokenFormatName } from '../../wire/index.ts';
 import { cwtExternalAad, newCti, signCwt } from './cwt.ts';
 import { newJti } from './token-id.ts';
-import type { Keystore } from './keystore.ts';
+import type { Keystore } from '../keys/keystore.ts';
 import type { VerifiedToken } from './verify-token.ts';
 
 export const ACCESS_TOKEN_TYP = 'at+jwt';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import type { NonceEntry, Nonces } from '../store/index.ts';
-import { NONCE_BYTES, NONCE_LIFETIME_SEC } from '../wire/index.ts';
-import { sourceKey } from './source-key.ts';
+import type { NonceEntry, Nonces } from '../../store/index.ts';
+import { NONCE_BYTES, NONCE_LIFETIME_SEC } from '../../wire/index.ts';
+import { sourceKey } from '../limits/source-key.ts';
 
 export interface NonceIssuerOptions {
   nonces: Nonces;

@@ -1,21 +1,21 @@
-import type { AuthenticatedBy, CoapRequest, CoapResponse, Handled, RequestSource } from '../messages.ts';
-import { AuthError, GatewayError, RequestError } from '../errors.ts';
-import type { Logger } from '../log/index.ts';
+import type { AuthenticatedBy, CoapRequest, CoapResponse, Handled, RequestSource } from '../../messages.ts';
+import { AuthError, GatewayError, RequestError } from '../../errors.ts';
+import type { Logger } from '../../log/index.ts';
 import {
-  StoreUnavailableError, type DeviceRecord, type DeviceView, type RefreshFamilies as FamilyStore, type RefreshFamily, type Revocations,
-} from '../store/index.ts';
+  StoreUnavailableError, type DeviceRecord, type DeviceView, type RefreshFamilies, type RefreshFamily, type Revocations,
+} from '../../store/index.ts';
 import {
   AuthRequestKey, AuthResponseKey, ContentFormat, TokenFormat, decodeCbor, encodeCbor, type TokenFormatName,
-} from '../wire/index.ts';
+} from '../../wire/index.ts';
 import type { AssertionVerifier } from './assertion.ts';
 import { DEVICE_ID_PATTERN, secretMatches } from './credentials.ts';
-import { ACCESS_TOKEN_TYP, type TokenIssuer } from './issue-tokens.ts';
-import type { LoginLimiter } from './login-limiter.ts';
+import { ACCESS_TOKEN_TYP, type TokenIssuer } from '../tokens/issue-tokens.ts';
+import type { LoginLimiter } from '../limits/login-limiter.ts';
 import type { NonceIssuer } from './nonce-issuer.ts';
-import { recordIdOf } from './record-id.ts';
+import { recordIdOf } from '../tokens/record-id.ts';
 import { newRefreshToken, readRefreshToken } from './refresh-tokens.ts';
-import type { RefreshFamilies } from './refresh-families.ts';
-import type { TokenVerifier } from './verify-token.ts';
+import type { RevocationView } from '../tokens/revocation-view.ts';
+import type { TokenVerifier } from '../tokens/verify-token.ts';
 
 export type LoginMethod = 'secret' | 'assertion' | 'refresh';
 export type LoginOutcome = 'ok' | 'bad_credentials' | 'bad_request' | 'rate_limited' | 'rejected' | 'reused';
@@ -24,7 +24,7 @@ export interface AuthResourceOptions {
   /** The gateway's view of the registry (a login reads through it). */
   devices: DeviceView;
   /** The store's refresh-token families: the hash of each family's one current refresh token. */
-  refreshFamilies: FamilyStore;
+  refreshFamilies: RefreshFamilies;
   /** Where a revoked family is recorded for the fleet; every gateway's `families` hears of it. */
   revocations: Revocations;
   /**
@@ -39,7 +39,7 @@ export interface AuthResourceOptions {
   assertions: AssertionVerifier;
   nonces: NonceIssuer;
   /** This gateway's view of revocations (the verifier's `isRevoked`): a revoked family's access tokens stop at once. */
-  families: RefreshFamilies;
+  revocationView: RevocationView;
   leewaySec: number;
   /** Access token lifetime: a revoked family's access tokens have all expired this long after. */
   accessTtlSec: number;
@@ -66,7 +66,7 @@ export interface AuthResource {
 
 /** `POST /auth`, `/auth/refresh` and `/auth/nonce`: CBOR in, CBOR out (README's wire contract). */
 export function createAuthResource(options: AuthResourceOptions): AuthResource {
-  const { devices, refreshFamilies, issuer, verifyToken, limiter, leewaySec, families } = options;
+  const { devices, refreshFamilies, issuer, verifyToken, limiter, leewaySec, revocationView } = options;
   const storeAvailable = options.storeAvailable ?? (() => true);
   const failClosed = (): void => {
     if (!storeAvailable()) throw new StoreUnavailableError('the shared store is down: logins and refreshes wait for it');
@@ -253,7 +253,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
    */
   async function revokeFamily(family: string, deviceId: string): Promise<void> {
     const revocation = { family, deviceId, atSec: nowSec(), untilSec: nowSec() + options.accessTtlSec + leewaySec + 1 };
-    families.revoke(revocation);
+    revocationView.revoke(revocation);
     familyRevoked();
     // For the fleet too; refused here whatever the store says.
     await Promise.all([

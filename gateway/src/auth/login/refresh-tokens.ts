@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { REFRESH_TOKEN_BYTES } from '../wire/index.ts';
+import { REFRESH_TOKEN_BYTES } from '../../wire/index.ts';
 
 const FAMILY_BYTES = 8;
 

@@ -1,15 +1,16 @@
 import { hash, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify, type JWTPayload } from 'jose';
-import { DEFAULTS } from '../config/index.ts';
-import { AuthError } from '../errors.ts';
-import type { DeviceRecord, DeviceView } from '../store/index.ts';
+import { DEFAULTS } from '../../config/index.ts';
+import { AuthError } from '../../errors.ts';
+import type { DeviceRecord, DeviceView } from '../../store/index.ts';
 import { CoseFormatError, decodeCoseSign1, verifyCoseSign1, type CoseSign1 } from './cose-sign1.ts';
 import { CWT_FIRST_BYTE, CwtClaimsError, cwtExternalAad, kidText, readCwtClaims, type CwtClaims } from './cwt.ts';
-import { MAX_TOKEN_CHARS, decodeJws, echo, splitCompactJws, type JwsParts } from './decode-token.ts';
-import type { Keystore } from './keystore.ts';
+import { quoted } from '../../log/index.ts';
+import { MAX_TOKEN_CHARS, decodeJws, splitCompactJws, type JwsParts } from './decode-token.ts';
+import type { Keystore } from '../keys/keystore.ts';
 import { recordIdOf } from './record-id.ts';
 import { readJti, recordTag, type JtiParts } from './token-id.ts';
-import { createVerificationBudget, type BudgetKind } from './verification-budget.ts';
+import { createVerificationBudget, type BudgetKind } from '../limits/verification-budget.ts';
 
 export interface VerifiedToken {
   sub: string;
@@ -126,15 +127,15 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
    * the record's creation second.
    */
   const bindingProblem = (device: DeviceRecord | undefined, sub: string, rid: string, iat: number): string | undefined => {
-    if (device === undefined) return `device ${echo(sub)} is not provisioned`;
-    if (device.disabled === true) return `device ${echo(sub)} is disabled`;
+    if (device === undefined) return `device ${quoted(sub)} is not provisioned`;
+    if (device.disabled === true) return `device ${quoted(sub)} is disabled`;
     const bound = rid === '' ? iat >= Math.floor(Date.parse(device.createdAt) / 1000) : rid === recordIdOf(device);
-    return bound ? undefined : `token of an earlier record of device ${echo(sub)}`;
+    return bound ? undefined : `token of an earlier record of device ${quoted(sub)}`;
   };
   /** A compact JWT's jti names its record by a 4-byte tag. */
   const compactBindingProblem = (device: DeviceRecord, sub: string, compact: JtiParts): string | undefined => {
-    if (device.disabled === true) return `device ${echo(sub)} is disabled`;
-    return recordTag(recordIdOf(device)).equals(compact.recordTag) ? undefined : `token of an earlier record of device ${echo(sub)}`;
+    if (device.disabled === true) return `device ${quoted(sub)} is disabled`;
+    return recordTag(recordIdOf(device)).equals(compact.recordTag) ? undefined : `token of an earlier record of device ${quoted(sub)}`;
   };
   const stillValid = (token: VerifiedToken, device: DeviceRecord | undefined): boolean =>
     token.exp + leewaySec > nowMs() / 1000
@@ -144,10 +145,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const precheck = async (parts: JwsParts, typ: string): Promise<Prechecked> => {
     const { header, claims, signatureBytes } = decodeJws(parts);
     if (typeof header.alg !== 'string' || !keystore.algorithms().includes(header.alg as never)) {
-      throw invalid(`alg ${echo(header.alg)} is not allowed`);
+      throw invalid(`alg ${quoted(header.alg)} is not allowed`);
     }
     if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== normalizeTyp(typ)) {
-      throw invalid(`typ ${echo(header.typ)}, expected "${typ}"`);
+      throw invalid(`typ ${quoted(header.typ)}, expected "${typ}"`);
     }
     if (signatureBytes !== SIGNATURE_BYTES) throw invalid(`signature of ${signatureBytes} bytes, expected ${SIGNATURE_BYTES}`);
     for (const claim of REQUIRED_CLAIMS) if (!Object.hasOwn(claims, claim)) throw invalid(`no ${claim} claim`);
@@ -163,7 +164,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (rid !== undefined && typeof rid !== 'string') throw invalid('rid must be a string');
     if (claims.scope !== undefined && typeof claims.scope !== 'string') throw invalid('scope must be a string');
     // Compact tokens leave out iss and aud (the keys sign for this issuer and audience only); present, they must be ours.
-    if (claims.iss !== undefined && claims.iss !== issuer) throw invalid(`iss ${echo(claims.iss)}`);
+    if (claims.iss !== undefined && claims.iss !== issuer) throw invalid(`iss ${quoted(claims.iss)}`);
     if (claims.aud !== undefined && !(claims.aud === audience || (Array.isArray(claims.aud) && claims.aud.includes(audience)))) {
       throw invalid('aud is not ours');
     }
@@ -176,7 +177,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     // Only from the view: a token nobody has authenticated yet never costs a store call. A
     // device the view does not hold is checked after the signature (see verifyToken); one that
     // such a check found absent (a removed device's tokens, replayed) is refused here from then on.
-    if (devices.absent(sub)) throw invalid(`device ${echo(sub)} is not provisioned`);
+    if (devices.absent(sub)) throw invalid(`device ${quoted(sub)} is not provisioned`);
     const held = devices.peek(sub);
     const problem = held === undefined ? undefined : compact !== undefined
       ? compactBindingProblem(held, sub, compact)
@@ -186,7 +187,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     // once a second for all callers together.
     const kid = typeof header.kid === 'string' ? header.kid : undefined;
     const key = keystore.verificationKey(kid) ?? (await keystore.reloadForUnknownKid(kid));
-    if (key === undefined || key.alg !== header.alg) throw invalid(`no verifying key for kid ${echo(header.kid)} and alg ${echo(header.alg)}`);
+    if (key === undefined || key.alg !== header.alg) throw invalid(`no verifying key for kid ${quoted(header.kid)} and alg ${quoted(header.alg)}`);
     return { key, sub, compact };
   };
 
@@ -227,18 +228,18 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
    */
   const precheckCwt = async (message: CoseSign1, claims: CwtClaims): Promise<Prechecked['key']> => {
     if (!keystore.algorithms().includes(message.alg)) throw invalid(`alg ${message.alg} is not allowed`);
-    if (claims.iss !== undefined && claims.iss !== issuer) throw invalid(`iss ${echo(claims.iss)}`);
+    if (claims.iss !== undefined && claims.iss !== issuer) throw invalid(`iss ${quoted(claims.iss)}`);
     if (claims.aud !== undefined && claims.aud !== audience) throw invalid('aud is not ours');
     const nowSec = Math.floor(nowMs() / 1000);
     if (claims.exp <= nowSec - leewaySec) throw new AuthError('GW_ERR_AUTH_TOKEN_EXPIRED', 'token expired');
     if (claims.nbf !== undefined && claims.nbf > nowSec + leewaySec) throw invalid(`nbf ${claims.nbf} is more than ${leewaySec} s ahead`);
     if (claims.iat > nowSec + leewaySec) throw invalid(`iat ${claims.iat} is more than ${leewaySec} s ahead`);
-    if (devices.absent(claims.sub)) throw invalid(`device ${echo(claims.sub)} is not provisioned`);
+    if (devices.absent(claims.sub)) throw invalid(`device ${quoted(claims.sub)} is not provisioned`);
     const held = devices.peek(claims.sub);
-    if (held?.disabled === true) throw invalid(`device ${echo(claims.sub)} is disabled`);
+    if (held?.disabled === true) throw invalid(`device ${quoted(claims.sub)} is disabled`);
     const kid = kidText(message.kid);
     const key = keystore.verificationKey(kid) ?? (await keystore.reloadForUnknownKid(kid));
-    if (key === undefined || key.alg !== message.alg) throw invalid(`no verifying key for kid ${echo(kid)} and alg ${message.alg}`);
+    if (key === undefined || key.alg !== message.alg) throw invalid(`no verifying key for kid ${quoted(kid)} and alg ${message.alg}`);
     return key;
   };
 
@@ -269,7 +270,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     const device = devices.peek(claims.sub) ?? (await devices.get(claims.sub, { rememberAbsent: true }));
     if (device === undefined || device.disabled === true) {
       reservation.settle(device === undefined);
-      return refuse('invalid', invalid(`device ${echo(claims.sub)} is ${device === undefined ? 'not provisioned' : 'disabled'}`));
+      return refuse('invalid', invalid(`device ${quoted(claims.sub)} is ${device === undefined ? 'not provisioned' : 'disabled'}`));
     }
     const rid = recordIdOf(device);
     const authentic = verifyCoseSign1(message, key.publicKey, cwtExternalAad(issuer, audience, rid));

@@ -1,6 +1,6 @@
 import { SignJWT } from 'jose';
 import { ACCESS_TOKEN_TYP } from './issue-tokens.ts';
-import type { Keystore } from './keystore.ts';
+import type { Keystore } from '../keys/keystore.ts';
 import type { VerifiedToken } from './verify-token.ts';
 
 export interface BackendTokensOptions {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createRefreshFamilies } from '../../gateway/src/auth/refresh-families.ts';
+import { createRevocationView } from '../../gateway/src/auth/tokens/revocation-view.ts';
 
 // RFC 9700 section 4.14.2: a reused refresh token revokes its family; revocations end when the
 // family's tokens stop verifying, are bounded by count, and fail closed when the bound is hit.
@@ -9,7 +9,7 @@ const LIFETIME_SEC = 7 * 24 * 3600 + 30;
 function families(maxEntries?: number) {
   let now = 1_700_000_000_000;
   let evicted = 0;
-  const revoked = createRefreshFamilies({ nowMs: () => now, maxEntries, onEvicted: () => { evicted += 1; } });
+  const revoked = createRevocationView({ nowMs: () => now, maxEntries, onEvicted: () => { evicted += 1; } });
   const nowSec = () => Math.floor(now / 1000);
   return {
     revoked,
@@ -84,5 +84,5 @@ t.test('bounded: the folded devices too, past which everything issued until then
 });
 
 t.test('misuse throws TypeError', async (t) => {
-  t.throws(() => createRefreshFamilies({ nowMs: Date.now, maxEntries: 0 }), TypeError);
+  t.throws(() => createRevocationView({ nowMs: Date.now, maxEntries: 0 }), TypeError);
 });

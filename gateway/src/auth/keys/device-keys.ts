@@ -1,8 +1,8 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import { AdminError } from '../errors.ts';
-import type { DeviceKey } from '../store/index.ts';
-import { DEVICE_KEY_ALGS } from './assertion.ts';
+import { AdminError } from '../../errors.ts';
+import type { DeviceKey } from '../../store/index.ts';
+import { DEVICE_KEY_ALGS } from '../login/assertion.ts';
 
 /** A public key in a file or a request is a few hundred characters; ten times that is nobody's key. */
 export const MAX_PUBLIC_KEY_CHARS = 4096;

@@ -1,4 +1,4 @@
-import { RateLimiterMemory } from './rate-limiter-memory.ts';
+import { RateLimiterMemory } from '../../store/index.ts';
 import { sourceKey } from './source-key.ts';
 
 export type BudgetKind = 'address' | 'device';

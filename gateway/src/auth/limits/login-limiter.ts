@@ -1,6 +1,5 @@
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { StoreUnavailableError, type Limits } from '../store/index.ts';
-import { RateLimiterMemory, RateLimiterRes } from './rate-limiter-memory.ts';
+import { RateLimiterMemory, RateLimiterRes, StoreUnavailableError, type Limits } from '../../store/index.ts';
 import { sourceKey } from './source-key.ts';
 
 export interface LoginLimiterOptions {

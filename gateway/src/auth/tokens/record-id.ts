@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { DeviceRecord } from '../store/index.ts';
+import type { DeviceRecord } from '../../store/index.ts';
 
 /** A new device record's id: 16 random bytes, base64url. Made once, when the device is provisioned. */
 export function newRecordId(): string {

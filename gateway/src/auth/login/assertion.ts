@@ -1,9 +1,10 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify } from 'jose';
-import { AuthError, RequestError } from '../errors.ts';
-import type { DeviceKey, DeviceRecord, NonceEntry, OneTimeIds } from '../store/index.ts';
-import { NONCE_BYTES, NONCE_LIFETIME_SEC } from '../wire/index.ts';
-import { MAX_TOKEN_CHARS, decodeJws, echo, splitCompactJws } from './decode-token.ts';
+import { AuthError, RequestError } from '../../errors.ts';
+import type { DeviceKey, DeviceRecord, NonceEntry, OneTimeIds } from '../../store/index.ts';
+import { NONCE_BYTES, NONCE_LIFETIME_SEC } from '../../wire/index.ts';
+import { quoted } from '../../log/index.ts';
+import { MAX_TOKEN_CHARS, decodeJws, splitCompactJws } from '../tokens/decode-token.ts';
 
 /** The algorithms a device key may have; an assertion is checked with its key's own only. */
 export const DEVICE_KEY_ALGS = ['ES256', 'EdDSA'] as const;
@@ -81,25 +82,25 @@ export function createAssertionVerifier(options: AssertionVerifierOptions): Asse
       }
       const { header, claims } = decoded;
       if (typeof header.alg !== 'string' || !(DEVICE_KEY_ALGS as readonly string[]).includes(header.alg)) {
-        throw refused(`alg ${echo(header.alg)} is not ES256 or EdDSA`);
+        throw refused(`alg ${quoted(header.alg)} is not ES256 or EdDSA`);
       }
       if (header.crit !== undefined) throw refused('crit header parameters are not supported');
       const keys = device.keys ?? [];
-      if (keys.length === 0) throw refused(`device ${echo(device.id)} has no public key`);
+      if (keys.length === 0) throw refused(`device ${quoted(device.id)} has no public key`);
       let key: DeviceKey | undefined;
       if (header.kid !== undefined) {
         key = keys.find((k) => k.kid === header.kid);
-        if (key === undefined) throw refused(`device ${echo(device.id)} has no key ${echo(header.kid)}`);
+        if (key === undefined) throw refused(`device ${quoted(device.id)} has no key ${quoted(header.kid)}`);
       } else {
         const ofAlg = keys.filter((k) => k.alg === header.alg);
-        if (ofAlg.length !== 1) throw refused(`no kid, and device ${echo(device.id)} has ${ofAlg.length} keys of alg ${echo(header.alg)}`);
+        if (ofAlg.length !== 1) throw refused(`no kid, and device ${quoted(device.id)} has ${ofAlg.length} keys of alg ${quoted(header.alg)}`);
         key = ofAlg[0]!;
       }
-      if (key.alg !== header.alg) throw refused(`alg ${echo(header.alg)}, but key ${echo(key.kid)} is ${key.alg}`);
+      if (key.alg !== header.alg) throw refused(`alg ${quoted(header.alg)}, but key ${quoted(key.kid)} is ${key.alg}`);
       const nowSec = Math.floor(nowMs() / 1000);
-      if (key.expiresAt !== undefined && Date.parse(key.expiresAt) <= nowMs()) throw refused(`key ${echo(key.kid)} expired at ${key.expiresAt}`);
+      if (key.expiresAt !== undefined && Date.parse(key.expiresAt) <= nowMs()) throw refused(`key ${quoted(key.kid)} expired at ${key.expiresAt}`);
       if (!(claims.aud === audience || (Array.isArray(claims.aud) && claims.aud.includes(audience)))) {
-        throw refused(`aud ${echo(Array.isArray(claims.aud) ? claims.aud[0] : claims.aud)} is not this gateway's`);
+        throw refused(`aud ${quoted(Array.isArray(claims.aud) ? claims.aud[0] : claims.aud)} is not this gateway's`);
       }
       const { iat, exp, jti, nbf, nonce } = claims;
       if (typeof iat !== 'number' || typeof exp !== 'number' || !Number.isFinite(iat) || !Number.isFinite(exp)) {
@@ -107,7 +108,7 @@ export function createAssertionVerifier(options: AssertionVerifierOptions): Asse
       }
       if (typeof jti !== 'string' || !JTI_PATTERN.test(jti)) throw refused('jti must be 1-128 printable characters');
       if (nbf !== undefined && typeof nbf !== 'number') throw refused('nbf must be a number');
-      if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE_PATTERN.test(nonce))) throw refused(`nonce ${echo(nonce)} is not one of ours`);
+      if (nonce !== undefined && (typeof nonce !== 'string' || !NONCE_PATTERN.test(nonce))) throw refused(`nonce ${quoted(nonce)} is not one of ours`);
       if (exp <= iat) throw refused(`exp ${exp} is not after iat ${iat}`);
       if (exp - iat > maxLifetimeSec) throw refused(`lifetime ${exp - iat} s is over ${maxLifetimeSec} s`);
       // A device with a nonce needs no clock: its times are checked against each other only.
@@ -127,7 +128,7 @@ export function createAssertionVerifier(options: AssertionVerifierOptions): Asse
         });
       } catch (err) {
         // By code only: jose's messages may quote the assertion's header.
-        throw refused(err instanceof errors.JWSSignatureVerificationFailed ? `signature does not verify with key ${echo(key.kid)}`
+        throw refused(err instanceof errors.JWSSignatureVerificationFailed ? `signature does not verify with key ${quoted(key.kid)}`
           : `rejected by jose (${err instanceof errors.JOSEError ? err.code : (err as Error).name})`);
       }
       const nowSec = Math.floor(nowMs() / 1000);
@@ -139,7 +140,7 @@ export function createAssertionVerifier(options: AssertionVerifierOptions): Asse
       }
       // Spent until it could no longer be accepted: exp plus the leeway (or, with a nonce, a lifetime from now).
       const untilSec = (claims.nonce === undefined ? claims.exp : nowSec + maxLifetimeSec) + leewaySec;
-      if (!(await options.onceIds.consume(`assertion:${deviceId}:${claims.jti}`, untilSec))) throw refused(`jti ${echo(claims.jti)} seen before`);
+      if (!(await options.onceIds.consume(`assertion:${deviceId}:${claims.jti}`, untilSec))) throw refused(`jti ${quoted(claims.jti)} seen before`);
     },
   };
 }

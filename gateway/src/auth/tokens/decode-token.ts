@@ -1,9 +1,7 @@
-import { AuthError } from '../errors.ts';
+import { AuthError } from '../../errors.ts';
 
 /** Our tokens are 350-500 characters; a JWS ten times larger is nobody's token. */
 export const MAX_TOKEN_CHARS = 2048;
-/** How much of any attacker-chosen text (a kid, a typ, a sub) a log line gets. */
-export const MAX_ECHO_CHARS = 64;
 
 export interface JwsParts {
   header: string;
@@ -76,14 +74,4 @@ function jsonObject(part: string, name: string): Record<string, unknown> {
     throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `${name} is not a JSON object`);
   }
   return value as Record<string, unknown>;
-}
-
-/**
- * Attacker-chosen text made fit for a log line: at most 64 printable ASCII characters (others
- * become '?'), quoted; anything that is not a string is named by its type only.
- */
-export function echo(value: unknown): string {
-  if (typeof value !== 'string') return `(${value === null ? 'null' : typeof value})`;
-  const cut = value.length > MAX_ECHO_CHARS;
-  return `"${value.slice(0, MAX_ECHO_CHARS).replace(/[^\x20-\x7e]/g, '?')}"${cut ? `... (${value.length} chars)` : ''}`;
 }
