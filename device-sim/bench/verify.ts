@@ -20,7 +20,8 @@ const rounds = Number(flag('rounds') ?? 3);
 const fixture = await tokenFixture();
 try {
   const options = { keystore: fixture.keystore, devices: createDeviceView(fixture.store), issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
-    leewaySec: DEFAULTS.leewaySec, nowMs: Date.now };
+    leewaySec: DEFAULTS.leewaySec, nowMs: Date.now, cacheEntries: DEFAULTS.verifiedTokenCacheEntries,
+    forgedTokensPerMinute: DEFAULTS.forgedTokensPerMinute };
   const cold = createTokenVerifier({ ...options, cacheEntries: 0 });
   const cached = createTokenVerifier(options);
   const publicKey = fixture.keystore.verificationKey(fixture.keystore.signingKey().kid)!.publicKey;
@@ -33,7 +34,7 @@ try {
   const signing = fixture.keystore.signingKey();
   // Each cold mint a token the table has not seen (another jti), so each costs one signature.
   const minted = createBackendTokens({ keystore: fixture.keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, nowMs: Date.now, maxEntries: 1000 });
-  const held = createBackendTokens({ keystore: fixture.keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, nowMs: Date.now });
+  const held = createBackendTokens({ keystore: fixture.keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, nowMs: Date.now, maxEntries: 1000 });
   await held.jwtFor(verified);
   let i = 0;
   let mints = 0;

@@ -6,7 +6,7 @@ export { type TokenSource, type TokenVerifierOptions, type VerifyOutcome } from 
 export { type IssuedTokens, type TokenSubject } from './tokens/issue-tokens.ts';
 export { newRecordId, recordIdOf } from './tokens/record-id.ts';
 export { createVerificationBudget, type BudgetKind, type VerificationBudget } from './limits/verification-budget.ts';
-export { isCanonicalBase64url, MAX_TOKEN_CHARS } from './tokens/decode-token.ts';
+export { isCanonicalBase64url, MAX_TOKEN_CHARS } from './tokens/compact-jws.ts';
 export { createLoginLimiter, type LoginLimiter, type LoginLimiterOptions } from './limits/login-limiter.ts';
 export { createRevocationView, type RevocationView, type RevocationViewOptions } from './tokens/revocation-view.ts';
 export { sourceKey } from './limits/source-key.ts';

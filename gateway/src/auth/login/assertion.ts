@@ -4,7 +4,7 @@ import { AuthError, RequestError } from '../../errors.ts';
 import type { DeviceKey, DeviceRecord, NonceEntry, OneTimeIds } from '../../store/index.ts';
 import { NONCE_BYTES, NONCE_LIFETIME_SEC } from '../../wire/index.ts';
 import { quoted } from '../../log/index.ts';
-import { MAX_TOKEN_CHARS, decodeJws, splitCompactJws } from '../tokens/decode-token.ts';
+import { MAX_TOKEN_CHARS, decodeJws, splitCompactJws } from '../tokens/compact-jws.ts';
 
 /** The algorithms a device key may have; an assertion is checked with its key's own only. */
 export const DEVICE_KEY_ALGS = ['ES256', 'EdDSA'] as const;

@@ -9,7 +9,7 @@ export interface BackendTokensOptions {
   audience: string;
   nowMs: () => number;
   /** JWTs held at once (about 600 bytes each with the entry); the gateway holds as many as verified tokens. */
-  maxEntries?: number;
+  maxEntries: number;
   /** A JWT pushed out of the full table before its token expired (metrics). */
   onEvicted?: () => void;
   /** One JWT signed (metrics, bench). */
@@ -23,8 +23,6 @@ export interface BackendTokens {
   size(): number;
 }
 
-const DEFAULT_MAX_ENTRIES = 10_000;
-
 /**
  * Backends keep verifying what they receive with the JWKS and jose, with issuer, audience and
  * scope: the compact tokens devices send leave those out (a CWT signs them unsent, a compact JWT
@@ -35,7 +33,7 @@ const DEFAULT_MAX_ENTRIES = 10_000;
  */
 export function createBackendTokens(options: BackendTokensOptions): BackendTokens {
   const { keystore, issuer, audience, nowMs } = options;
-  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const { maxEntries } = options;
   const held = new Map<string, { jwt: Promise<string>; exp: number }>();
 
   const mint = async (token: VerifiedToken): Promise<string> => {

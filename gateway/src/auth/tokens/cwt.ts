@@ -1,7 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { SigningAlg } from '../../config/index.ts';
 import { decodeCbor, encodeCbor } from '../../wire/index.ts';
-import { signCoseSign1 } from './cose-sign1.ts';
+import { AuthError } from '../../errors.ts';
+import type { AccessClaims } from './claims.ts';
+import { MAX_TOKEN_CHARS } from './compact-jws.ts';
+import { CoseFormatError, decodeCoseSign1, signCoseSign1, type CoseSign1 } from './cose-sign1.ts';
 
 /** RFC 8392 section 4 claim keys, and `scope` (9) of RFC 9200 section 5.10. */
 export const CwtClaim = { iss: 1, sub: 2, aud: 3, exp: 4, nbf: 5, iat: 6, cti: 7, scope: 9 } as const;
@@ -118,3 +121,36 @@ export function readCwtClaims(payload: Buffer): CwtClaims {
     family: ctiBytes.subarray(0, FAMILY_BYTES).toString('base64url'),
   };
 }
+
+/** A CWT access token, read but not verified: what the checks before its signature need. */
+export interface AccessCwt {
+  message: CoseSign1;
+  kid: string;
+  claims: AccessClaims;
+  /** The cti, base64url: the token's id for revocations. */
+  jti: string;
+  family: string;
+  /** Undefined: the device record's scopes. */
+  scope: string | undefined;
+}
+
+/** A CWT (the Access-Token option's bytes, latin1) as one of our access tokens: its COSE_Sign1 and claims, strictly parsed. */
+export function readAccessCwt(token: string): AccessCwt {
+  if (token.length > MAX_TOKEN_CHARS) throw invalid(`token of ${token.length} bytes (at most ${MAX_TOKEN_CHARS})`);
+  let message: CoseSign1;
+  let claims: CwtClaims;
+  try {
+    message = decodeCoseSign1(Buffer.from(token, 'latin1'));
+    claims = readCwtClaims(message.payload);
+  } catch (err) {
+    if (err instanceof CoseFormatError || err instanceof CwtClaimsError) throw invalid(`CWT: ${err.message}`);
+    throw err;
+  }
+  const { sub, exp, nbf, iat, iss, aud } = claims;
+  return {
+    message, kid: kidText(message.kid), claims: { sub, exp, nbf, iat, iss, aud }, jti: claims.cti.toString('base64url'),
+    family: claims.family, scope: claims.scope,
+  };
+}
+
+const invalid = (message: string) => new AuthError('GW_ERR_AUTH_TOKEN_INVALID', message);
