@@ -10,6 +10,7 @@ import t, { type Test } from 'tap';
 import { listDevices } from '../../gateway/src/admin/provision.ts';
 import { buildAdminServer, createFleetKeys, createMetrics, type AdminServer } from '../../gateway/src/admin/index.ts';
 import { Keystore } from '../../gateway/src/auth/index.ts';
+import { DEFAULTS } from '../../gateway/src/config/index.ts';
 import { REDACT_PATHS } from '../../gateway/src/log/index.ts';
 import { buildFileStore } from '../../gateway/src/store/index.ts';
 import { adminRequest, makeAdminPki, type AdminPki, type ClientTls } from '../helpers/admin-client.ts';
@@ -150,6 +151,7 @@ async function startAdmin(t: Test, health: () => Promise<{ ok: boolean }> = asyn
     host: '127.0.0.1', port: 0, jwksPort: undefined,
     certFile: pki.paths.adminServer.certPath, keyFile: pki.paths.adminServer.keyPath, caFile: pki.paths.adminCa.certPath,
     keystore, fleetKeys: createFleetKeys(keystore, store), store, metrics: createMetrics(() => keystore), logger, health, ...TIGHT,
+    tokenTtlSec: DEFAULTS.tokenTtlSec, leewaySec: DEFAULTS.leewaySec,
   });
   t.teardown(async () => {
     await admin.close();

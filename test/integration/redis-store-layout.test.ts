@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
 import type { DeviceRecord, PublishedKey, Store } from '../../gateway/src/store/ports.ts';
+import { REDIS_STORE_DEFAULTS } from '../../gateway/src/config/index.ts';
 import { buildRedisStore, type RedisStoreOptions } from '../../gateway/src/store/redis/index.ts';
 import { conditions } from '../helpers/condition.ts';
 import { startRedis } from '../helpers/redis-server.ts';
@@ -20,7 +21,9 @@ const key = (kid: string, state: PublishedKey['state']): PublishedKey => ({
 });
 
 async function openStore(t: Test, options: Partial<RedisStoreOptions> = {}): Promise<Store> {
-  const store = await buildRedisStore({ url: redis.url, connectTimeoutMs: 2000, commandTimeoutMs: 2000, ...options });
+  const store = await buildRedisStore({
+    url: redis.url, keyPrefix: REDIS_STORE_DEFAULTS.keyPrefix, connectTimeoutMs: 2000, commandTimeoutMs: 2000, ...options,
+  });
   t.teardown(() => store.close());
   return store;
 }

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DEFAULTS, parseStoreSetting } from '../../gateway/src/config/index.ts';
+import { parseStoreSetting, REDIS_STORE_DEFAULTS } from '../../gateway/src/config/index.ts';
 import { ConfigError } from '../../gateway/src/errors.ts';
 import { parseRedisUrl, REDIS_URL_FORMS, type RedisTarget } from '../../gateway/src/store/redis/index.ts';
 
@@ -51,10 +51,7 @@ const REFUSED: [string, string | typeof UNKNOWN_SCHEME][] = [
 
 t.test('a URL the config accepts is one the store connects to, as README writes them', async (t) => {
   for (const [url, connection] of ACCEPTED) {
-    t.same(parseStoreSetting(url), {
-      kind: 'redis', url, keyPrefix: DEFAULTS.redisKeyPrefix,
-      connectTimeoutMs: DEFAULTS.redisConnectTimeoutMs, commandTimeoutMs: DEFAULTS.redisCommandTimeoutMs,
-    }, `${url}: the config accepts it`);
+    t.same(parseStoreSetting(url), { kind: 'redis', url, ...REDIS_STORE_DEFAULTS }, `${url}: the config accepts it`);
     const target = parseRedisUrl(url);
     t.same(target.connection, connection, `${url}: the store connects there`);
     if (connection.password !== undefined) t.notOk(target.describe.includes(connection.password), `${url}: no password in ${target.describe}`);

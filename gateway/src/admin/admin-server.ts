@@ -34,9 +34,9 @@ export interface AdminServerOptions {
   metrics: Metrics;
   logger: Logger;
   health: () => Promise<{ ok: boolean; [key: string]: unknown }>;
-  /** Access token lifetime and leeway: a revoked jti is kept this long (default: the defaults). */
-  tokenTtlSec?: number;
-  leewaySec?: number;
+  /** Access token lifetime and leeway: a revoked jti is kept this long. */
+  tokenTtlSec: number;
+  leewaySec: number;
   /** Largest request body read; a larger one is answered 413 and the connection closed. */
   bodyLimitBytes?: number;
   /** Time a client has to send its request headers. */
@@ -125,7 +125,7 @@ export async function buildAdminServer(options: AdminServerOptions) {
     // Not counted here: the gateway counts kind "token" when the store's change feed brings it
     // back, as it does for the CLI's, so counting it here too would count it twice.
     ['POST', /^\/tokens\/([^/]+)\/revoke$/, async (m) => {
-      const lifeSec = (options.tokenTtlSec ?? DEFAULTS.tokenTtlSec) + (options.leewaySec ?? DEFAULTS.leewaySec);
+      const lifeSec = options.tokenTtlSec + options.leewaySec;
       await revokeToken(store, pathParam(m[1]!, 'GW_ERR_ADMIN_BAD_JTI'), Math.floor(Date.now() / 1000) + lifeSec + 1);
       return { status: 204 };
     }],

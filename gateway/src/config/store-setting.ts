@@ -1,10 +1,16 @@
 import { z } from 'zod';
-import { ConfigError } from '../errors.ts';
 import { REDIS_URL_FORMS, readRedisUrl } from '../store/redis/redis-url.ts';
-import { DEFAULTS } from './defaults.ts';
 import { quote, wholeNumber, withoutPassword } from './fields.ts';
-import { problemsOf } from './problems.ts';
-import type { StoreConfig } from './types.ts';
+
+/** What a Redis store takes unless its object form says otherwise (README's store table quotes them). */
+export const REDIS_STORE_DEFAULTS = {
+  /** Prepended to every key, so that one Redis can serve several fleets. */
+  keyPrefix: 'gw:',
+  /** How long opening may take before the gateway gives up starting. */
+  connectTimeoutMs: 2000,
+  /** How long one round trip may take before the call fails as "store unavailable". */
+  commandTimeoutMs: 1000,
+} as const;
 
 /** What is wrong with a Redis URL, or undefined; `expected` says what the setting accepts. */
 function redisUrlProblem(text: string, expected: string): string | undefined {
@@ -24,11 +30,12 @@ const storeObject = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('file') }),
   z.strictObject({
     kind: z.literal('redis'),
+    /** redis://, rediss:// or redis+unix://; may hold a password: never log it. */
     url: redisUrl,
     keyPrefix: z.string({ error: (issue) => `expected text such as "gw:", got ${quote(issue.input)}` })
-      .prefault(DEFAULTS.redisKeyPrefix),
-    connectTimeoutMs: wholeNumber(1, 600_000).prefault(DEFAULTS.redisConnectTimeoutMs),
-    commandTimeoutMs: wholeNumber(1, 600_000).prefault(DEFAULTS.redisCommandTimeoutMs),
+      .prefault(REDIS_STORE_DEFAULTS.keyPrefix),
+    connectTimeoutMs: wholeNumber(1, 600_000).prefault(REDIS_STORE_DEFAULTS.connectTimeoutMs),
+    commandTimeoutMs: wholeNumber(1, 600_000).prefault(REDIS_STORE_DEFAULTS.commandTimeoutMs),
   }),
 ], {
   error: (issue) => (issue.code === 'invalid_union'
@@ -47,11 +54,11 @@ export const STORE_SETTING = z.preprocess((raw, ctx) => {
   const problem = redisUrlProblem(raw, `"file" or ${REDIS_URL_FORMS}`);
   if (problem !== undefined) ctx.addIssue({ code: 'custom', input: withoutPassword(raw), message: problem });
   return { kind: 'redis', url: raw };
-}, storeObject).prefault(DEFAULTS.store);
+}, storeObject);
 
-/** The `store` setting alone, for commands that open the store and nothing else. */
-export function parseStoreSetting(raw: unknown): StoreConfig {
-  const result = STORE_SETTING.safeParse(raw);
-  if (!result.success) throw new ConfigError(problemsOf(result.error.issues, ['store']));
-  return result.data;
-}
+/**
+ * Where the state shared by the gateways of a fleet lives: devices, spent tokens, revocations,
+ * public keys and limits. Each gateway's private keys stay in its own state directory.
+ */
+export type StoreConfig = z.output<typeof STORE_SETTING>;
+
