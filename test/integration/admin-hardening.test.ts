@@ -16,9 +16,9 @@ import { buildFileStore } from '../../gateway/src/store/index.ts';
 import { adminRequest, makeAdminPki, type AdminPki, type ClientTls } from '../helpers/admin-client.ts';
 import { startHarness } from '../helpers/harness.ts';
 
-// Issue 8, point 8: the admin API has a body limit (413), request timeouts, and nothing a request
-// does takes the process down. tap fails a test on an unhandled rejection or uncaught exception,
-// so the crash this began with (a 100 KB POST) fails here even before the assertions.
+// The admin API has a body limit (413), request timeouts, and nothing a request does takes the
+// process down. tap fails a test on an unhandled rejection or uncaught exception, so the crash a
+// 100 KB POST once caused fails here even before the assertions.
 
 /** How long a wait may take before it fails the test (a failure guard, never a sync point). */
 const GUARD_MS = 5000;
@@ -240,7 +240,7 @@ t.test('an unexpected error in a handler is a logged 500, and the next request i
   });
   const failed = await adminRequest(port, 'GET', '/healthz', { tls: pki.client });
   t.equal(failed.status, 500);
-  t.same(failed.json(), { error: 'internal error' }, 'the client learns nothing of the cause');
+  t.same(failed.json(), { error: 'GW_ERR_ADMIN_INTERNAL', message: 'internal error' }, 'the client learns nothing of the cause');
   const logged = await log.next((l) => l.msg === 'admin request failed', 'the error logged');
   t.match(logged, { level: 50, err: { message: 'health check broke' } }, 'the log learns why');
   broken = false;
