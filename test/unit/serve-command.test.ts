@@ -52,7 +52,9 @@ t.test('each flag sets its setting, and says in --help what the setting is and i
   t.equal(new Set(SERVE_FLAGS.map((f) => f.setting)).size, SERVE_FLAGS.length, 'one flag per setting');
 
   const help = command.helpInformation().replace(/\s+/g, ' ');
-  for (const { flag, setting, value } of SERVE_FLAGS) t.ok(help.includes(`${flag} <${value}> ${settingHelp(setting)}`), `${flag}: ${settingHelp(setting)}`);
+  for (const { flag, setting, value } of SERVE_FLAGS) {
+    t.ok(help.includes(`${flag} <${value}> ${settingHelp(setting)}`), `${flag}: ${settingHelp(setting)}`);
+  }
   t.equal(settingHelp('tokenTtlSec'), 'access token lifetime in seconds (default 3600)');
   t.equal(settingHelp('backend'), 'backend base URL, http:// or https:// (required)');
   t.equal(settingHelp('adminPort'), 'serve the admin API (HTTPS, mutual TLS) on this loopback port; off by default');

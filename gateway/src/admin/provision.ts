@@ -1,7 +1,7 @@
 import { generateSecret, hashSecret, newRecordId } from '../auth/index.ts';
 import { AdminError } from '../errors.ts';
-import { DEVICE_ID, JTI, SCOPES, TOKEN_FORMAT, parseAdmin } from './admin-fields.ts';
 import { MAX_DEVICE_KEYS, type DeviceKey, type DeviceRecord, type Store } from '../store/index.ts';
+import { DEVICE_ID, JTI, SCOPES, TOKEN_FORMAT, parseAdmin } from './admin-fields.ts';
 
 export interface ProvisionedDevice {
   id: string;
