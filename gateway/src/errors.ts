@@ -58,6 +58,16 @@ export const ERRORS = {
   GW_ERR_ADMIN_UNKNOWN_KEY: { http: 404, exit: 2 },
   GW_ERR_ADMIN_ONLY_ACTIVE_KEY: { http: 409, exit: 2 },
   GW_ERR_ADMIN_STATE: { http: 409, exit: 2 },
+  // The admin API's answers to requests it cannot take (an unknown path or method, a body it
+  // cannot read); the CLI never ends with these, but like every operator's failure they are exit 2.
+  GW_ERR_ADMIN_NOT_FOUND: { http: 404, exit: 2 },
+  GW_ERR_ADMIN_METHOD_NOT_ALLOWED: { http: 405, exit: 2 },
+  GW_ERR_ADMIN_BODY_TOO_LARGE: { http: 413, exit: 2 },
+  GW_ERR_ADMIN_BAD_JSON: { http: 400, exit: 2 },
+  GW_ERR_ADMIN_BAD_BODY: { http: 400, exit: 2 },
+  // What went wrong stays in the log: the client learns only that it did. Exit 1, as any
+  // unexpected failure of a command.
+  GW_ERR_ADMIN_INTERNAL: { http: 500, exit: 1 },
   GW_ERR_CONFIG: { http: 400, exit: 2 },
 } as const satisfies Record<string, ErrorRow>;
 

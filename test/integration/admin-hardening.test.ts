@@ -10,14 +10,15 @@ import t, { type Test } from 'tap';
 import { listDevices } from '../../gateway/src/admin/provision.ts';
 import { buildAdminServer, createFleetKeys, createMetrics, type AdminServer } from '../../gateway/src/admin/index.ts';
 import { Keystore } from '../../gateway/src/auth/index.ts';
+import { DEFAULTS } from '../../gateway/src/config/index.ts';
 import { REDACT_PATHS } from '../../gateway/src/log/index.ts';
 import { buildFileStore } from '../../gateway/src/store/index.ts';
 import { adminRequest, makeAdminPki, type AdminPki, type ClientTls } from '../helpers/admin-client.ts';
 import { startHarness } from '../helpers/harness.ts';
 
-// Issue 8, point 8: the admin API has a body limit (413), request timeouts, and nothing a request
-// does takes the process down. tap fails a test on an unhandled rejection or uncaught exception,
-// so the crash this began with (a 100 KB POST) fails here even before the assertions.
+// The admin API has a body limit (413), request timeouts, and nothing a request does takes the
+// process down. tap fails a test on an unhandled rejection or uncaught exception, so the crash a
+// 100 KB POST once caused fails here even before the assertions.
 
 /** How long a wait may take before it fails the test (a failure guard, never a sync point). */
 const GUARD_MS = 5000;
@@ -150,6 +151,7 @@ async function startAdmin(t: Test, health: () => Promise<{ ok: boolean }> = asyn
     host: '127.0.0.1', port: 0, jwksPort: undefined,
     certFile: pki.paths.adminServer.certPath, keyFile: pki.paths.adminServer.keyPath, caFile: pki.paths.adminCa.certPath,
     keystore, fleetKeys: createFleetKeys(keystore, store), store, metrics: createMetrics(() => keystore), logger, health, ...TIGHT,
+    tokenTtlSec: DEFAULTS.tokenTtlSec, leewaySec: DEFAULTS.leewaySec,
   });
   t.teardown(async () => {
     await admin.close();
@@ -238,7 +240,7 @@ t.test('an unexpected error in a handler is a logged 500, and the next request i
   });
   const failed = await adminRequest(port, 'GET', '/healthz', { tls: pki.client });
   t.equal(failed.status, 500);
-  t.same(failed.json(), { error: 'internal error' }, 'the client learns nothing of the cause');
+  t.same(failed.json(), { error: 'GW_ERR_ADMIN_INTERNAL', message: 'internal error' }, 'the client learns nothing of the cause');
   const logged = await log.next((l) => l.msg === 'admin request failed', 'the error logged');
   t.match(logged, { level: 50, err: { message: 'health check broke' } }, 'the log learns why');
   broken = false;

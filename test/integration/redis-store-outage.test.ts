@@ -164,7 +164,7 @@ t.test('Redis unreachable at start: opening rejects with StoreUnavailableError a
   const dir = await mkdtemp(join(tmpdir(), 'gw-no-redis-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const started = performance.now();
-  await t.rejects(buildRedisStore({ url: `redis+unix://${join(dir, 'none.sock')}`, connectTimeoutMs: 300, commandTimeoutMs: 300 }),
+  await t.rejects(buildRedisStore({ url: `redis+unix://${join(dir, 'none.sock')}`, keyPrefix: 'outage:', connectTimeoutMs: 300, commandTimeoutMs: 300 }),
     { ...unavailable, message: /did not answer within 300 ms/ });
   const elapsedMs = performance.now() - started;
   t.ok(elapsedMs >= 290 && elapsedMs < 1500, `after the connect timeout (${elapsedMs.toFixed(0)} ms)`);

@@ -1,8 +1,10 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import {
-  loadConfig, parseStoreSetting, readConfigFile, DEFAULTS, DEFAULT_ROUTES, type ConfigInput, type StoreConfig,
+  loadConfig, parseStoreSetting, readConfigFile, CONFIG_KEYS, DEFAULTS, DEFAULT_ROUTES, type ConfigInput, type StoreConfig,
 } from '../../gateway/src/config/index.ts';
+import { GATEWAY_SETTINGS } from '../../gateway/src/config/settings.ts';
+import type { SettingSpec } from '../../gateway/src/config/setting.ts';
 import { ConfigError } from '../../gateway/src/errors.ts';
 
 const BACKEND = 'http://127.0.0.1:8080';
@@ -45,14 +47,37 @@ t.test('defaults: only the backend is required', async (t) => {
 t.test('the defaults the CLI and README quote are the ones applied', async (t) => {
   const config = loadConfig({ backend: BACKEND });
   t.same([config.coap.host, config.coap.port, config.stateDir, config.logLevel, config.backend.timeoutMs],
-    [DEFAULTS.coapHost, DEFAULTS.coapPort, DEFAULTS.stateDir, DEFAULTS.logLevel, DEFAULTS.backendTimeoutMs]);
+    [DEFAULTS.coapHost, DEFAULTS.coapPort, DEFAULTS.state, DEFAULTS.logLevel, DEFAULTS.backendTimeoutMs]);
   t.same([config.tokens.ttlSec, config.tokens.refreshTtlSec, config.tokens.leewaySec, config.tokens.signingAlg],
     [DEFAULTS.tokenTtlSec, DEFAULTS.refreshTtlSec, DEFAULTS.leewaySec, DEFAULTS.signingAlg]);
   t.same([config.auth.forgedTokensPerMinute, config.auth.loginFailuresPerMinute],
     [DEFAULTS.forgedTokensPerMinute, DEFAULTS.loginFailuresPerMinute]);
   t.same([config.admin.certFile, config.admin.keyFile, config.admin.caFile],
-    [DEFAULTS.adminCertFile, DEFAULTS.adminKeyFile, DEFAULTS.adminCaFile]);
+    [DEFAULTS.adminCert, DEFAULTS.adminKey, DEFAULTS.adminCa]);
   t.equal(DEFAULTS.store, 'file');
+});
+
+t.test('every setting of the table: its key loads, at its place in the config, its default applied', async (t) => {
+  const config = loadConfig({ backend: BACKEND }) as unknown as Record<string, unknown>;
+  const keys: string[] = [];
+  const check = (spec: SettingSpec, value: unknown, where: string) => {
+    keys.push(spec.key);
+    t.ok(spec.description.trim().length > 0, `${spec.key}: a description`);
+    if (spec.key === 'store' || spec.key === 'routes' || spec.key === 'backend') return;
+    t.same(value, Object.hasOwn(DEFAULTS, spec.key) ? DEFAULTS[spec.key as keyof typeof DEFAULTS] : undefined, `${spec.key} is ${where}`);
+  };
+  for (const [part, entry] of Object.entries(GATEWAY_SETTINGS)) {
+    if ('kind' in entry) check(entry as SettingSpec, config[part], part);
+    else for (const [field, spec] of Object.entries(entry)) check(spec, (config[part] as Record<string, unknown>)[field], `${part}.${field}`);
+  }
+  t.same(keys, CONFIG_KEYS, 'the config keys are the table\'s, in its order');
+  t.equal(new Set(keys).size, keys.length, 'no key twice');
+  t.same(config.store, { kind: 'file' }, 'store: its default "file"');
+  t.equal(DEFAULTS.routes, DEFAULT_ROUTES);
+  for (const key of ['backend', 'backendCa', 'adminPort', 'jwksPort']) t.notOk(Object.hasOwn(DEFAULTS, key), `${key}: no default`);
+  const given = loadConfig({ backend: BACKEND, coapPort: 1, backendConnections: 2, refreshTtlSec: 3, maxNonces: 4, adminCa: 'ca.pem', jwksPort: 5 });
+  t.same([given.coap.port, given.backend.connections, given.tokens.refreshTtlSec, given.auth.maxNonces, given.admin.caFile, given.admin.jwksPort],
+    [1, 2, 3, 4, 'ca.pem', 5], 'a given key lands in its group');
 });
 
 t.test('values are normalised: trailing slash, localhost, numbers given as text by flags', async (t) => {

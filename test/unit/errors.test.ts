@@ -30,11 +30,14 @@ t.test('AdminError: its code\'s HTTP status (what the admin API answered before)
     GW_ERR_ADMIN_UNKNOWN_DEVICE: 404, GW_ERR_ADMIN_UNKNOWN_KEY: 404, GW_ERR_ADMIN_ONLY_ACTIVE_KEY: 409, GW_ERR_ADMIN_STATE: 409,
     GW_ERR_ADMIN_BAD_KEY: 400, GW_ERR_ADMIN_BAD_JTI: 400, GW_ERR_ADMIN_BAD_TOKEN_FORMAT: 400, GW_ERR_ADMIN_TOO_MANY_KEYS: 409, GW_ERR_ADMIN_DUPLICATE_KEY: 409,
     GW_ERR_ADMIN_LAST_CREDENTIAL: 409, GW_ERR_ADMIN_CONFLICT: 409,
+    GW_ERR_ADMIN_NOT_FOUND: 404, GW_ERR_ADMIN_METHOD_NOT_ALLOWED: 405, GW_ERR_ADMIN_BODY_TOO_LARGE: 413, GW_ERR_ADMIN_BAD_JSON: 400,
+    GW_ERR_ADMIN_BAD_BODY: 400, GW_ERR_ADMIN_INTERNAL: 500,
   };
   for (const [code, status] of Object.entries(statuses) as [AdminErrorCode, number][]) {
     const err = new AdminError(code, `why ${code}`);
     t.equal(err.httpStatus, status, `${code}: ${status}`);
-    t.equal(err.exitCode, 2, `${code}: exit 2`);
+    const exit = code === 'GW_ERR_ADMIN_INTERNAL' ? 1 : 2;
+    t.equal(err.exitCode, exit, `${code}: exit ${exit}`);
     t.equal(err.code, code);
     t.equal(err.message, `why ${code}`);
   }

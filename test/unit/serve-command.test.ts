@@ -2,6 +2,8 @@ import t, { type Test } from 'tap';
 import { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { registerServeCommand } from '../../gateway/src/cli/serve-command.ts';
+import { SERVE_FLAGS, serveOptions, settingHelp, settingsFromFlags } from '../../gateway/src/cli/serve-flags.ts';
+import { DEFAULTS } from '../../gateway/src/config/index.ts';
 import { ConfigError } from '../../gateway/src/errors.ts';
 
 // Only configurations that fail: `serve` stops at its config, before it opens anything.
@@ -38,4 +40,23 @@ t.test('--store takes file or a Redis URL', async (t) => {
   const { problems, stderr } = await serveFails(t, ['--store', 'redis://:hunter2@cache', '--state', dir]);
   t.match(problems, [/^backend: required/, /^store: expected redis:\/\/.*with a host and a port.*got "redis:\/\/:\*\*\*@cache"$/]);
   t.same(stderr, [], 'no warning');
+});
+
+t.test('each flag sets its setting, and says in --help what the setting is and its default', async (t) => {
+  const options = serveOptions();
+  const command = new Command('serve').exitOverride();
+  for (const { option } of options) command.addOption(option);
+  command.parse(SERVE_FLAGS.flatMap(({ flag, setting }) => [flag, `given-${setting}`]), { from: 'user' });
+  t.same(settingsFromFlags(options, command.opts()), Object.fromEntries(SERVE_FLAGS.map(({ setting }) => [setting, `given-${setting}`])));
+  t.same(settingsFromFlags(options, {}), Object.fromEntries(SERVE_FLAGS.map(({ setting }) => [setting, undefined])), 'a flag not given is undefined');
+  t.equal(new Set(SERVE_FLAGS.map((f) => f.setting)).size, SERVE_FLAGS.length, 'one flag per setting');
+
+  const help = command.helpInformation().replace(/\s+/g, ' ');
+  for (const { flag, setting, value } of SERVE_FLAGS) {
+    t.ok(help.includes(`${flag} <${value}> ${settingHelp(setting)}`), `${flag}: ${settingHelp(setting)}`);
+  }
+  t.equal(settingHelp('tokenTtlSec'), 'access token lifetime in seconds (default 3600)');
+  t.equal(settingHelp('backend'), 'backend base URL, http:// or https:// (required)');
+  t.equal(settingHelp('adminPort'), 'serve the admin API (HTTPS, mutual TLS) on this loopback port; off by default');
+  t.equal(settingHelp('adminCa'), `CA whose client certificates may use the admin API (default ${DEFAULTS.adminCa})`);
 });

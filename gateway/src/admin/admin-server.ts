@@ -3,20 +3,21 @@ import { createServer, type Server, type ServerOptions } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import type { z } from 'zod';
 import { parseDevicePublicKey, type Keystore } from '../auth/index.ts';
-import { DEFAULTS, SIGNING_ALGS, type SigningAlg } from '../config/index.ts';
-import { AdminError, GatewayError, type AdminErrorCode } from '../errors.ts';
+import { AdminError, type AdminErrorCode } from '../errors.ts';
 import { cut, type Logger } from '../log/index.ts';
 import type { Store } from '../store/index.ts';
+import { NEW_DEVICE_BODY, NEW_KEY_BODY, ROTATE_BODY } from './admin-bodies.ts';
+import { MethodNotAllowedError, renderAdminError, type AdminReply } from './admin-errors.ts';
+import { parseAdmin } from './admin-fields.ts';
 import type { FleetKeys } from './fleet-keys.ts';
 import type { Metrics } from './metrics.ts';
 import {
   addDeviceKey, listDeviceKeys, listDevices, provisionDevices, removeDevice, removeDeviceKey, revokeDevice, revokeToken,
   setDeviceDisabled,
 } from './provision.ts';
-import {
-  ADMIN_LIMITS, BodyTooLargeError, ClientGoneError, guardServer, readBody, timeoutOptions, type AdminLimits,
-} from './server-limits.ts';
+import { ADMIN_LIMITS, guardServer, readBody, timeoutOptions, type AdminLimits } from './server-limits.ts';
 
 export interface AdminServerOptions {
   host: string;
@@ -34,9 +35,9 @@ export interface AdminServerOptions {
   metrics: Metrics;
   logger: Logger;
   health: () => Promise<{ ok: boolean; [key: string]: unknown }>;
-  /** Access token lifetime and leeway: a revoked jti is kept this long (default: the defaults). */
-  tokenTtlSec?: number;
-  leewaySec?: number;
+  /** Access token lifetime and leeway: a revoked jti is kept this long. */
+  tokenTtlSec: number;
+  leewaySec: number;
   /** Largest request body read; a larger one is answered 413 and the connection closed. */
   bodyLimitBytes?: number;
   /** Time a client has to send its request headers. */
@@ -51,9 +52,9 @@ export interface AdminServerOptions {
   maxConnections?: number;
 }
 
-
-type Reply = { status: number; body?: unknown; text?: string; contentType?: string };
-type Route = (match: RegExpExecArray, body: () => Promise<unknown>) => Promise<Reply>;
+/** The request's body, read as JSON (none: `{}`) and checked against the route's schema. */
+type BodyReader = <Schema extends z.ZodType>(schema: Schema) => Promise<z.output<Schema>>;
+type Route = (match: RegExpExecArray, body: BodyReader) => Promise<AdminReply>;
 
 /**
  * The admin API: HTTPS on loopback with mutual TLS. Clients without a certificate signed by the
@@ -62,7 +63,7 @@ type Route = (match: RegExpExecArray, body: () => Promise<unknown>) => Promise<R
 export async function buildAdminServer(options: AdminServerOptions) {
   const { keystore, store, metrics, logger } = options;
   const tls = { cert: readFileSync(options.certFile), key: readFileSync(options.keyFile) };
-  const jwks = async (): Promise<Reply> => ({ status: 200, body: keystore.jwks() });
+  const jwks = async (): Promise<AdminReply> => ({ status: 200, body: keystore.jwks() });
 
   const routes: [string, RegExp, Route][] = [
     ['GET', /^\/\.well-known\/jwks\.json$/, jwks],
@@ -74,11 +75,8 @@ export async function buildAdminServer(options: AdminServerOptions) {
     // The fleet's keys, as `gateway keys list` shows them: which gateway holds each.
     ['GET', /^\/keys$/, async () => ({ status: 200, body: (await options.fleetKeys.list()).map(({ publicJwk: _omit, ...meta }) => meta) })],
     ['POST', /^\/keys\/rotate$/, async (_m, body) => {
-      const alg = ((await body()) as { alg?: unknown } | undefined)?.alg ?? 'ES256';
-      if (!SIGNING_ALGS.includes(alg as SigningAlg)) {
-        throw new AdminError('GW_ERR_ADMIN_BAD_ALG', `unsupported alg ${JSON.stringify(alg)}: use ${SIGNING_ALGS.join(' or ')}`);
-      }
-      const { publicJwk: _omit, ...created } = await options.fleetKeys.rotate(alg as SigningAlg);
+      const { alg } = await body(ROTATE_BODY);
+      const { publicJwk: _omit, ...created } = await options.fleetKeys.rotate(alg);
       return { status: 201, body: created };
     }],
     ['POST', /^\/keys\/([^/]+)\/retire$/, async (m) => {
@@ -87,25 +85,15 @@ export async function buildAdminServer(options: AdminServerOptions) {
     }],
     ['GET', /^\/devices$/, async () => ({ status: 200, body: await listDevices(store) })],
     ['POST', /^\/devices$/, async (_m, body) => {
-      const input = ((await body()) ?? {}) as {
-        id?: unknown; scopes?: unknown; publicKey?: unknown; expires?: unknown; secret?: unknown; tokenFormat?: unknown;
-      };
-      const scopes = Array.isArray(input.scopes) ? input.scopes : [input.scopes ?? 'telemetry:write'];
-      if (input.secret !== undefined && typeof input.secret !== 'boolean') {
-        throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '"secret" must be true or false (default: a secret only for a device given no publicKey)');
-      }
-      if (input.publicKey === undefined && (input.expires !== undefined || input.secret === false)) {
-        throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '"expires" and "secret": false go with "publicKey": a device needs a secret or a public key');
-      }
+      const input = await body(NEW_DEVICE_BODY);
       const key = input.publicKey === undefined ? undefined : await parseDevicePublicKey(input.publicKey, expiry(input.expires));
-      const [device] = await provisionDevices(store, [input.id as string], scopes,
+      const [device] = await provisionDevices(store, [input.id], input.scopes,
         { tokenFormat: input.tokenFormat, ...(key === undefined ? {} : { keys: () => [key], secret: input.secret === true }) });
       return { status: 201, body: device };
     }],
     ['GET', /^\/devices\/([^/]+)\/keys$/, async (m) => ({ status: 200, body: await listDeviceKeys(store, deviceParam(m)) })],
     ['POST', /^\/devices\/([^/]+)\/keys$/, async (m, body) => {
-      const input = ((await body()) ?? {}) as { publicKey?: unknown; expires?: unknown };
-      if (input.publicKey === undefined) throw new AdminError('GW_ERR_ADMIN_BAD_KEY', 'the body needs "publicKey": PEM text or a JWK');
+      const input = await body(NEW_KEY_BODY);
       return { status: 201, body: await addDeviceKey(store, deviceParam(m), await parseDevicePublicKey(input.publicKey, expiry(input.expires))) };
     }],
     ['DELETE', /^\/devices\/([^/]+)\/keys\/([^/]+)$/, async (m) => {
@@ -125,7 +113,7 @@ export async function buildAdminServer(options: AdminServerOptions) {
     // Not counted here: the gateway counts kind "token" when the store's change feed brings it
     // back, as it does for the CLI's, so counting it here too would count it twice.
     ['POST', /^\/tokens\/([^/]+)\/revoke$/, async (m) => {
-      const lifeSec = (options.tokenTtlSec ?? DEFAULTS.tokenTtlSec) + (options.leewaySec ?? DEFAULTS.leewaySec);
+      const lifeSec = options.tokenTtlSec + options.leewaySec;
       await revokeToken(store, pathParam(m[1]!, 'GW_ERR_ADMIN_BAD_JTI'), Math.floor(Date.now() / 1000) + lifeSec + 1);
       return { status: 204 };
     }],
@@ -135,44 +123,33 @@ export async function buildAdminServer(options: AdminServerOptions) {
     }],
   ];
 
-  const limits: AdminLimits = {
-    bodyLimitBytes: options.bodyLimitBytes ?? ADMIN_LIMITS.bodyLimitBytes,
-    headersTimeoutMs: options.headersTimeoutMs ?? ADMIN_LIMITS.headersTimeoutMs,
-    requestTimeoutMs: options.requestTimeoutMs ?? ADMIN_LIMITS.requestTimeoutMs,
-    keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? ADMIN_LIMITS.keepAliveTimeoutMs,
-    handshakeTimeoutMs: options.handshakeTimeoutMs ?? ADMIN_LIMITS.handshakeTimeoutMs,
-    maxConnections: options.maxConnections ?? ADMIN_LIMITS.maxConnections,
-  };
-  const replyFor = (err: unknown): Reply | undefined => {
-    if (err instanceof AdminError) return { status: err.httpStatus, body: { error: err.code, message: err.message } };
-    // The shared store is down (503), or another coded failure: its own status, never a 500.
-    if (err instanceof GatewayError) return { status: err.httpStatus, body: { error: err.code, message: err.message } };
-    if (err instanceof BodyTooLargeError) return { status: 413, body: { error: err.code, message: err.message } };
-    if (err instanceof SyntaxError) return { status: 400, body: { error: 'bad JSON body' } };
-    if (err instanceof ClientGoneError) return undefined;
-    logger.error({ err }, 'admin request failed');
-    return { status: 500, body: { error: 'internal error' } };
+  const limits = Object.fromEntries((Object.keys(ADMIN_LIMITS) as (keyof AdminLimits)[])
+    .map((name) => [name, options[name] ?? ADMIN_LIMITS[name]])) as AdminLimits;
+
+  const answer = async (req: IncomingMessage, path: string, allowed: typeof routes): Promise<AdminReply> => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > limits.bodyLimitBytes) {
+      throw new AdminError('GW_ERR_ADMIN_BODY_TOO_LARGE', `request body of ${declared} bytes; the limit is ${limits.bodyLimitBytes}`);
+    }
+    const candidates = allowed.filter(([, pattern]) => pattern.test(path));
+    const route = candidates.find(([method]) => method === req.method);
+    if (route === undefined) {
+      if (candidates.length === 0) throw new AdminError('GW_ERR_ADMIN_NOT_FOUND', 'no admin API resource at this path');
+      throw new MethodNotAllowedError(req.method, candidates.map(([method]) => method));
+    }
+    return route[2](route[1].exec(path)!, async (schema) => parseAdmin(schema, (await readJson(req, limits.bodyLimitBytes)) ?? {}));
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, allowed: typeof routes): Promise<void> => {
-    // Read before any await. Issue 8's crash was this read after a body reader had destroyed the
-    // request, when req.socket was already null.
+    // Read before any await: a body reader that stops early may destroy the request, and
+    // req.socket is null from then on (reading it then once took the process down).
     const client = clientName(req);
     const path = (req.url ?? '/').split('?')[0]!;
-    let reply: Reply | undefined;
+    let reply: AdminReply | undefined;
     try {
-      const declared = Number(req.headers['content-length'] ?? 0);
-      const candidates = allowed.filter(([, pattern]) => pattern.test(path));
-      const route = candidates.find(([method]) => method === req.method);
-      if (declared > limits.bodyLimitBytes) {
-        throw new BodyTooLargeError(`request body of ${declared} bytes; the limit is ${limits.bodyLimitBytes}`);
-      } else if (route === undefined) {
-        reply = candidates.length > 0 ? { status: 405, body: { error: 'method not allowed' } } : { status: 404, body: { error: 'not found' } };
-      } else {
-        reply = await route[2](route[1].exec(path)!, () => readJson(req, limits.bodyLimitBytes));
-      }
+      reply = await answer(req, path, allowed);
     } catch (err) {
-      reply = replyFor(err);
+      reply = renderAdminError(err, logger);
     }
     logger.info({ admin: true, method: cut(req.method), path: cut(path), status: reply?.status, client }, 'admin request');
     if (reply !== undefined) send(req, res, reply);
@@ -181,7 +158,8 @@ export async function buildAdminServer(options: AdminServerOptions) {
   const serve = (allowed: typeof routes) => (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res, allowed).catch((err: unknown) => {
       logger.error({ err }, 'admin request failed after its answer was chosen');
-      if (!res.headersSent) send(req, res, { status: 500, body: { error: 'internal error' } });
+      const internal = renderAdminError(new AdminError('GW_ERR_ADMIN_INTERNAL', 'internal error'), logger);
+      if (!res.headersSent && internal !== undefined) send(req, res, internal);
       else res.destroy();
     });
   };
@@ -214,11 +192,7 @@ export type AdminServer = Awaited<ReturnType<typeof buildAdminServer>>;
 const deviceParam = (m: RegExpExecArray): string => pathParam(m[1]!, 'GW_ERR_ADMIN_BAD_DEVICE_ID');
 
 /** `expires` of a request body, for parseDevicePublicKey. */
-function expiry(value: unknown): { expiresAt?: string } {
-  if (value === undefined) return {};
-  if (typeof value !== 'string') throw new AdminError('GW_ERR_ADMIN_BAD_KEY', '"expires" must be an ISO 8601 date string');
-  return { expiresAt: value };
-}
+const expiry = (expiresAt: string | undefined): { expiresAt?: string } => (expiresAt === undefined ? {} : { expiresAt });
 
 function pathParam(raw: string, code: AdminErrorCode): string {
   try {
@@ -235,9 +209,10 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-function send(req: IncomingMessage, res: ServerResponse, reply: Reply): void {
+function send(req: IncomingMessage, res: ServerResponse, reply: AdminReply): void {
   // A body the client is still sending is not read: answering closes the connection instead.
   if (!req.complete && declaresBody(req)) res.setHeader('connection', 'close');
+  for (const [name, value] of Object.entries(reply.headers ?? {})) res.setHeader(name, value);
   if (reply.text !== undefined) res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'text/plain' }).end(reply.text);
   else if (reply.body === undefined) res.writeHead(reply.status).end();
   else res.writeHead(reply.status, { 'content-type': 'application/json' }).end(JSON.stringify(reply.body));
@@ -256,5 +231,11 @@ function clientName(req: IncomingMessage): string | undefined {
 /** The body as JSON (undefined when empty), read only up to the limit. */
 async function readJson(req: IncomingMessage, limitBytes: number): Promise<unknown> {
   const text = (await readBody(req, limitBytes)).toString('utf8').trim();
-  return text === '' ? undefined : JSON.parse(text);
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    // Not JSON.parse's message: it quotes the body back.
+    throw new AdminError('GW_ERR_ADMIN_BAD_JSON', 'the body is not valid JSON');
+  }
 }

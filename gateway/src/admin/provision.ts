@@ -1,6 +1,7 @@
-import { DEVICE_ID_PATTERN, SCOPE_PATTERN, generateSecret, hashSecret, newRecordId } from '../auth/index.ts';
+import { generateSecret, hashSecret, newRecordId } from '../auth/index.ts';
 import { AdminError } from '../errors.ts';
 import { MAX_DEVICE_KEYS, type DeviceKey, type DeviceRecord, type Store } from '../store/index.ts';
+import { DEVICE_ID, JTI, SCOPES, TOKEN_FORMAT, parseAdmin } from './admin-fields.ts';
 
 export interface ProvisionedDevice {
   id: string;
@@ -128,45 +129,24 @@ export async function setDeviceDisabled(store: Store, id: string, disabled: bool
   });
 }
 
-const JTI_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
-
 /** Revokes one access token by its jti until `untilSec`, when it could no longer verify anyway. */
 export async function revokeToken(store: Store, jti: unknown, untilSec: number): Promise<void> {
   if (!Number.isSafeInteger(untilSec)) throw new TypeError('revokeToken: untilSec must be whole seconds since the epoch');
-  if (typeof jti !== 'string' || !JTI_PATTERN.test(jti)) {
-    throw new AdminError('GW_ERR_ADMIN_BAD_JTI', `bad jti ${JSON.stringify(String(jti).slice(0, 64))}: a token's jti is 1-64 of letters, digits and . _ : -`);
-  }
   const nowSec = Math.floor(Date.now() / 1000);
-  await store.revocations.revokeToken({ kind: 'token', jti, atSec: nowSec, untilSec });
+  await store.revocations.revokeToken({ kind: 'token', jti: parseAdmin(JTI, jti), atSec: nowSec, untilSec });
 }
 
 export async function removeDevice(store: Store, id: string): Promise<void> {
   if (!(await store.devices.remove(validDeviceId(id)))) throw new AdminError('GW_ERR_ADMIN_UNKNOWN_DEVICE', `no device "${id}"`);
 }
 
-export function validDeviceId(id: unknown): string {
-  if (typeof id !== 'string' || !DEVICE_ID_PATTERN.test(id)) {
-    throw new AdminError('GW_ERR_ADMIN_BAD_DEVICE_ID',
-      `bad device id ${JSON.stringify(id)}: use 1-64 letters, digits and . _ : -, starting with a letter or digit`);
-  }
-  return id;
-}
+export const validDeviceId = (id: unknown): string => parseAdmin(DEVICE_ID, id);
 
 /** `jwt` or `cwt` (a device's default access-token format), or undefined. */
-export function validTokenFormat(value: unknown): 'jwt' | 'cwt' | undefined {
-  if (value === undefined || value === 'jwt' || value === 'cwt') return value;
-  throw new AdminError('GW_ERR_ADMIN_BAD_TOKEN_FORMAT', `token format must be "jwt" or "cwt", got ${JSON.stringify(String(value).slice(0, 16))}`);
-}
+export const validTokenFormat = (value: unknown): 'jwt' | 'cwt' | undefined => (value === undefined ? undefined : parseAdmin(TOKEN_FORMAT, value));
 
-/** Accepts scopes as a list, or space/comma separated. */
-export function validScopes(scopes: readonly unknown[]): string[] {
-  const flat = scopes.flatMap((s) => (typeof s === 'string' ? s.split(/[\s,]+/) : [String(s)])).filter(Boolean);
-  const bad = flat.filter((s) => !SCOPE_PATTERN.test(s));
-  if (flat.length === 0 || bad.length > 0) {
-    throw new AdminError('GW_ERR_ADMIN_BAD_SCOPE', `bad scope(s): ${bad.join(', ') || '(none given)'}`);
-  }
-  return [...new Set(flat)];
-}
+/** Scopes as a list, or space/comma separated. */
+export const validScopes = (scopes: unknown): string[] => parseAdmin(SCOPES, scopes);
 
 export interface DeviceListing {
   id: string;

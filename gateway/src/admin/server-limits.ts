@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server } from 'node:https';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { AdminError } from '../errors.ts';
 import { cut, type Logger } from '../log/index.ts';
+import { ClientGoneError } from './admin-errors.ts';
 
 /**
  * Limits that keep a slow, large or broken request from holding the admin API (or the process):
@@ -31,14 +33,6 @@ export function timeoutOptions(limits: AdminLimits) {
     handshakeTimeout: limits.handshakeTimeoutMs,
   };
 }
-
-/** A body over the limit: answered 413 without reading the rest. */
-export class BodyTooLargeError extends Error {
-  readonly code = 'GW_ERR_ADMIN_BODY_TOO_LARGE';
-}
-
-/** The client went away while its body was being read: nobody to answer. */
-export class ClientGoneError extends Error {}
 
 /** Timeouts, a connection cap, and a handler for every error a client can cause below HTTP. */
 export function guardServer(server: Server, limits: AdminLimits, logger: Logger): void {
@@ -70,8 +64,8 @@ const CLIENT_ERROR_ANSWERS: Record<string, string> = {
 
 /**
  * Reads with listeners rather than `for await`: leaving that loop early destroys the request and
- * its socket, and the 413 could not be sent (the crash of issue 8 began there). Over the limit,
- * reading stops; the answer closes the connection.
+ * its socket, and the 413 could not be sent (a 100 KB POST once took the process down that way).
+ * Over the limit, reading stops (GW_ERR_ADMIN_BODY_TOO_LARGE); the answer closes the connection.
  */
 export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -88,7 +82,7 @@ export function readBody(req: IncomingMessage, limitBytes: number): Promise<Buff
       }
       stop();
       req.pause();
-      reject(new BodyTooLargeError(`request body over the limit of ${limitBytes} bytes`));
+      reject(new AdminError('GW_ERR_ADMIN_BODY_TOO_LARGE', `request body over the limit of ${limitBytes} bytes`));
     };
     const onEnd = () => {
       stop();

@@ -14,7 +14,7 @@ export interface StoreOptions {
 export function addStoreOptions(command: Command): Command {
   return command
     .option('--store <store>', 'where devices and the fleet\'s public keys live: file (default) or redis://HOST:PORT/DB, redis+unix:///PATH')
-    .option('--state <dir>', `state directory: the file store, and this gateway's private keys (default ${DEFAULTS.stateDir})`)
+    .option('--state <dir>', `state directory: the file store, and this gateway's private keys (default ${DEFAULTS.state})`)
     .option('--config <file>', 'read `store` and `state` from the gateway\'s JSON config file (flags win)');
 }
 
@@ -22,8 +22,8 @@ export function addStoreOptions(command: Command): Command {
 export function resolveStoreOptions(options: StoreOptions): { stateDir: string; store: ReturnType<typeof parseStoreSetting> } {
   const file = options.config !== undefined ? readConfigFile(options.config) : {};
   const fileState = (file as { state?: unknown }).state;
-  const stateDir = options.state ?? (typeof fileState === 'string' ? fileState : DEFAULTS.stateDir);
-  return { stateDir, store: parseStoreSetting(options.store ?? (file as { store?: unknown }).store ?? 'file') };
+  const stateDir = options.state ?? (typeof fileState === 'string' ? fileState : DEFAULTS.state);
+  return { stateDir, store: parseStoreSetting(options.store ?? (file as { store?: unknown }).store) };
 }
 
 /**

@@ -1,5 +1,6 @@
 import { open, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { DEFAULT_DEVICE_SCOPES } from '../admin/admin-fields.ts';
 import {
   addDeviceKey, listDeviceKeys, listDevices, provisionDevices, removeDevice, removeDeviceKey, revokeDevice, setDeviceDisabled,
   validDeviceId,
@@ -47,7 +48,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
   addStoreOptions(devices.command('add'))
     .description('provision a device: with a new secret (printed once as hex; only a hash is stored), or with its public key')
     .argument('[id]', 'device id: letters, digits and . _ : - (up to 64), starting with a letter or digit')
-    .option('--scope <scope...>', 'scopes the device may use, e.g. telemetry:write config:read', ['telemetry:write'])
+    .option('--scope <scope...>', 'scopes the device may use, e.g. telemetry:write config:read', [...DEFAULT_DEVICE_SCOPES])
     .option('--public-key <file>', 'the device\'s public key (PEM or JWK; ES256 or EdDSA): it logs in with signed assertions, no secret is made')
     .option('--expires <iso>', 'with --public-key: assertions signed by the key are refused from then on')
     .option('--with-secret', 'with --public-key: make a secret too (printed once)')

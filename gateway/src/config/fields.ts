@@ -42,6 +42,13 @@ export function ipAddress() {
     .transform((text) => (text === 'localhost' ? '127.0.0.1' : text));
 }
 
+/** An address on loopback only: what the admin API may listen on. */
+export function loopbackAddress() {
+  return ipAddress().refine(isLoopback, {
+    error: (issue) => `the admin API listens on loopback only (127.0.0.1 or ::1), got ${quote(issue.input)}`,
+  });
+}
+
 /** An http:// or https:// base URL, without its trailing slash (route paths start with one). */
 export function httpUrl(purpose: string) {
   return z.unknown().transform((raw, ctx) => {

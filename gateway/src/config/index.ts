@@ -1,5 +1,8 @@
-export { loadConfig, readConfigFile, type LoadConfigOptions } from './load-config.ts';
-export { parseStoreSetting } from './store-setting.ts';
-export { DEFAULTS, DEFAULT_ROUTES } from './defaults.ts';
-export { CONFIG_KEYS, DEPRECATED_NAMES, type ConfigInput, type DeprecatedName, type SettingName } from './schema.ts';
+export { loadConfig, parseStoreSetting, readConfigFile, type LoadConfigOptions } from './load-config.ts';
+export { DEFAULT_ROUTES } from './route-setting.ts';
+export {
+  CONFIG_KEYS, DEFAULTS, DEPRECATED_NAMES, SETTING_SPECS, type ConfigInput, type DeprecatedName, type SettingName,
+} from './schema.ts';
+export type { SettingSpec } from './setting.ts';
+export { REDIS_STORE_DEFAULTS } from './store-setting.ts';
 export * from './types.ts';

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.ts';
 import { problemsOf } from './problems.ts';
-import { DEPRECATED_NAMES, SETTINGS, type ConfigInput, type DeprecatedName, type Settings } from './schema.ts';
-import type { GatewayConfig } from './types.ts';
+import { DEPRECATED_NAMES, SETTINGS, settingField, type ConfigInput, type DeprecatedName } from './schema.ts';
+import { groupedAs } from './setting.ts';
+import { GATEWAY_SETTINGS } from './settings.ts';
+import type { GatewayConfig, StoreConfig } from './types.ts';
 
 /** Reads a JSON config file; its problems are reported like any other config problem. */
 export function readConfigFile(file: string): ConfigInput {
@@ -59,66 +61,18 @@ export function loadConfig(fileInput: ConfigInput, flagInput: ConfigInput = {}, 
   const result = SETTINGS.safeParse(input);
   if (!result.success) problems.push(...problemsOf(result.error.issues, [], spelledAs));
   if (!result.success || problems.length > 0) throw new ConfigError(problems);
-  return deepFreeze(toGatewayConfig(result.data));
+  return deepFreeze(groupedAs(GATEWAY_SETTINGS, result.data));
+}
+
+/** The `store` setting alone, for commands that open the store and nothing else: undefined is its default. */
+export function parseStoreSetting(raw: unknown): StoreConfig {
+  const result = settingField('store').safeParse(raw);
+  if (!result.success) throw new ConfigError(problemsOf(result.error.issues, ['store']));
+  return result.data;
 }
 
 function currentName(name: string): string {
   return Object.hasOwn(DEPRECATED_NAMES, name) ? DEPRECATED_NAMES[name as DeprecatedName] : name;
-}
-
-/** The flat settings, grouped as the parts of the gateway read them. */
-function toGatewayConfig(settings: Settings): GatewayConfig {
-  return {
-    coap: {
-      host: settings.coapHost,
-      port: settings.coapPort,
-      piggybackReplyMs: settings.piggybackReplyMs,
-      exchangeLifetimeSec: settings.exchangeLifetimeSec,
-      maxExchanges: settings.maxExchanges,
-      maxPayloadBytes: settings.maxPayloadBytes,
-      udpRecvBufferBytes: settings.udpRecvBufferBytes,
-      responseCacheBytes: settings.responseCacheBytes,
-      blockBufferBytes: settings.blockBufferBytes,
-      blockLifetimeSec: settings.blockLifetimeSec,
-      representationBytes: settings.representationBytes,
-    },
-    backend: {
-      url: settings.backend,
-      caFile: settings.backendCa,
-      timeoutMs: settings.backendTimeoutMs,
-      connections: settings.backendConnections,
-    },
-    stateDir: settings.state,
-    store: settings.store,
-    tokens: {
-      issuer: settings.issuer,
-      audience: settings.audience,
-      ttlSec: settings.tokenTtlSec,
-      refreshTtlSec: settings.refreshTtlSec,
-      leewaySec: settings.leewaySec,
-      signingAlg: settings.signingAlg,
-    },
-    auth: {
-      loginFailuresPerMinute: settings.loginFailuresPerMinute,
-      maxAssertionLifetimeSec: settings.maxAssertionLifetimeSec,
-      assertionIatSkewSec: settings.assertionIatSkewSec,
-      noncesPerAddress: settings.noncesPerAddress,
-      maxNonces: settings.maxNonces,
-      forgedTokensPerMinute: settings.forgedTokensPerMinute,
-      verifiedTokenCacheEntries: settings.verifiedTokenCacheEntries,
-      deviceViewEntries: settings.deviceViewEntries,
-    },
-    routes: settings.routes,
-    logLevel: settings.logLevel,
-    admin: {
-      host: settings.adminHost,
-      port: settings.adminPort,
-      certFile: settings.adminCert,
-      keyFile: settings.adminKey,
-      caFile: settings.adminCa,
-      jwksPort: settings.jwksPort,
-    },
-  };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -1,68 +1,26 @@
 import { z } from 'zod';
-import { DEFAULTS, DEFAULT_ROUTES } from './defaults.ts';
-import {
-  canRead, httpUrl, ipAddress, isLoopback, nonEmptyText, oneOf, quote, readableFile, wholeNumber,
-} from './fields.ts';
-import { ROUTES_SETTING } from './route-setting.ts';
-import { STORE_SETTING } from './store-setting.ts';
-import { LOG_LEVELS, SIGNING_ALGS } from './types.ts';
+import { canRead } from './fields.ts';
+import { defaultsOf, fieldsOf, specsOf, type SettingSpec } from './setting.ts';
+import { GATEWAY_SETTINGS } from './settings.ts';
 
-const port = () => wholeNumber(0, 65535);
-const GIB = 1 << 30;
-
-/**
- * Every setting a config file or flags may give, with what it accepts and its default. The key
- * list, the input type and the defaults come from here; any other key is a problem.
- */
-const SETTING_FIELDS = z.strictObject({
-  coapHost: ipAddress().prefault(DEFAULTS.coapHost),
-  coapPort: port().prefault(DEFAULTS.coapPort),
-  piggybackReplyMs: wholeNumber(0, 60_000).prefault(DEFAULTS.piggybackReplyMs),
-  exchangeLifetimeSec: wholeNumber(1, 3600).prefault(DEFAULTS.exchangeLifetimeSec),
-  maxExchanges: wholeNumber(100, 10_000_000).prefault(DEFAULTS.maxExchanges),
-  maxPayloadBytes: wholeNumber(64, 1024 * 1024).prefault(DEFAULTS.maxPayloadBytes),
-  udpRecvBufferBytes: wholeNumber(4096, GIB).prefault(DEFAULTS.udpRecvBufferBytes),
-  responseCacheBytes: wholeNumber(1024, GIB).prefault(DEFAULTS.responseCacheBytes),
-  blockBufferBytes: wholeNumber(1024, GIB).prefault(DEFAULTS.blockBufferBytes),
-  blockLifetimeSec: wholeNumber(1, 3600).prefault(DEFAULTS.blockLifetimeSec),
-  representationBytes: wholeNumber(1024, GIB).prefault(DEFAULTS.representationBytes),
-  backend: httpUrl('the backend\'s base URL'),
-  backendCa: readableFile().optional(),
-  backendTimeoutMs: wholeNumber(1, 600_000).prefault(DEFAULTS.backendTimeoutMs),
-  backendConnections: wholeNumber(1, 10_000).prefault(DEFAULTS.backendConnections),
-  state: nonEmptyText().prefault(DEFAULTS.stateDir),
-  store: STORE_SETTING,
-  tokenTtlSec: wholeNumber(1, 30 * 24 * 3600).prefault(DEFAULTS.tokenTtlSec),
-  refreshTtlSec: wholeNumber(1, 365 * 24 * 3600).prefault(DEFAULTS.refreshTtlSec),
-  leewaySec: wholeNumber(0, 3600).prefault(DEFAULTS.leewaySec),
-  issuer: nonEmptyText().prefault(DEFAULTS.issuer),
-  audience: nonEmptyText().prefault(DEFAULTS.audience),
-  signingAlg: oneOf(SIGNING_ALGS).prefault(DEFAULTS.signingAlg),
-  loginFailuresPerMinute: wholeNumber(1, 1_000_000).prefault(DEFAULTS.loginFailuresPerMinute),
-  maxAssertionLifetimeSec: wholeNumber(1, 24 * 3600).prefault(DEFAULTS.maxAssertionLifetimeSec),
-  assertionIatSkewSec: wholeNumber(0, 24 * 3600).prefault(DEFAULTS.assertionIatSkewSec),
-  noncesPerAddress: wholeNumber(1, 1000).prefault(DEFAULTS.noncesPerAddress),
-  maxNonces: wholeNumber(1, 10_000_000).prefault(DEFAULTS.maxNonces),
-  forgedTokensPerMinute: wholeNumber(1, 1_000_000).prefault(DEFAULTS.forgedTokensPerMinute),
-  verifiedTokenCacheEntries: wholeNumber(0, 10_000_000).prefault(DEFAULTS.verifiedTokenCacheEntries),
-  deviceViewEntries: wholeNumber(1, 10_000_000).prefault(DEFAULTS.deviceViewEntries),
-  // Parsed like given routes: the config gets its own copy, so freezing it leaves the defaults be.
-  routes: ROUTES_SETTING.prefault(() => [...DEFAULT_ROUTES]),
-  logLevel: oneOf(LOG_LEVELS).prefault(DEFAULTS.logLevel),
-  adminHost: ipAddress().refine(isLoopback, {
-    error: (issue) => `the admin API listens on loopback only (127.0.0.1 or ::1), got ${quote(issue.input)}`,
-  }).prefault(DEFAULTS.adminHost),
-  adminPort: port().optional(),
-  adminCert: nonEmptyText().prefault(DEFAULTS.adminCertFile),
-  adminKey: nonEmptyText().prefault(DEFAULTS.adminKeyFile),
-  adminCa: nonEmptyText().prefault(DEFAULTS.adminCaFile),
-  jwksPort: port().optional(),
-});
+/** Every setting a config file or flags may give, flat, as the table declares them; any other key is a problem. */
+const SETTING_FIELDS = z.strictObject(fieldsOf(GATEWAY_SETTINGS));
 
 export type SettingName = keyof typeof SETTING_FIELDS.shape;
 export type Settings = z.output<typeof SETTING_FIELDS>;
 
 export const CONFIG_KEYS = Object.keys(SETTING_FIELDS.shape) as readonly SettingName[];
+
+/** Each setting's declaration by its key: what --help and the docs say of it. */
+export const SETTING_SPECS = Object.fromEntries(specsOf(GATEWAY_SETTINGS).map((spec) => [spec.key, spec])) as {
+  readonly [Name in SettingName]: SettingSpec;
+};
+
+/** The defaults the schema fills in, by setting key. */
+export const DEFAULTS = defaultsOf(GATEWAY_SETTINGS);
+
+/** One setting's schema alone, default included: for commands that read one setting and nothing else. */
+export const settingField = <Name extends SettingName>(name: Name): (typeof SETTING_FIELDS.shape)[Name] => SETTING_FIELDS.shape[name];
 
 /** Names that still work, with a warning: a setting's name says its unit. */
 export const DEPRECATED_NAMES = {

@@ -1,7 +1,8 @@
+import { DEFAULTS } from '../config/index.ts';
 import type { DeviceRecord, Store, StoreChange } from './ports.ts';
 
 export interface DeviceViewOptions {
-  /** Devices held at once; past it the least recently used is forgotten (`onEvicted`). */
+  /** Devices held at once; past it the least recently used is forgotten (`onEvicted`). The config's deviceViewEntries unless given. */
   maxEntries?: number;
   /** Ids known to be absent held at once (see `get`'s `rememberAbsent`); past it the oldest is forgotten. */
   maxAbsentEntries?: number;
@@ -39,8 +40,6 @@ export interface DeviceView {
   close(): void;
 }
 
-const DEFAULT_MAX_ENTRIES = 200_000;
-
 interface HeldDevice {
   record: DeviceRecord;
   /** The placement count when it was last put at the back of the order. */
@@ -49,7 +48,7 @@ interface HeldDevice {
 const DEFAULT_MAX_ABSENT_ENTRIES = 10_000;
 
 export function createDeviceView(store: Store, options: DeviceViewOptions = {}): DeviceView {
-  const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  const maxEntries = options.maxEntries ?? DEFAULTS.deviceViewEntries;
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError(`maxEntries must be a positive integer, got ${maxEntries}`);
   const maxAbsentEntries = options.maxAbsentEntries ?? DEFAULT_MAX_ABSENT_ENTRIES;
   if (!Number.isInteger(maxAbsentEntries) || maxAbsentEntries < 0) {

@@ -13,10 +13,10 @@ import { openRedisSession } from './redis-session.ts';
 import { parseRedisUrl } from './redis-url.ts';
 
 export interface RedisStoreOptions {
-  /** `redis://[[user]:password@]HOST:PORT[/DB]`, `rediss://...` (TLS) or `redis+unix:///path.sock[?db=N]`. */
+  /** `redis://[[USER]:PASSWORD@]HOST:PORT[/DB]`, `rediss://...` (TLS) or `redis+unix:///PATH[?db=DB]`: see parseRedisUrl. */
   url: string;
-  /** Before every key and the feed's channel, so fleets (or tests) can share one Redis. Default `gw:`. */
-  keyPrefix?: string;
+  /** Before every key and the feed's channel, so fleets (or tests) can share one Redis. */
+  keyPrefix: string;
   /** How long opening may take before the store (and the gateway) gives up. */
   connectTimeoutMs: number;
   /** How long one round trip may take before it fails with StoreUnavailableError. */
@@ -24,8 +24,6 @@ export interface RedisStoreOptions {
   nowMs?: () => number;
   onLog?: StoreLog;
 }
-
-export const DEFAULT_REDIS_KEY_PREFIX = 'gw:';
 
 /**
  * The `redis` store, for a fleet of gateways on one Redis: two connections (commands, and a
@@ -41,7 +39,7 @@ export async function buildRedisStore(options: RedisStoreOptions): Promise<Store
     if (!Number.isInteger(value) || value < 1) throw new TypeError(`${name} must be a positive integer of milliseconds, got ${value}`);
   }
   const target = parseRedisUrl(options.url);
-  const layout = redisKeyLayout(options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX);
+  const layout = redisKeyLayout(options.keyPrefix);
   const onLog: StoreLog = options.onLog ?? (() => undefined);
   const feed = createChangeFeed(onLog);
   const session = await openRedisSession({
