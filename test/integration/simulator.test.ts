@@ -73,7 +73,7 @@ t.test('normal, open loop with warm-up: a rate and a count; warm-up requests are
 
 t.test('tampered: a changed signature gets 4.01 (token invalid) and never reaches the backend', async (t) => {
   // The whole simulated fleet shares one source address here: lift the per-address budget of
-  // failed signature checks, which would otherwise answer 4.29 after 20 (issue 8).
+  // failed signature checks (forgedTokensPerMinute, 20 by default), past which it answers 4.29.
   const h = await startHarness(t, { config: { forgedTokensPerMinute: 1000 } });
   const devices = await provisionFleet(h, FLEET_SIZE);
   const report = await runFleet(fleetOptions(h, devices, 'tampered'));
