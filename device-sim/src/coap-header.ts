@@ -4,12 +4,7 @@
 export const HEADER_BYTES = 4;
 
 /** RFC 7252 section 3: the Type field. */
-export const MessageType = {
-  con: 0,
-  non: 1,
-  ack: 2,
-  rst: 3,
-} as const;
+export const MessageType = { con: 0, non: 1, ack: 2, rst: 3 } as const;
 
 /**
  * Writes a header into the first four bytes of `into` and returns `into`. Any field value is
