@@ -2,43 +2,26 @@
 // raw ES256 verification rate in this process for scale. A secret login costs the gateway a
 // SHA-256 and one ES256 signature (the access token); an assertion login one ES256 verification
 // more, and a jti spent in the store.
-import { randomBytes } from 'node:crypto';
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, jwtVerify, type CryptoKey, type JWK } from 'jose';
-import { generateSecret, hashSecret, newRecordId } from '../../gateway/src/auth/index.ts';
-import { DEFAULTS, parseStoreSetting } from '../../gateway/src/config/index.ts';
-import { openStore } from '../../gateway/src/store/index.ts';
+import { join } from 'node:path';
+import { importJWK, jwtVerify } from 'jose';
+import { DEFAULTS } from '../../gateway/src/config/index.ts';
 import { AuthRequestKey } from '../../gateway/src/wire/index.ts';
+import { ASSERTION_LIFETIME_SEC, AssertionSigner } from '../src/device-assertion.ts';
 import { DeviceClient } from '../src/device-client.ts';
-import { emitResult, fleetIds, flag, round1, say, startBackendProcess, startGatewayProcess, tempDir } from './lib.ts';
+import { addFleet } from '../src/spawn-gateway.ts';
+import { emitResult, flag, round1, say, startBackendProcess, startGatewayProcess, tempDir } from './lib.ts';
 
 const durationSec = Number(flag('duration') ?? 5);
 const concurrency = Number(flag('concurrency') ?? 32);
 const deviceCount = Number(flag('devices') ?? 200);
 
-interface KeyedDevice { id: string; secret: Buffer; kid: string; privateKey: CryptoKey; publicJwk: JWK }
-
 const state = await tempDir('bench-assertions-');
-const fleet: KeyedDevice[] = [];
-for (const id of fleetIds(deviceCount)) {
-  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
-  const publicJwk = await exportJWK(publicKey);
-  fleet.push({ id, secret: generateSecret(), kid: await calculateJwkThumbprint(publicJwk), privateKey, publicJwk });
-}
-{
-  const store = await openStore(parseStoreSetting('file'), { stateDir: state.path });
-  const createdAt = new Date().toISOString();
-  await store.devices.add(fleet.map((d) => ({
-    id: d.id, secretHash: hashSecret(d.secret), scopes: ['telemetry:write'], createdAt, recordId: newRecordId(),
-    keys: [{ kid: d.kid, alg: 'ES256' as const, publicJwk: d.publicJwk, addedAt: createdAt }],
-  })));
-  await store.close();
-}
+// Each device with a secret and an ES256 key pair, as the simulator's fleets are provisioned.
+const fleet = (await addFleet(join(state.path, 'provisioned.json'), deviceCount, ['--key-type', 'ES256', '--state', state.path]))
+  .map((d) => ({ ...d, signer: new AssertionSigner(d.privateJwk!) }));
 
-const assertionOf = (d: KeyedDevice): Promise<string> => {
-  const iat = Math.floor(Date.now() / 1000);
-  return new SignJWT({ aud: DEFAULTS.audience, jti: randomBytes(12).toString('base64url') })
-    .setProtectedHeader({ alg: 'ES256', kid: d.kid }).setIssuedAt(iat).setExpirationTime(iat + 300).sign(d.privateKey);
-};
+const assertionOf = (d: (typeof fleet)[number]): Promise<string> =>
+  d.signer.sign({ audience: DEFAULTS.audience, iatSec: Math.floor(Date.now() / 1000), lifetimeSec: ASSERTION_LIFETIME_SEC });
 
 /** Closed loop: `concurrency` devices each send the next login as soon as the last is answered. */
 async function loginLoop(port: number, seconds: number, body: (i: number) => Promise<Map<number, unknown>> | Map<number, unknown>) {
@@ -89,8 +72,8 @@ try {
 
   // jose's raw verification of the same kind of assertion, in this process, for scale.
   const sample = signed[0]!;
-  const key = fleet[0]!;
-  const publicKey = await importJWK(key.publicJwk, 'ES256');
+  const { d: _, ...publicJwk } = fleet[0]!.privateJwk!;
+  const publicKey = await importJWK(publicJwk, 'ES256');
   let verified = 0;
   const verifyEnd = performance.now() + 1000;
   while (performance.now() < verifyEnd) {

@@ -2,7 +2,8 @@
 // or the raw node:dgram one, the floor), driven by the same load generator and the same requests
 // (token option included) as the gateway, closed loop at its peak or open loop at a given rate.
 import { runFleet } from '../src/fleet.ts';
-import { flag, fleetIds, gatewayLikeToken, loadPhaseCpu, printReport, say, startEchoProcess } from './lib.ts';
+import { flag, fleetIds, loadPhaseCpu, printReport, say, startEchoProcess } from './lib.ts';
+import { gatewayLikeToken } from './token-fixtures.ts';
 
 export type EchoKind = 'node-coap' | 'raw';
 

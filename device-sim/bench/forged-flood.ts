@@ -1,4 +1,4 @@
-// The forged-signature flood as a bench figure (issue 8): one gateway process, one run, the same
+// The forged-signature flood as a bench figure: one gateway process, one run, the same
 // legitimate open-loop load twice: phase A alone, phase B while forged tokens arrive from other
 // UDP sockets on 127.0.0.1. Each forgery is what anyone who saw one real token can make: its
 // header (real alg and kid) and claims (a real device's sub and record id), a fresh jti so the

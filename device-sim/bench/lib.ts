@@ -1,15 +1,15 @@
 // Shared by the benchmark scenarios (one scenario per file, each run in a fresh process by
-// `device-sim bench`). Bench code may use gateway internals to provision quickly and to sign
-// tokens; the simulator itself (device-sim/src) only uses the wire contract.
-import { mkdtemp, rm } from 'node:fs/promises';
+// `device-sim bench`). Scenarios drive the gateway as devices and operators do: over the wire,
+// and through the CLI to provision. A figure of one part of the gateway on purpose (the verifier,
+// the CBOR mapping, the file store with a million devices) imports that part's folder index.ts,
+// never a file behind it; the simulator itself (device-sim/src) only uses the wire contract.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Keystore, createTokenIssuer, generateSecret, hashSecret, newRecordId, recordIdOf } from '../../gateway/src/auth/index.ts';
-import { DEFAULTS, parseStoreSetting } from '../../gateway/src/config/index.ts';
-import { buildFileStore, openStore } from '../../gateway/src/store/index.ts';
 import type { SecretCredentials } from '../src/devices-file.ts';
 import { formatFleetReport, type FleetReport } from '../src/report.ts';
 import type { ProfileWindow } from '../src/cpu-profile.ts';
+import { addFleet } from '../src/spawn-gateway.ts';
 import { printProfile } from './measure.ts';
 import { startBackendProcess, startGatewayProcess } from './processes.ts';
 
@@ -50,62 +50,30 @@ export function fleetIds(count: number, prefix = 'sim-'): string[] {
   return Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(width, '0')}`);
 }
 
-/** Devices per store write when provisioning into Redis: one script call each, not one of 100,000 ids. */
-const REDIS_PROVISION_BATCH = 10_000;
+/**
+ * `gateway devices add --count` adds the whole fleet in one store call; into Redis that is one
+ * script, which for 100,000 devices outlasts the default command timeout (1 s).
+ */
+const PROVISION_COMMAND_TIMEOUT_MS = 120_000;
 
 /**
- * Provisions devices in as few store writes as it can (what `gateway devices add --count` does,
- * without 100k CLI calls), into the file store in `stateDir` or, with `store` a Redis URL (as
- * `gateway serve --store` takes it), into Redis under the gateway's default key prefix.
+ * Provisions `count` devices (`sim-...`) as an operator does, with one `gateway devices add
+ * --count`: into the file store in `stateDir` or, with `store` a Redis URL (as `gateway serve
+ * --store` takes it), into Redis under the gateway's default key prefix.
  */
 export async function provision(stateDir: string, count: number, scopes = ['telemetry:write'], store = 'file'): Promise<SecretCredentials[]> {
-  const opened = await openStore(parseStoreSetting(store), { stateDir });
-  try {
-    const createdAt = new Date().toISOString();
-    const fleet = fleetIds(count).map((id) => ({ id, secret: generateSecret() }));
-    const records = fleet.map(({ id, secret }) => ({ id, secretHash: hashSecret(secret), scopes, createdAt, recordId: newRecordId() }));
-    const batch = opened.kind === 'redis' ? REDIS_PROVISION_BATCH : records.length;
-    for (let i = 0; i < records.length; i += batch) await opened.devices.add(records.slice(i, i + batch));
-    return fleet;
-  } finally {
-    await opened.close();
+  const flags = ['--prefix', 'sim-', '--scope', ...scopes, '--state', stateDir];
+  if (store !== 'file') {
+    // The CLI reads the object form of `store`, with its timeouts, from a gateway config file.
+    const config = join(stateDir, 'provision-config.json');
+    await writeFile(config, JSON.stringify({ store: { kind: 'redis', url: store, commandTimeoutMs: PROVISION_COMMAND_TIMEOUT_MS } }));
+    flags.push('--config', config);
   }
-}
-
-/** A token exactly like the gateway's (same claims, same key type), for the echo server's requests. */
-export async function gatewayLikeToken(sub: string): Promise<string> {
-  const dir = await tempDir('bench-keys-');
-  try {
-    const keystore = await Keystore.open({ dir: dir.path, signingAlg: DEFAULTS.signingAlg, maxTokenLifetimeSec: 3600, nowMs: Date.now }, true);
-    const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
-      ttlSec: DEFAULTS.tokenTtlSec, nowMs: Date.now });
-    return (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: newRecordId() })).accessToken;
-  } finally {
-    await dir.remove();
-  }
+  return addFleet(join(stateDir, 'provisioned.json'), count, flags);
 }
 
 export function round1(value: number): number {
   return Math.round(value * 10) / 10;
-}
-
-/** A keystore, a store with one device, and a token the gateway issued to it: what the verify benchmarks need. */
-export async function tokenFixture(): Promise<{
-  token: string; keystore: Keystore; store: Awaited<ReturnType<typeof buildFileStore>>; issue(sub: string, format?: 'jwt' | 'cwt'): Promise<string>;
-  remove(): Promise<void>;
-}> {
-  const dir = await tempDir('bench-verify-');
-  const keystore = await Keystore.open({ dir: join(dir.path, 'keys'), signingAlg: DEFAULTS.signingAlg, maxTokenLifetimeSec: 3600, nowMs: Date.now }, true);
-  const store = await buildFileStore(dir.path);
-  const ids = fleetIds(10_000);
-  const createdAt = new Date().toISOString();
-  await store.devices.add(ids.map((id) => ({ id, secretHash: hashSecret(generateSecret()), scopes: ['telemetry:write'], createdAt })));
-  const issuer = createTokenIssuer({ keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
-    ttlSec: DEFAULTS.tokenTtlSec, nowMs: Date.now });
-  const issue = async (sub: string, format: 'jwt' | 'cwt' = 'jwt') =>
-    (await issuer.issue({ id: sub, scopes: ['telemetry:write'], recordId: recordIdOf((await store.devices.get(sub))!) }, undefined, format))
-      .accessToken;
-  return { token: await issue(ids[0]!), keystore, store, issue, remove: dir.remove };
 }
 
 /**

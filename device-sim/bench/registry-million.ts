@@ -1,5 +1,5 @@
 // The `file` store with a million provisioned devices: how long a store takes to open, what adding
-// or removing one device costs (in this process, and as a CLI process from start to exit), the
+// or removing one device costs (in this process, and as a `gateway devices add` from start to exit), the
 // memory a store holds, and the longest event-loop stall in a gateway-like store instance while
 // another process adds and removes devices (`longest_stall_ms`), beside the same probe while that
 // writer works on a directory the store does not watch (`stall_floor_ms`: what a busy neighbour
@@ -9,30 +9,14 @@
 // Run: node --import tsx device-sim/bench/registry-million.ts [--devices 1000000] [--churn 200] [--no-migrate]
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { readdir, stat, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import type { DeviceRecord, StoreChange } from '../../gateway/src/store/ports.ts';
-import { buildFileStore } from '../../gateway/src/store/file/index.ts';
-import { forEachLimited } from '../../gateway/src/store/file/device-buckets.ts';
-
-// Not lib.ts: the writer child's start-up time is a figure here, and lib.ts loads the whole gateway.
-const flag = (name: string): string | undefined => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? undefined : process.argv[i + 1];
-};
-const hasFlag = (name: string): boolean => process.argv.includes(`--${name}`);
-/** Ids as `gateway devices add --count` names them. */
-const fleetIds = (count: number, prefix: string): string[] => {
-  const width = String(count).length;
-  return Array.from({ length: count }, (_, i) => `${prefix}${String(i + 1).padStart(width, '0')}`);
-};
-async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), prefix));
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
-}
+import { buildFileStore, forEachLimited, type DeviceRecord, type StoreChange } from '../../gateway/src/store/index.ts';
+import { GATEWAY_BIN } from '../src/spawn-gateway.ts';
+import { flag, fleetIds, hasFlag, tempDir } from './lib.ts';
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const ms = (since: number) => Math.round((performance.now() - since) * 10) / 10;
@@ -61,18 +45,6 @@ async function provision(stateDir: string, count: number): Promise<void> {
   await store.devices.add(records);
   await store.close();
   process.stdout.write(`${JSON.stringify({ generate_ms: generateMs, provision_ms: ms(at), max_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024) })}\n`);
-}
-
-/** The CLI's `devices add <id>` as a process: open the store, add one device, close. */
-async function addOne(stateDir: string): Promise<void> {
-  const started = performance.now();
-  const store = await buildFileStore(stateDir);
-  const openMs = ms(started);
-  const at = performance.now();
-  await store.devices.add(fleetRecords(1, 'cli-'));
-  const addMs = ms(at);
-  await store.close();
-  process.stdout.write(`${JSON.stringify({ open_ms: openMs, add_one_ms: addMs, total_in_process_ms: ms(started) })}\n`);
 }
 
 /** A CLI-like process: opens the store, adds and removes `churn` devices one at a time, reports. */
@@ -110,19 +82,30 @@ async function writer(stateDir: string, churn: number): Promise<void> {
   })}\n`);
 }
 
-/** Runs this file as a child (`--writer`), resolving with its JSON and its wall time from spawn to exit. */
-function runChild(args: string[]): Promise<{ wallMs: number; result: Record<string, number> }> {
+/**
+ * Runs a child process, resolving with its stdout and its wall time from spawn to exit. Its
+ * stderr (the CLI's "device added" line) is shown only when it fails.
+ */
+function runProcess(args: string[]): Promise<{ wallMs: number; out: string }> {
   const started = performance.now();
-  const child = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
+  let err = '';
   child.stdout.on('data', (chunk: Buffer) => { out += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => { err += chunk.toString(); });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`writer exited with ${code}`));
-      else resolve({ wallMs: ms(started), result: JSON.parse(out) as Record<string, number> });
+      if (code !== 0) reject(new Error(`${args.slice(-4).join(' ')} exited with ${code}: ${err.slice(0, 2000)}`));
+      else resolve({ wallMs: ms(started), out });
     });
   });
+}
+
+/** Runs this file as a child (`--writer`, `--provision`), resolving with its JSON and its wall time. */
+async function runChild(args: string[]): Promise<{ wallMs: number; result: Record<string, number> }> {
+  const { wallMs, out } = await runProcess([...process.execArgv, fileURLToPath(import.meta.url), ...args]);
+  return { wallMs, result: JSON.parse(out) as Record<string, number> };
 }
 
 /**
@@ -214,9 +197,9 @@ async function main(): Promise<void> {
     figures.rss_mb_after_churn = mb(process.memoryUsage().rss);
     figures.max_rss_mb = Math.round(process.resourceUsage().maxRSS / 1024);
 
-    // The CLI's `devices add <id>`: a fresh process that opens the store, adds one device, exits.
-    const cliAdd = await runChild(['--add-one', state.path]);
-    figures.cli_add_one = { ...cliAdd.result, process_wall_ms: cliAdd.wallMs };
+    // The operator's `gateway devices add <id>`: a process that opens the store, adds one device, exits.
+    const cliAdd = await runProcess([GATEWAY_BIN, 'devices', 'add', 'cli-1', '--state', state.path]);
+    figures.cli_add_one = { process_wall_ms: cliAdd.wallMs };
 
     at = performance.now();
     let listed = 0;
@@ -248,9 +231,7 @@ async function main(): Promise<void> {
 }
 
 const writerDir = flag('writer');
-const addOneDir = flag('add-one');
 const provisionDir = flag('provision');
 if (writerDir !== undefined) await writer(writerDir, Number(flag('churn') ?? 0));
 else if (provisionDir !== undefined) await provision(provisionDir, Number(flag('devices')));
-else if (addOneDir !== undefined) await addOne(addOneDir);
 else await main();

@@ -13,7 +13,7 @@ const concurrency = Number(flag('concurrency') ?? 128);
 const state = await tempDir('bench-rss-');
 const started = performance.now();
 const devices = await provision(state.path, provisioned);
-say(`provisioned ${provisioned} devices through the store in ${Math.round(performance.now() - started)} ms`);
+say(`provisioned ${provisioned} devices with the CLI in ${Math.round(performance.now() - started)} ms`);
 const backend = await startBackendProcess();
 const gateway = await startGatewayProcess({ stateDir: state.path, backendUrl: backend.url });
 try {

@@ -13,7 +13,8 @@ import { ACCESS_TOKEN_TYP, createBackendTokens, createTokenVerifier, type Verifi
 import { DEFAULTS } from '../../gateway/src/config/index.ts';
 import { ACCESS_TOKEN_OPTION } from '../../gateway/src/wire/index.ts';
 import { createDeviceView } from '../../gateway/src/store/index.ts';
-import { emitResult, flag, fleetIds, opsPerSec, say, tokenFixture } from './lib.ts';
+import { emitResult, flag, fleetIds, opsPerSec, say } from './lib.ts';
+import { tokenFixture } from './token-fixtures.ts';
 
 const ms = Number(flag('ms') ?? 700);
 const rounds = Number(flag('rounds') ?? 3);

@@ -13,7 +13,7 @@ export const realClock: WallClock = {
 /**
  * A device's idea of time. Many devices have no real-time clock, or one that is off: the device
  * reads its own (skewed) clock and corrects it with the server time (whole seconds) that the
- * gateway puts in every 2.01 and 4.01 body (DESIGN.md, keys and clocks).
+ * gateway puts in every 2.01 and 4.01 body (key 4 of the wire contract).
  */
 export class DeviceClock {
   readonly #wall: WallClock;

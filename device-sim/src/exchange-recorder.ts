@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { ErrorKey } from '../../gateway/src/wire/index.ts';
 import type { Traffic } from './counting-socket.ts';
 import type { CoapAnswer } from './device-client.ts';
@@ -5,6 +6,11 @@ import type { ExchangeStats } from './report.ts';
 import { LatencyHistogram, Tally, round3 } from './stats.ts';
 
 const MAX_ERROR_SAMPLES = 5;
+
+/** Where an exchange's latency counts from; an exchange that tries again (a probe) moves it to its last try. */
+export interface LatencyClock {
+  startMs: number;
+}
 
 /** Counts one kind of exchange (readings, or logins): codes, wire errors, latency, bytes. */
 export class ExchangeRecorder {
@@ -24,6 +30,28 @@ export class ExchangeRecorder {
   /** `errorSamples` is shared by the recorders of one run. */
   constructor(errorSamples: Set<string>) {
     this.#errorSamples = errorSamples;
+  }
+
+  /**
+   * Counts one exchange of `client`: sent at once; then the answer `send` resolves with, and its
+   * latency from `startMs` (now, or an open loop's due time), or its failure (a timeout, an
+   * error); and, either way, what the device's socket moved meanwhile. Undefined without an answer.
+   */
+  async measure(client: { traffic(): Traffic }, send: (clock: LatencyClock) => Promise<CoapAnswer>,
+    startMs = performance.now()): Promise<CoapAnswer | undefined> {
+    const before = client.traffic();
+    const clock: LatencyClock = { startMs };
+    this.sent += 1;
+    try {
+      const answer = await send(clock);
+      this.answer(answer, performance.now() - clock.startMs);
+      return answer;
+    } catch (err) {
+      this.failure(err);
+      return undefined;
+    } finally {
+      this.traffic(before, client.traffic());
+    }
   }
 
   answer(answer: CoapAnswer, latencyMs: number): void {
@@ -89,7 +117,7 @@ export function wireErrorOf(answer: CoapAnswer): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-/** Key 4 of an error body: the gateway's clock, for devices that have none (DESIGN.md). */
+/** Key 4 of an error body: the gateway's clock, which every error body carries for devices that have none. */
 export function serverTimeOf(answer: CoapAnswer): number | undefined {
   if (answer.code.startsWith('2.') || !(answer.body instanceof Map)) return undefined;
   const time = (answer.body as Map<unknown, unknown>).get(ErrorKey.serverTimeSec);

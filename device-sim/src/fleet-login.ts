@@ -1,6 +1,5 @@
-import { performance } from 'node:perf_hooks';
 import type { TokenFormatName } from '../../gateway/src/wire/index.ts';
-import { tokenFormatOf, type AccessToken, type AuthResult, type CoapAnswer, type TokenRequest } from './device-client.ts';
+import { tokenFormatOf, type AccessToken, type AuthResult, type CoapAnswer, type TokenRequest, type Tokens } from './device-client.ts';
 import type { DeviceSession } from './device-session.ts';
 import type { ExchangeRecorder } from './exchange-recorder.ts';
 import type { ResolvedFleetOptions } from './fleet-options.ts';
@@ -44,30 +43,26 @@ export function createAuthenticate(o: ResolvedFleetOptions, errorSamples: Set<st
   const measured = async (s: DeviceSession, kind: AuthKind, recorder: ExchangeRecorder): Promise<CoapAnswer | undefined> => {
     const client = s.client!;
     const presented = kind === 'refresh' ? s.refreshToken : kind === 'refresh-spent' ? s.spentRefreshToken : undefined;
-    recorder.sent += 1;
     if (kind !== 'login' && presented === undefined) {
+      recorder.sent += 1;
       recorder.failure(new Error(`${kind}: the device holds no ${kind === 'refresh' ? '' : 'spent '}refresh token (an earlier step failed)`));
       return undefined;
     }
-    const traffic0 = client.traffic();
-    const startMs = performance.now();
-    try {
-      const { answer, tokens } = kind === 'login' ? await loginOnce(s) : await client.refresh(presented!, request);
-      recorder.answer(answer, performance.now() - startMs);
-      if (tokens !== undefined) {
-        s.useTokens(tokens, kind === 'refresh');
-        tokensIssued[tokenFormatOf(tokens.accessToken)] += 1;
-      }
-      // A refused spent token says nothing about the device's current one: keep that.
-      else s.noteRefusedLogin(answer, kind === 'refresh');
-      if (answer.code === '2.01' && tokens === undefined) errorSamples.add('a login answered 2.01 without the tokens {1 (text or bytes), 2, 3 (bytes), 4} of the wire contract');
-      return answer;
-    } catch (err) {
-      recorder.failure(err);
-      return undefined;
-    } finally {
-      recorder.traffic(traffic0, client.traffic());
+    let tokens: Tokens<AccessToken> | undefined;
+    const answer = await recorder.measure(client, async () => {
+      const result = kind === 'login' ? await loginOnce(s) : await client.refresh(presented!, request);
+      tokens = result.tokens;
+      return result.answer;
+    });
+    if (answer === undefined) return undefined;
+    if (tokens !== undefined) {
+      s.useTokens(tokens, kind === 'refresh');
+      tokensIssued[tokenFormatOf(tokens.accessToken)] += 1;
     }
+    // A refused spent token says nothing about the device's current one: keep that.
+    else s.noteRefusedLogin(answer, kind === 'refresh');
+    if (answer.code === '2.01' && tokens === undefined) errorSamples.add('a login answered 2.01 without the tokens {1 (text or bytes), 2, 3 (bytes), 4} of the wire contract');
+    return answer;
   };
 
   return (s, kind, recorder) => (kind === 'login' && o.scenario.login === 'nonce-assertion'

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import type { CoapAnswer } from './device-client.ts';
 import type { DeviceSession } from './device-session.ts';
 import { SimError } from './errors.ts';
 import { ExchangeRecorder, wireErrorOf } from './exchange-recorder.ts';
@@ -26,33 +27,30 @@ export async function runSteps(steps: readonly Step[], when: 'before' | 'after',
   for (const step of steps) {
     const recorder = new ExchangeRecorder(errorSamples);
     let asExpected = 0;
-    const count = (code: string | undefined, wire: number | undefined) => {
-      if (code !== undefined && meets(step.expect, code, wire)) asExpected += 1;
+    const count = (answer: CoapAnswer | undefined) => {
+      if (answer !== undefined && meets(step.expect, answer.code, wireErrorOf(answer))) asExpected += 1;
     };
     let waitedMs = 0;
     switch (step.kind) {
       case 'reading':
-        await eachDevice(sessions, o, async (s) => {
-          const answer = await exchange(s, recorder, { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading() });
-          if (answer !== undefined) count(answer.code, wireErrorOf(answer));
+        await eachDevice(sessions, o.loginConcurrency, o.signal, async (s) => {
+          count(await exchange(s, recorder, { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading() }));
         });
         break;
       case 'login':
       case 'refresh':
       case 'refresh-spent':
-        await eachDevice(sessions, o, async (s) => {
-          const answer = await authenticate(s, step.kind as 'login' | 'refresh' | 'refresh-spent', recorder);
-          if (answer !== undefined) count(answer.code, wireErrorOf(answer));
+        await eachDevice(sessions, o.loginConcurrency, o.signal, async (s) => {
+          count(await authenticate(s, step.kind as 'login' | 'refresh' | 'refresh-spent', recorder));
         });
         break;
       case 'revoke': {
         await revokeAll(sessions, o);
         const revokedMs = performance.now();
-        await eachDevice(sessions, o, async (s) => {
+        await eachDevice(sessions, o.loginConcurrency, o.signal, async (s) => {
           const answer = await probeUntilRefused(s, o, recorder, revokedMs + o.revocationWaitMs);
-          if (answer === undefined) return;
-          count(answer.code, wireErrorOf(answer));
-          if (answer.code !== STILL_ACCEPTED) waitedMs = Math.max(waitedMs, performance.now() - revokedMs);
+          count(answer);
+          if (answer !== undefined && answer.code !== STILL_ACCEPTED) waitedMs = Math.max(waitedMs, performance.now() - revokedMs);
         });
         break;
       }
@@ -65,21 +63,18 @@ export async function runSteps(steps: readonly Step[], when: 'before' | 'after',
   return reports;
 }
 
-/** The operator's revocation of every device (`gateway devices revoke ID`), `revokeConcurrency` at a time. */
-async function revokeAll(sessions: readonly DeviceSession[], o: ResolvedFleetOptions): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < sessions.length) {
-      const s = sessions[next]!;
-      next += 1;
-      try {
-        await o.revokeDevice!(s.id);
-      } catch (err) {
-        throw new SimError('SIM_ERR_SCENARIO', `${o.scenario.name}: revoking device ${s.id} failed: ${(err as Error).message}`, { cause: err });
-      }
+/**
+ * The operator's revocation of every device (`gateway devices revoke ID`), `revokeConcurrency` at
+ * a time, all of them even when the run is aborted.
+ */
+function revokeAll(sessions: readonly DeviceSession[], o: ResolvedFleetOptions): Promise<void> {
+  return eachDevice(sessions, o.revokeConcurrency, undefined, async (s) => {
+    try {
+      await o.revokeDevice!(s.id);
+    } catch (err) {
+      throw new SimError('SIM_ERR_SCENARIO', `${o.scenario.name}: revoking device ${s.id} failed: ${(err as Error).message}`, { cause: err });
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(o.revokeConcurrency, sessions.length) }, worker));
+  });
 }
 
 /**
@@ -87,55 +82,34 @@ async function revokeAll(sessions: readonly DeviceSession[], o: ResolvedFleetOpt
  * answers 4.04 (token accepted), and returns the first other answer, or the last 4.04 at the
  * deadline. Only the returned answer is counted; every probe's bytes are.
  */
-async function probeUntilRefused(s: DeviceSession, o: ResolvedFleetOptions, recorder: ExchangeRecorder, deadlineMs: number) {
+function probeUntilRefused(s: DeviceSession, o: ResolvedFleetOptions, recorder: ExchangeRecorder, deadlineMs: number) {
   const client = s.client!;
-  const traffic0 = client.traffic();
-  recorder.sent += 1;
-  try {
+  return recorder.measure(client, async (clock) => {
     for (;;) {
-      const startMs = performance.now();
+      clock.startMs = performance.now();
       const answer = await client.send({ method: 'GET', path: PROBE_PATH, token: s.accessToken ?? null });
-      if (answer.code !== STILL_ACCEPTED || performance.now() >= deadlineMs || o.signal?.aborted === true) {
-        recorder.answer(answer, performance.now() - startMs);
-        return answer;
-      }
+      if (answer.code !== STILL_ACCEPTED || performance.now() >= deadlineMs || o.signal?.aborted === true) return answer;
       await new Promise((resolve) => { setTimeout(resolve, PROBE_INTERVAL_MS); });
     }
-  } catch (err) {
-    recorder.failure(err);
-    return undefined;
-  } finally {
-    recorder.traffic(traffic0, client.traffic());
-  }
+  });
 }
 
 /** One request with the device's current token, counted under `recorder`. */
-async function exchange(s: DeviceSession, recorder: ExchangeRecorder, request: { method: 'POST'; path: string; body: unknown }) {
+function exchange(s: DeviceSession, recorder: ExchangeRecorder, request: { method: 'POST'; path: string; body: unknown }) {
   const client = s.client!;
-  const traffic0 = client.traffic();
-  const startMs = performance.now();
-  recorder.sent += 1;
-  try {
-    const answer = await client.send({ ...request, token: s.accessToken ?? null });
-    recorder.answer(answer, performance.now() - startMs);
-    return answer;
-  } catch (err) {
-    recorder.failure(err);
-    return undefined;
-  } finally {
-    recorder.traffic(traffic0, client.traffic());
-  }
+  return recorder.measure(client, () => client.send({ ...request, token: s.accessToken ?? null }));
 }
 
-/** Runs `task` for every device, `loginConcurrency` at a time; stops starting new ones once the run is aborted. */
-async function eachDevice(sessions: readonly DeviceSession[], o: ResolvedFleetOptions, task: (s: DeviceSession) => Promise<void>): Promise<void> {
+/** Runs `task` for every device, `concurrency` at a time; stops starting new ones once `signal` aborts. */
+async function eachDevice(sessions: readonly DeviceSession[], concurrency: number, signal: AbortSignal | undefined,
+  task: (s: DeviceSession) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < sessions.length && o.signal?.aborted !== true) {
+    while (next < sessions.length && signal?.aborted !== true) {
       const s = sessions[next]!;
       next += 1;
       await task(s);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(o.loginConcurrency, sessions.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(concurrency, sessions.length) }, worker));
 }

@@ -95,30 +95,22 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
     }
     const client = s.client!;
     const request = requestFor(s);
-    const traffic0 = client.traffic();
     // Open loop: latency counts from when the request was due (a login before it is counted
     // under logins instead); closed loop: from when it was sent.
     const startMs = dueMs !== undefined && !renewed ? Math.min(dueMs, performance.now()) : performance.now();
-    requests.sent += 1;
-    try {
-      const answer = await client.send(request);
-      requests.answer(answer, performance.now() - startMs);
-      const wire = wireErrorOf(answer);
-      if (meets(o.scenario.expect, answer.code, wire)) counters.asExpected += 1;
-      const serverTimeSec = serverTimeOf(answer);
-      if (serverTimeSec !== undefined) s.clock.learn(serverTimeSec);
-      if (answer.code === '4.29' || answer.code === '5.03') {
-        counters.backoffs += 1;
-        s.backOff((answer.maxAgeSec ?? DEFAULT_MAX_AGE_SEC) * 1000);
-      }
-      // A device that finds its token expired logs in again on its next turn (unless the
-      // scenario is about sending expired tokens).
-      if (wire === WireError.tokenExpired && o.scenario.refreshes) s.markTokenStale();
-    } catch (err) {
-      requests.failure(err);
-    } finally {
-      requests.traffic(traffic0, client.traffic());
+    const answer = await requests.measure(client, () => client.send(request), startMs);
+    if (answer === undefined) return;
+    const wire = wireErrorOf(answer);
+    if (meets(o.scenario.expect, answer.code, wire)) counters.asExpected += 1;
+    const serverTimeSec = serverTimeOf(answer);
+    if (serverTimeSec !== undefined) s.clock.learn(serverTimeSec);
+    if (answer.code === '4.29' || answer.code === '5.03') {
+      counters.backoffs += 1;
+      s.backOff((answer.maxAgeSec ?? DEFAULT_MAX_AGE_SEC) * 1000);
     }
+    // A device that finds its token expired logs in again on its next turn (unless the
+    // scenario is about sending expired tokens).
+    if (wire === WireError.tokenExpired && o.scenario.refreshes) s.markTokenStale();
   };
 
   let opened: DeviceSession[] = [];

@@ -1,19 +1,12 @@
 import type { RemoteInfo } from 'node:dgram';
+import { HEADER_BYTES, MessageType, writeHeader } from './coap-header.ts';
 import { bindEchoSocket, type EchoServer } from './echo-server.ts';
 
-// RFC 7252 section 3: Ver (2 bits) | Type (2 bits) | Token Length (4 bits), then Code, Message ID.
-const VERSION_1 = 0x40;
-const TYPE_MASK = 0x30;
-const TYPE_CON = 0x00;
-const TYPE_NON = 0x10;
-const TYPE_ACK = 0x20;
-const TYPE_RST = 0x30;
 const CODE_EMPTY = 0x00;
 const CODE_POST = 0x02;
 const CODE_CREATED = 0x41; // 2.01
 const CODE_CONTENT = 0x45; // 2.05
 const PAYLOAD_MARKER = 0xff;
-const HEADER_BYTES = 4;
 
 /**
  * The benchmark's physical floor: a bare `node:dgram` socket that answers each request with the
@@ -39,24 +32,25 @@ export async function buildRawEchoServer(host = '127.0.0.1', port = 0): Promise<
 export function echoAnswer(msg: Buffer): Buffer | undefined {
   if (msg.length < HEADER_BYTES) return undefined;
   const first = msg[0]!;
+  const type = (first >> 4) & 0x03;
   const tokenLength = first & 0x0f;
-  const type = first & TYPE_MASK;
   const code = msg[1]!;
-  if ((first & 0xc0) !== VERSION_1 || tokenLength > 8 || msg.length < HEADER_BYTES + tokenLength) return undefined;
+  const messageId = msg.readUInt16BE(2);
+  if (first >> 6 !== 1 || tokenLength > 8 || msg.length < HEADER_BYTES + tokenLength) return undefined;
   if (code === CODE_EMPTY) {
     // RFC 7252 section 4.3: a CON ping gets RST; an empty NON, ACK or RST gets nothing.
-    return type === TYPE_CON ? Buffer.from([VERSION_1 | TYPE_RST, CODE_EMPTY, msg[2]!, msg[3]!]) : undefined;
+    return type === MessageType.con ? writeHeader(Buffer.allocUnsafe(HEADER_BYTES), MessageType.rst, 0, CODE_EMPTY, messageId) : undefined;
   }
   // Only requests (class 0) are answered, and only CON or NON.
-  if (code >> 5 !== 0 || (type !== TYPE_CON && type !== TYPE_NON)) return undefined;
+  if (code >> 5 !== 0 || (type !== MessageType.con && type !== MessageType.non)) return undefined;
   const payloadAt = payloadOffset(msg, HEADER_BYTES + tokenLength);
   if (payloadAt === -1) return undefined;
   const head = HEADER_BYTES + tokenLength;
   const payloadBytes = payloadAt === msg.length ? 0 : msg.length - payloadAt;
   const answer = Buffer.allocUnsafe(head + (payloadBytes > 0 ? 1 + payloadBytes : 0));
-  msg.copy(answer, 0, 0, head);
-  answer[0] = VERSION_1 | (type === TYPE_CON ? TYPE_ACK : TYPE_NON) | tokenLength;
-  answer[1] = code === CODE_POST ? CODE_CREATED : CODE_CONTENT;
+  writeHeader(answer, type === MessageType.con ? MessageType.ack : MessageType.non, tokenLength,
+    code === CODE_POST ? CODE_CREATED : CODE_CONTENT, messageId);
+  msg.copy(answer, HEADER_BYTES, HEADER_BYTES, head);
   if (payloadBytes > 0) {
     answer[head] = PAYLOAD_MARKER;
     msg.copy(answer, head + 1, payloadAt);

@@ -3,6 +3,8 @@ import { appendFileSync, closeSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { createInterface } from 'node:readline';
+import { missingCredential, readDevicesFile, type SecretCredentials } from './devices-file.ts';
+import { SimError } from './errors.ts';
 
 const run = promisify(execFile);
 export const GATEWAY_BIN = fileURLToPath(new URL('../../gateway/bin/gateway.js', import.meta.url));
@@ -11,6 +13,20 @@ export const GATEWAY_BIN = fileURLToPath(new URL('../../gateway/bin/gateway.js',
 export async function gatewayCli(args: readonly string[]): Promise<string> {
   const { stdout } = await run(process.execPath, [GATEWAY_BIN, ...args], { encoding: 'utf8' });
   return stdout;
+}
+
+/**
+ * Provisions a simulated fleet as an operator does, `gateway devices add --count <count> --out
+ * <file>` with `flags` (--prefix, --scope, --key-type, --state, --store), and returns the devices
+ * the CLI wrote there. Each has a secret: the CLI makes one for every device of a --count, and
+ * with --key-type a private key beside it.
+ */
+export async function addFleet(file: string, count: number, flags: readonly string[]): Promise<SecretCredentials[]> {
+  await gatewayCli(['devices', 'add', '--count', String(count), '--out', file, ...flags]);
+  const devices = await readDevicesFile(file);
+  const missing = missingCredential(devices, 'secret');
+  if (missing !== undefined) throw new SimError('SIM_ERR_DEVICES_FILE', `${file}: ${missing}`);
+  return devices as SecretCredentials[];
 }
 
 export interface RunningGateway {

@@ -8,6 +8,7 @@ import {
   type StoreChange, type TokenRevocation,
 } from '../../gateway/src/store/ports.ts';
 import { conditions } from '../helpers/condition.ts';
+import { deviceRecord } from '../helpers/store-fixtures.ts';
 
 /**
  * One contract for every store backend (as aedes-persistence's abstract tests are for its
@@ -42,15 +43,6 @@ export interface StoreFactory {
   /** A fresh, empty store; the factory removes what it made (temp dir, key prefix) on teardown. */
   open(clock: StoreClock): Promise<OpenedStore>;
 }
-
-const record = (id: string, extra: Partial<DeviceRecord> = {}): DeviceRecord => ({
-  id,
-  secretHash: 'n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg',
-  scopes: ['telemetry:write'],
-  createdAt: '2026-11-23T10:00:00.000Z',
-  recordId: `rid-${id}`,
-  ...extra,
-});
 
 const deviceChange = (id: string) => (change: StoreChange) => change.kind === 'device' && change.id === id;
 const keyChange = (kid: string) => (change: StoreChange) => change.kind === 'key' && change.kid === kid;
@@ -129,9 +121,9 @@ export function storeContract(t: Test, factory: StoreFactory): void {
   t.test(`${factory.name}: devices are added, read, counted and removed`, async (t) => {
     const { store } = await open(t);
     t.equal(await store.devices.count(), 0, 'a fresh store is empty');
-    await store.devices.add([record('a'), record('b')]);
+    await store.devices.add([deviceRecord('a'), deviceRecord('b')]);
     t.equal(await store.devices.count(), 2);
-    t.same(await store.devices.get('a'), record('a'));
+    t.same(await store.devices.get('a'), deviceRecord('a'));
     t.equal(await store.devices.get('nope'), undefined);
     t.equal(await store.devices.remove('a'), true);
     t.equal(await store.devices.remove('a'), false, 'already gone');
@@ -141,18 +133,18 @@ export function storeContract(t: Test, factory: StoreFactory): void {
 
   t.test(`${factory.name}: a batch with a duplicate adds none of its devices`, async (t) => {
     const { store } = await open(t);
-    await store.devices.add([record('a'), record('b')]);
-    await t.rejects(store.devices.add([record('c'), record('a'), record('d')]), adminError('GW_ERR_ADMIN_DUPLICATE_DEVICE'));
+    await store.devices.add([deviceRecord('a'), deviceRecord('b')]);
+    await t.rejects(store.devices.add([deviceRecord('c'), deviceRecord('a'), deviceRecord('d')]), adminError('GW_ERR_ADMIN_DUPLICATE_DEVICE'));
     t.equal(await store.devices.get('c'), undefined, 'the device before the duplicate was not added');
     t.equal(await store.devices.get('d'), undefined, 'nor the one after');
-    t.same(await store.devices.get('a'), record('a'), 'the existing device is unchanged');
+    t.same(await store.devices.get('a'), deviceRecord('a'), 'the existing device is unchanged');
     t.equal(await store.devices.count(), 2);
   });
 
   t.test(`${factory.name}: records round-trip every field, and one without recordId stays without`, async (t) => {
     const { store } = await open(t);
-    const full = record('full', { scopes: ['telemetry:write', 'config:read', 'fw/*'], createdAt: '2026-01-02T03:04:05.678Z' });
-    const { recordId: _, ...legacy } = record('legacy');
+    const full = deviceRecord('full', { scopes: ['telemetry:write', 'config:read', 'fw/*'], createdAt: '2026-01-02T03:04:05.678Z' });
+    const { recordId: _, ...legacy } = deviceRecord('legacy');
     await store.devices.add([full, legacy]);
     t.strictSame(await store.devices.get('full'), full);
     const read = await store.devices.get('legacy');
@@ -167,7 +159,7 @@ export function storeContract(t: Test, factory: StoreFactory): void {
   t.test(`${factory.name}: list yields every device exactly once across batches`, async (t) => {
     const { store } = await open(t);
     const total = 2500;
-    await store.devices.add(Array.from({ length: total }, (_, i) => record(`dev-${i}`)));
+    await store.devices.add(Array.from({ length: total }, (_, i) => deviceRecord(`dev-${i}`)));
     t.equal(await store.devices.count(), total);
     const times = new Map<string, number>();
     let batches = 0;
@@ -184,9 +176,9 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     const { store, openPeer } = await open(t);
     const peer = await openPeer();
     const ear = listen(peer, (change) => (change.kind === 'device' ? peer.devices.get(change.id) : Promise.resolve(undefined)));
-    await store.devices.add([record('x')]);
+    await store.devices.add([deviceRecord('x')]);
     const added = await ear.first(deviceChange('x'), 'the peer to hear the add');
-    t.same(await added.observed, record('x'), 'the peer reads the device when it hears of it');
+    t.same(await added.observed, deviceRecord('x'), 'the peer reads the device when it hears of it');
     const mark = ear.heard.length;
     t.equal(await store.devices.remove('x'), true);
     const removed = await ear.first(deviceChange('x'), 'the peer to hear the removal', mark);
@@ -198,7 +190,7 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     const own = listen(store);
     const gone = listen(store);
     gone.unsubscribe();
-    await store.devices.add([record('y')]);
+    await store.devices.add([deviceRecord('y')]);
     await own.first(deviceChange('y'), 'the store to hear its own add');
     t.same(gone.heard, [], 'an unsubscribed listener hears nothing');
 
@@ -286,9 +278,9 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     const peer = await openPeer();
     const ear = listen(peer, (change) => (change.kind === 'device' ? peer.devices.get(change.id) : Promise.resolve(undefined)));
     const key = { kid: 'k1', alg: 'EdDSA' as const, publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'lZJhodRB3NIsjUjla3ZC6X9-6xL-jjpSQch6V6PjLD4' }, addedAt: '2026-12-01T00:00:00.000Z' };
-    await store.devices.add([record('k', { keys: [key] })]);
+    await store.devices.add([deviceRecord('k', { keys: [key] })]);
     const read = (await store.devices.get('k'))!;
-    t.strictSame(read, record('k', { keys: [key] }), 'keys round-trip');
+    t.strictSame(read, deviceRecord('k', { keys: [key] }), 'keys round-trip');
     const disabled = { ...read, disabled: true, recordId: 'rid-new' };
     const mark = ear.heard.length;
     t.equal(await store.devices.replace(read, disabled), true, 'replaced');
@@ -299,7 +291,7 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     const { secretHash: _, ...keyOnly } = disabled;
     t.equal(await peer.devices.replace(disabled, keyOnly), true, 'from a fresh read it works, from any instance');
     t.strictSame(await store.devices.get('k'), keyOnly, 'a record without a secret hash stays without');
-    t.equal(await store.devices.replace(record('nobody'), record('nobody')), false, 'no such device');
+    t.equal(await store.devices.replace(deviceRecord('nobody'), deviceRecord('nobody')), false, 'no such device');
     t.equal(await store.devices.count(), 1, 'a replacement adds nothing');
   });
 
@@ -435,7 +427,7 @@ export function storeContract(t: Test, factory: StoreFactory): void {
 
   t.test(`${factory.name}: two fresh stores share nothing`, async (t) => {
     const first = await open(t);
-    await first.store.devices.add([record('a')]);
+    await first.store.devices.add([deviceRecord('a')]);
     t.equal(await first.store.onceIds.consume('jti', first.clock.nowSec() + 60), true);
     t.equal(await outcome(first.store.limits.limiter({ keyPrefix: 'contract-fresh', points: 1, durationSec: 60 }), 'src'), 'allowed');
     const second = await open(t);
@@ -451,7 +443,7 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     const off = store.onAvailability((up) => { if (!up) down.push(up); });
     // Writes only: a backend may answer reads from memory without a round trip.
     const uses: [string, () => Promise<unknown>][] = [
-      ['devices.add', () => store.devices.add([record('a')])],
+      ['devices.add', () => store.devices.add([deviceRecord('a')])],
       ['onceIds.consume', () => store.onceIds.consume('jti', clock.nowSec() + 60)],
       ['revocations.revokeFamily', () => store.revocations.revokeFamily({ family: 'f', deviceId: 'a', atSec: clock.nowSec(), untilSec: clock.nowSec() + 60 })],
       ['keys.publish', async () => store.keys.publish(await publishedKey('k', 'active'))],
@@ -474,8 +466,8 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     const closedEar = listen(store);
     const witnessEar = listen(witness);
     await t.resolves(close(store));
-    await peer.devices.add([record('after-close-1')]);
-    await peer.devices.add([record('after-close-2')]);
+    await peer.devices.add([deviceRecord('after-close-1')]);
+    await peer.devices.add([deviceRecord('after-close-2')]);
     // The witness hears both; by then a still-open store would have too.
     await witnessEar.first(deviceChange('after-close-1'), 'the witness to hear the first add');
     await witnessEar.first(deviceChange('after-close-2'), 'the witness to hear the second add');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { DeviceClient } from '../../device-sim/src/device-client.ts';
-import { gatewayCli, spawnGateway, type RunningGateway } from '../../device-sim/src/spawn-gateway.ts';
+import { addFleet, spawnGateway, type RunningGateway } from '../../device-sim/src/spawn-gateway.ts';
 import { adminRequest, makeAdminPki, type ClientTls } from './admin-client.ts';
 import { parsePrometheusText, type Exposition } from './admin-prometheus.ts';
 import { startTestBackend, type TestBackend } from './test-backend.ts';
@@ -75,12 +75,8 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
   const storeArgs = options.store !== undefined ? ['--store', options.store] : [];
   let devices = options.provisioned;
   if (devices === undefined) {
-    const count = options.devices ?? 2;
-    const devicesFile = join(stateDir, 'provisioned.json');
-    await gatewayCli(['devices', 'add', '--count', String(count), '--prefix', 'dev-', '--out', devicesFile,
-      '--scope', 'telemetry:write', 'config:read', '--state', stateDir, ...storeArgs]);
-    devices = (JSON.parse(await readFile(devicesFile, 'utf8')) as { id: string; secret: string }[])
-      .map(({ id, secret }) => ({ id, secret: Buffer.from(secret, 'hex') }));
+    devices = await addFleet(join(stateDir, 'provisioned.json'), options.devices ?? 2,
+      ['--prefix', 'dev-', '--scope', 'telemetry:write', 'config:read', '--state', stateDir, ...storeArgs]);
   }
 
   const args = ['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', backend.url, '--state', stateDir, ...storeArgs];

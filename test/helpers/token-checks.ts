@@ -1,6 +1,6 @@
 import type { Test } from 'tap';
 import type { CoapAnswer, DeviceClient, SendOptions } from '../../device-sim/src/device-client.ts';
-import { ErrorKey } from '../../gateway/src/wire/index.ts';
+import { ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
 import type { Harness } from './harness.ts';
 
 export interface Refusal {
@@ -30,4 +30,14 @@ export async function expectRefused(t: Test, h: Harness, device: DeviceClient, r
   t.equal(h.backend.requests.length, backendBefore, `${what}: never reached the backend`);
   await h.assertStillServes(t);
   return answer;
+}
+
+/** Key 0 of a CBOR error body, the wire error code; undefined when the body is not a map. */
+export const wireCodeOf = (body: unknown): unknown =>
+  (body instanceof Map ? (body as Map<number, unknown>).get(ErrorKey.code) : undefined);
+
+/** The answer to a token that is not, or is no longer, good: 4.01 with wire error tokenInvalid. */
+export function expectTokenInvalid(t: Test, answer: { code: string; body: unknown }, what: string): void {
+  t.equal(answer.code, '4.01', `${what}: 4.01`);
+  t.equal(wireCodeOf(answer.body), WireError.tokenInvalid, `${what}: tokenInvalid`);
 }

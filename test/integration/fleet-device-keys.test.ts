@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { SignJWT, calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type CryptoKey } from 'jose';
 import t, { type Test } from 'tap';
 import type { DeviceClient } from '../../device-sim/src/device-client.ts';
@@ -10,18 +7,18 @@ import { DEFAULTS, parseStoreSetting } from '../../gateway/src/config/index.ts';
 import { openStore, type Store } from '../../gateway/src/store/index.ts';
 import { AuthRequestKey, AuthResponseKey, decodeCbor } from '../../gateway/src/wire/index.ts';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
+import { CHANGE_DEADLINE_MS, getConfig, untilAnswered } from '../helpers/fleet-changes.ts';
 import { startRedis } from '../helpers/redis-server.ts';
+import { tempDir } from '../helpers/store-fixtures.ts';
 
 // Device keys, spent jtis, nonces, refresh families and revocations are shared state: two
 // `gateway serve` processes on one real Redis must act as one gateway for each of them.
-const CHANGE_DEADLINE_MS = 1000;
 
 interface KeyedDevice { id: string; secret: Buffer; kid: string; privateKey: CryptoKey }
 
 async function startFleet(t: Test) {
   const redis = await startRedis(t);
-  const dir = await mkdtemp(join(tmpdir(), 'gw-fleet-keys-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'gw-fleet-keys-');
   const store: Store = await openStore(parseStoreSetting(redis.url), { stateDir: dir });
   t.teardown(() => store.close());
   const devices: KeyedDevice[] = [];
@@ -48,17 +45,6 @@ const assertion = (device: KeyedDevice, extra: Record<string, unknown> = {}, iat
 const login = (client: DeviceClient, id: string, signed: string) =>
   client.send({ method: 'POST', path: '/auth', body: new Map<number, unknown>([[AuthRequestKey.deviceId, id], [AuthRequestKey.assertion, signed]]) });
 
-const config = (client: DeviceClient, token: string) => client.send({ method: 'GET', path: '/config', token });
-
-/** Sends until the answer is `code` (each try a round trip, no sleep); resolves with the time it took. */
-async function untilAnswered(client: DeviceClient, token: string, code: string, since: number): Promise<number> {
-  for (;;) {
-    const answer = await config(client, token);
-    const elapsed = Date.now() - since;
-    if (answer.code === code || elapsed > 5 * CHANGE_DEADLINE_MS) return elapsed;
-  }
-}
-
 t.test('on one Redis: an assertion spent at A is refused at B; a nonce from A is taken once, at B', async (t) => {
   const { gateways: [a, b], devices: [device] } = await startFleet(t);
   const [atA, atB] = [await a.client(), await b.client()];
@@ -82,7 +68,7 @@ t.test('on one Redis: a refresh at B of A\'s token; its reuse at A revokes the f
   const first = (await atA.login(device!.id, device!.secret)).tokens!;
   const next = await atB.refresh(first.refreshToken);
   t.equal(next.answer.code, '2.01', 'B refreshes A\'s refresh token');
-  t.equal((await config(atB, next.tokens!.accessToken)).code, '2.05', 'B serves the new token (and caches it)');
+  t.equal((await getConfig(atB, next.tokens!.accessToken)).code, '2.05', 'B serves the new token (and caches it)');
   const reusedAt = Date.now();
   t.equal((await atA.refresh(first.refreshToken)).answer.code, '4.01', 'A refuses the spent one, revoking the family');
   const elapsed = await untilAnswered(atB, next.tokens!.accessToken, '4.01', reusedAt);
@@ -92,13 +78,13 @@ t.test('on one Redis: a refresh at B of A\'s token; its reuse at A revokes the f
   const answer = await login(atA, other!.id, await assertion(other!));
   const token = (decodeCbor(answer.payload) as Map<number, string>).get(AuthResponseKey.accessToken)!;
   const otherToken = (await atB.login(other!.id, other!.secret)).tokens!.accessToken;
-  t.equal((await config(atB, token)).code, '2.05', 'B serves a token A issued after an assertion login');
+  t.equal((await getConfig(atB, token)).code, '2.05', 'B serves a token A issued after an assertion login');
   const nowSec = Math.floor(Date.now() / 1000);
   const revokedAt = Date.now();
   await store.revocations.revokeToken({ kind: 'token', jti: decodeJwt(token).jti!, atSec: nowSec, untilSec: nowSec + 3700 });
   for (const [name, client] of [['A', atA], ['B', atB]] as const) {
     const took = await untilAnswered(client, token, '4.01', revokedAt);
     t.ok(took <= CHANGE_DEADLINE_MS, `${name} refuses the revoked jti ${took} ms after`);
-    t.equal((await config(client, otherToken)).code, '2.05', `${name} still serves the device's other token`);
+    t.equal((await getConfig(client, otherToken)).code, '2.05', `${name} still serves the device's other token`);
   }
 });

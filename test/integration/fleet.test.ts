@@ -1,17 +1,15 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeProtectedHeader } from 'jose';
 import t, { type Test } from 'tap';
-import type { DeviceClient } from '../../device-sim/src/device-client.ts';
-import { gatewayCli } from '../../device-sim/src/spawn-gateway.ts';
+import { addFleet, gatewayCli } from '../../device-sim/src/spawn-gateway.ts';
 import { sampleValue } from '../helpers/admin-prometheus.ts';
+import { CHANGE_DEADLINE_MS, getConfig, untilAnswered } from '../helpers/fleet-changes.ts';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
 import { startRedis } from '../helpers/redis-server.ts';
+import { tempDir } from '../helpers/store-fixtures.ts';
 
 // Three `gateway serve` processes on loopback sharing one real Redis: they act as one gateway.
 const FAILED_LOGINS_PER_MINUTE = 4;
-const CHANGE_DEADLINE_MS = 1000;
 
 interface Fleet {
   redis: Awaited<ReturnType<typeof startRedis>>;
@@ -21,14 +19,10 @@ interface Fleet {
 
 async function startFleet(t: Test, deviceCount = 4): Promise<Fleet> {
   const redis = await startRedis(t);
-  const dir = await mkdtemp(join(tmpdir(), 'gw-fleet-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const file = join(dir, 'devices.json');
+  const dir = await tempDir(t, 'gw-fleet-');
   // Provisioned once, from "another host": only the store is shared, not a state directory.
-  await gatewayCli(['devices', 'add', '--count', String(deviceCount), '--prefix', 'dev-', '--out', file,
-    '--scope', 'telemetry:write', 'config:read', '--state', join(dir, 'cli-state'), '--store', redis.url]);
-  const devices = (JSON.parse(await readFile(file, 'utf8')) as { id: string; secret: string }[])
-    .map(({ id, secret }) => ({ id, secret: Buffer.from(secret, 'hex') }));
+  const devices = await addFleet(join(dir, 'devices.json'), deviceCount,
+    ['--prefix', 'dev-', '--scope', 'telemetry:write', 'config:read', '--state', join(dir, 'cli-state'), '--store', redis.url]);
   const config = { loginFailuresPerMinute: FAILED_LOGINS_PER_MINUTE };
   const gateways = await Promise.all([0, 1, 2].map(() =>
     startGatewayProcess(t, { store: redis.url, provisioned: devices, admin: true, config })));
@@ -41,17 +35,6 @@ async function loginOn(gateway: GatewayProcess, device: { id: string; secret: Bu
   return { client, answer, tokens };
 }
 
-const config = (client: DeviceClient, token: string) => client.send({ method: 'GET', path: '/config', token });
-
-/** Sends until the answer is `code` (each try a round trip, no sleep); resolves with the time it took. */
-async function untilAnswered(client: DeviceClient, token: string, code: string, since: number): Promise<number> {
-  for (;;) {
-    const answer = await config(client, token);
-    const elapsed = Date.now() - since;
-    if (answer.code === code || elapsed > 5 * CHANGE_DEADLINE_MS) return elapsed;
-  }
-}
-
 t.test('a token from A is accepted by B and C; a device removed through B is refused by A and C within 1 s', async (t) => {
   const { redis, gateways: [a, b, c], devices } = await startFleet(t);
   const { tokens } = await loginOn(a!, devices[0]!);
@@ -59,7 +42,7 @@ t.test('a token from A is accepted by B and C; a device removed through B is ref
   const token = tokens!.accessToken;
   const clients = await Promise.all([a!, b!, c!].map((g) => g.client()));
   for (const [i, client] of clients.entries()) {
-    t.equal((await config(client, token)).code, '2.05', `gateway ${'ABC'[i]} bridges A's token`);
+    t.equal((await getConfig(client, token)).code, '2.05', `gateway ${'ABC'[i]} bridges A's token`);
   }
   const removedAt = Date.now();
   t.equal((await b!.admin('DELETE', `/devices/${devices[0]!.id}`)).status, 204, 'removed through B\'s admin API');
@@ -71,7 +54,7 @@ t.test('a token from A is accepted by B and C; a device removed through B is ref
   // The CLI, from a host with no gateway, reaches all of them too.
   const second = await loginOn(c!, devices[1]!);
   const token2 = second.tokens!.accessToken;
-  t.equal((await config(clients[0]!, token2)).code, '2.05', 'A bridges C\'s token');
+  t.equal((await getConfig(clients[0]!, token2)).code, '2.05', 'A bridges C\'s token');
   // The removal is done when the CLI exits (it takes a process start to get there).
   await gatewayCli(['devices', 'remove', devices[1]!.id, '--store', redis.url]);
   const cliRemovedAt = Date.now();
@@ -109,7 +92,7 @@ t.test('a key rotated on A verifies on B and C and is in every JWKS; retiring it
   const { tokens } = await loginOn(a!, devices[0]!);
   t.equal(decodeProtectedHeader(tokens!.accessToken).kid, kid, 'A signs with its new key');
   for (const [name, gateway] of [['B', b!], ['C', c!]] as const) {
-    t.equal((await config(await gateway.client(), tokens!.accessToken)).code, '2.05', `${name} verifies A's new key`);
+    t.equal((await getConfig(await gateway.client(), tokens!.accessToken)).code, '2.05', `${name} verifies A's new key`);
   }
   for (const [name, gateway] of [['A', a!], ['B', b!], ['C', c!]] as const) {
     const jwks = JSON.parse((await gateway.admin('GET', '/.well-known/jwks.json')).text) as { keys: { kid: string }[] };
@@ -134,9 +117,9 @@ t.test('a key rotated on A verifies on B and C and is in every JWKS; retiring it
 t.test('Redis stopped: cached tokens still bridged, logins 5.03; Redis back: logins work with no restart', async (t) => {
   const { redis, gateways: [a, b], devices } = await startFleet(t);
   const { client, tokens } = await loginOn(a!, devices[0]!);
-  t.equal((await config(client, tokens!.accessToken)).code, '2.05', 'the token is verified (and cached)');
+  t.equal((await getConfig(client, tokens!.accessToken)).code, '2.05', 'the token is verified (and cached)');
   await redis.stop();
-  t.equal((await config(client, tokens!.accessToken)).code, '2.05', 'cached token still bridged with Redis down');
+  t.equal((await getConfig(client, tokens!.accessToken)).code, '2.05', 'cached token still bridged with Redis down');
   const refused = await (await b!.client()).login(devices[1]!.id, devices[1]!.secret);
   t.equal(refused.answer.code, '5.03', 'a login gets 5.03 while Redis is down');
   t.ok(refused.answer.maxAgeSec !== undefined && refused.answer.maxAgeSec > 0, `with Max-Age (${refused.answer.maxAgeSec})`);

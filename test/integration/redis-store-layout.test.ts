@@ -1,10 +1,11 @@
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
-import type { DeviceRecord, PublishedKey, Store } from '../../gateway/src/store/ports.ts';
+import type { Store } from '../../gateway/src/store/ports.ts';
 import { REDIS_STORE_DEFAULTS } from '../../gateway/src/config/index.ts';
 import { buildRedisStore, type RedisStoreOptions } from '../../gateway/src/store/redis/index.ts';
 import { conditions } from '../helpers/condition.ts';
 import { startRedis } from '../helpers/redis-server.ts';
+import { deviceRecord, publishedKey } from '../helpers/store-fixtures.ts';
 
 // What the Redis store leaves in Redis (the key layout README documents), how it expires and
 // prunes, and what each call costs in round trips, read from Redis itself (MONITOR). The
@@ -15,10 +16,6 @@ const admin = new Redis({ path: redis.socketPath });
 t.teardown(() => admin.quit());
 
 const DAY_MS = 24 * 3600 * 1000;
-const record = (id: string): DeviceRecord => ({ id, secretHash: 'h', scopes: ['telemetry:write'], createdAt: '2026-11-23T10:00:00.000Z', recordId: `rid-${id}` });
-const key = (kid: string, state: PublishedKey['state']): PublishedKey => ({
-  kid, alg: 'EdDSA', state, gateway: 'gw-a', createdAt: '2026-11-23T10:00:00.000Z', publicJwk: { kty: 'OKP', crv: 'Ed25519', x: 'x', kid },
-});
 
 async function openStore(t: Test, options: Partial<RedisStoreOptions> = {}): Promise<Store> {
   const store = await buildRedisStore({
@@ -31,16 +28,16 @@ async function openStore(t: Test, options: Partial<RedisStoreOptions> = {}): Pro
 t.test('the key layout under the default prefix gw:', async (t) => {
   await admin.flushdb();
   const store = await openStore(t);
-  await store.devices.add([record('a'), record('b')]);
+  await store.devices.add([deviceRecord('a'), deviceRecord('b')]);
   t.equal(await admin.hlen('gw:devices'), 2, 'devices: one hash');
-  t.same(JSON.parse((await admin.hget('gw:devices', 'a'))!), record('a'), 'field = id, value = the record JSON');
+  t.same(JSON.parse((await admin.hget('gw:devices', 'a'))!), deviceRecord('a'), 'field = id, value = the record JSON');
   const expiresAtSec = Math.floor(Date.now() / 1000) + 3600;
   await store.onceIds.consume('jti-1', expiresAtSec);
   t.equal(await admin.call('EXPIRETIME', 'gw:once:jti-1'), expiresAtSec, 'a spent id expires when it stops mattering');
   await store.revocations.revokeFamily({ family: 'fam', deviceId: 'a', atSec: 1, untilSec: expiresAtSec });
   t.equal(await admin.zscore('gw:revocations:until', 'family:fam'), String(expiresAtSec), 'revocations are scored by untilSec');
   t.ok(await admin.hexists('gw:revocations', 'family:fam'));
-  await store.keys.publish(key('k1', 'active'));
+  await store.keys.publish(publishedKey('k1', 'active'));
   t.ok(await admin.hexists('gw:keys', 'k1'), 'keys: one hash by kid');
   const limiter = store.limits.limiter({ keyPrefix: 'login', points: 5, durationSec: 60 });
   await limiter.consume('10.0.0.1');
@@ -61,8 +58,8 @@ t.test('a one-time id already past its expiry is still refused for a second use'
 t.test('retired keys are pruned 7 days after retirement; revocations once past untilSec', async (t) => {
   let nowMs = Date.parse('2026-11-24T08:00:00.000Z');
   const store = await openStore(t, { keyPrefix: 'prune:', nowMs: () => nowMs });
-  await store.keys.publish(key('old', 'verifying'));
-  await store.keys.publish(key('current', 'active'));
+  await store.keys.publish(publishedKey('old', 'verifying'));
+  await store.keys.publish(publishedKey('current', 'active'));
   t.equal(await store.keys.retire('old', new Date(nowMs).toISOString()), true);
   t.equal(await admin.zscore('prune:keys:retired', 'old'), String(nowMs), 'retired kids scored by retiredAt');
   nowMs += 7 * DAY_MS - 1000;
@@ -70,7 +67,7 @@ t.test('retired keys are pruned 7 days after retirement; revocations once past u
   nowMs += 2000;
   t.same((await store.keys.list()).map((k) => k.kid), ['current'], 'pruned after');
   t.equal(await admin.zcard('prune:keys:retired'), 0);
-  await store.keys.publish(key('current', 'active'));
+  await store.keys.publish(publishedKey('current', 'active'));
   t.equal(await admin.zcard('prune:keys:retired'), 0, 'an active key is not in the retired set');
 
   const nowSec = Math.floor(nowMs / 1000);
@@ -93,7 +90,7 @@ t.test('a bulk add of 100,000 devices is one round trip and lists in batches', a
   const total = 100_000;
   const before = store.calls();
   const started = performance.now();
-  await store.devices.add(Array.from({ length: total }, (_, i) => record(`dev-${i}`)));
+  await store.devices.add(Array.from({ length: total }, (_, i) => deviceRecord(`dev-${i}`)));
   const addMs = performance.now() - started;
   t.equal(store.calls() - before, 1, 'one script');
   t.equal(await store.devices.count(), total);
@@ -135,16 +132,16 @@ t.test('each call is the round trips calls() counts (MONITOR sees every command 
   };
   await sent();
   const limiter = store.limits.limiter({ keyPrefix: 'trips', points: 100, durationSec: 60 });
-  await store.keys.publish(key('k-old', 'verifying'));
+  await store.keys.publish(publishedKey('k-old', 'verifying'));
   const calls: [string, () => Promise<unknown>][] = [
-    ['devices.add', () => store.devices.add([record('a'), record('b')])],
+    ['devices.add', () => store.devices.add([deviceRecord('a'), deviceRecord('b')])],
     ['devices.get', () => store.devices.get('a')],
     ['devices.count', () => store.devices.count()],
     ['devices.remove', () => store.devices.remove('b')],
     ['onceIds.consume', () => store.onceIds.consume('jti', Math.floor(Date.now() / 1000) + 60)],
     ['revocations.revokeFamily', () => store.revocations.revokeFamily({ family: 'f', deviceId: 'a', atSec: 1, untilSec: 2e9 })],
     ['revocations.list', () => store.revocations.list(0)],
-    ['keys.publish', () => store.keys.publish(key('k-new', 'active'))],
+    ['keys.publish', () => store.keys.publish(publishedKey('k-new', 'active'))],
     ['keys.list', () => store.keys.list()],
     ['keys.retire', () => store.keys.retire('k-old', new Date().toISOString())],
     ['limiter.consume', () => limiter.consume('src')],
@@ -162,7 +159,7 @@ t.test('each call is the round trips calls() counts (MONITOR sees every command 
 
 t.test('redis+unix ?db=N: the store\'s keys land in that database', async (t) => {
   const store = await openStore(t, { url: `${redis.url}?db=3`, keyPrefix: 'db3:' });
-  await store.devices.add([record('in-db-3')]);
+  await store.devices.add([deviceRecord('in-db-3')]);
   const db3 = new Redis({ path: redis.socketPath, db: 3 });
   t.teardown(() => db3.quit());
   t.equal(await db3.hexists('db3:devices', 'in-db-3'), 1);

@@ -1,13 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
-import { StoreUnavailableError, type DeviceRecord, type Store, type StoreChange } from '../../gateway/src/store/ports.ts';
+import { StoreUnavailableError, type Store, type StoreChange } from '../../gateway/src/store/ports.ts';
 import { buildRedisStore, type RedisStoreOptions } from '../../gateway/src/store/redis/index.ts';
 import { conditions } from '../helpers/condition.ts';
 import { startRedis } from '../helpers/redis-server.ts';
+import { deviceRecord, tempDir } from '../helpers/store-fixtures.ts';
 
 // Redis going away and coming back under a running store: every call fails at once with
 // StoreUnavailableError (never a raw ioredis error, never a crash), the store says so once each
@@ -17,7 +16,6 @@ import { startRedis } from '../helpers/redis-server.ts';
 const redis = await startRedis(t);
 
 const COMMAND_TIMEOUT_MS = 1000;
-const record = (id: string): DeviceRecord => ({ id, secretHash: 'h', scopes: ['telemetry:write'], createdAt: '2026-11-23T10:00:00.000Z', recordId: `rid-${id}` });
 const unavailable = { name: 'StoreUnavailableError', code: 'GW_ERR_STORE_UNAVAILABLE', maxAgeSec: 5 };
 
 // Anything that escaped an event handler would land here (tap would also fail the file).
@@ -67,7 +65,7 @@ function everyCall(store: Store): [string, () => Promise<unknown>][] {
   const limiter = store.limits.limiter({ keyPrefix: 'outage-login', points: 5, durationSec: 60 });
   return [
     ['devices.get', () => store.devices.get('a')],
-    ['devices.add', () => store.devices.add([record('b')])],
+    ['devices.add', () => store.devices.add([deviceRecord('b')])],
     ['devices.remove', () => store.devices.remove('a')],
     ['devices.count', () => store.devices.count()],
     ['devices.list', async () => {
@@ -85,7 +83,7 @@ function everyCall(store: Store): [string, () => Promise<unknown>][] {
 t.test('Redis stopped and started again: calls fail fast, availability and resync are reported, then all works', async (t) => {
   const { store, logs, events, until } = await openStore(t);
   const peer = await openStore(t);
-  await store.devices.add([record('a')]);
+  await store.devices.add([deviceRecord('a')]);
   await until(() => events.includes('device'), 'the store to hear its own add');
   events.length = 0;
   t.equal(store.available(), true);
@@ -107,11 +105,11 @@ t.test('Redis stopped and started again: calls fail fast, availability and resyn
   t.equal(store.available(), true);
 
   // The restarted server kept what it had (its append-only file), and the store reads it again.
-  t.same(await store.devices.get('a'), record('a'), 'what was stored before the outage is there');
-  await store.devices.add([record('c')]);
-  t.same(await store.devices.get('c'), record('c'), 'commands work again');
+  t.same(await store.devices.get('a'), deviceRecord('a'), 'what was stored before the outage is there');
+  await store.devices.add([deviceRecord('c')]);
+  t.same(await store.devices.get('c'), deviceRecord('c'), 'commands work again');
   await until(() => peer.events.includes('resync'), 'the peer to resync too');
-  await peer.store.devices.add([record('from-peer')]);
+  await peer.store.devices.add([deviceRecord('from-peer')]);
   await until(() => events.filter((e) => e === 'device').length >= 2, 'the feed to carry the peer\'s change');
   t.equal(await store.devices.count(), 3, 'a (from before), c and the peer\'s device');
 
@@ -130,7 +128,7 @@ t.test('only the feed\'s connection dropped: a resync, and no outage reported', 
   await admin.call('CLIENT', 'KILL', 'TYPE', 'pubsub');
   await until(() => events.includes('resync'), 'the store to resubscribe and ask for a resync');
   t.same(events, ['resync'], 'commands were never down');
-  await store.devices.add([record('after-kill')]);
+  await store.devices.add([deviceRecord('after-kill')]);
   await until(() => events.includes('device'), 'the feed to work again');
 });
 
@@ -161,8 +159,7 @@ t.test('a Redis that stops answering (writes paused): a call fails after command
 });
 
 t.test('Redis unreachable at start: opening rejects with StoreUnavailableError after connectTimeoutMs', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'gw-no-redis-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const dir = await tempDir(t, 'gw-no-redis-');
   const started = performance.now();
   await t.rejects(buildRedisStore({ url: `redis+unix://${join(dir, 'none.sock')}`, keyPrefix: 'outage:', connectTimeoutMs: 300, commandTimeoutMs: 300 }),
     { ...unavailable, message: /did not answer within 300 ms/ });
@@ -176,8 +173,8 @@ t.test('Redis that comes up while the store is opening: opening waits for it and
   await redis.start();
   const { store } = await opening;
   t.equal(store.available(), true);
-  await store.devices.add([record('opened-late')]);
-  t.same(await store.devices.get('opened-late'), record('opened-late'), 'and it answers');
+  await store.devices.add([deviceRecord('opened-late')]);
+  t.same(await store.devices.get('opened-late'), deviceRecord('opened-late'), 'and it answers');
 });
 
 t.test('a listener that throws, and a malformed message on the channel, crash nothing', async (t) => {
@@ -189,7 +186,7 @@ t.test('a listener that throws, and a malformed message on the channel, crash no
   t.teardown(() => admin.quit());
   await admin.publish('outage:changes', 'not json');
   await admin.publish('outage:changes', JSON.stringify({ kind: 'device' }));
-  await store.devices.add([record('after')]);
+  await store.devices.add([deviceRecord('after')]);
   await until(() => events.includes('device'), 'the other listener to hear the add');
   t.match(logs, [
     { level: 'warn', message: /malformed message/ },

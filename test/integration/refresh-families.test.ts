@@ -6,15 +6,15 @@ import { readJti } from '../../gateway/src/auth/tokens/token-id.ts';
 import type { DeviceClient, Tokens } from '../../device-sim/src/device-client.ts';
 import { recordIdOf } from '../../gateway/src/auth/tokens/record-id.ts';
 import { DEFAULTS } from '../../gateway/src/config/index.ts';
-import { ErrorKey, REFRESH_TOKEN_BYTES, WireError } from '../../gateway/src/wire/index.ts';
+import { REFRESH_TOKEN_BYTES, WireError } from '../../gateway/src/wire/index.ts';
 import { metricValue } from '../helpers/coap-wire.ts';
 import { startHarness } from '../helpers/harness.ts';
+import { expectTokenInvalid, wireCodeOf } from '../helpers/token-checks.ts';
 import { accessClaims, signToken } from '../helpers/token-forge.ts';
 
 // RFC 9700 section 4.14.2: opaque refresh tokens rotate within a family; a spent one presented
 // again revokes the family, successors and access tokens included, cached or not.
 
-const wireCodeOf = (body: unknown) => (body instanceof Map ? (body as Map<number, unknown>).get(ErrorKey.code) : undefined);
 const config = (token: string) => ({ method: 'GET' as const, path: '/config', token });
 // A compact JWT's jti holds its family (gateway/src/auth/token-id.ts).
 const familyOf = (tokens: Tokens) => readJti(decodeJwt(tokens.accessToken).jti!)?.family;
@@ -30,11 +30,6 @@ async function refresh(t: Test, device: DeviceClient, refreshToken: Uint8Array, 
   const { answer, tokens } = await device.refresh(refreshToken);
   t.equal(answer.code, '2.01', what);
   return tokens!;
-}
-
-function expectInvalid(t: Test, answer: { code: string; body: unknown }, what: string): void {
-  t.equal(answer.code, '4.01', `${what}: 4.01`);
-  t.equal(wireCodeOf(answer.body), WireError.tokenInvalid, `${what}: tokenInvalid`);
 }
 
 t.test('a refresh token is 16 opaque bytes; the store keeps only its hash', async (t) => {
@@ -78,10 +73,10 @@ t.test('a spent refresh token presented again revokes its family: successors and
   const other = await login(t, device, 'sensor-2', otherSecret);
 
   const reused = await thief.refresh(first.refreshToken);
-  expectInvalid(t, reused.answer, 'the spent refresh token, presented again');
-  expectInvalid(t, (await device.refresh(next.refreshToken)).answer, 'the successor refresh token');
-  expectInvalid(t, await device.send(config(next.accessToken)), 'the successor access token, cached before');
-  expectInvalid(t, await device.send(config(first.accessToken)), 'the family\'s first access token');
+  expectTokenInvalid(t, reused.answer, 'the spent refresh token, presented again');
+  expectTokenInvalid(t, (await device.refresh(next.refreshToken)).answer, 'the successor refresh token');
+  expectTokenInvalid(t, await device.send(config(next.accessToken)), 'the successor access token, cached before');
+  expectTokenInvalid(t, await device.send(config(first.accessToken)), 'the family\'s first access token');
   t.equal(h.backend.requests.length, 2, 'no revoked token reached the backend');
 
   t.equal((await device.send(config(second.accessToken))).code, '2.05', 'the device\'s other family still works');
@@ -108,9 +103,9 @@ t.test('a revoked family stays revoked when its spent tokens are presented again
   const device = await h.device();
   const first = await login(t, device, 'sensor-1', secret);
   const next = await refresh(t, device, first.refreshToken, 'refresh');
-  expectInvalid(t, (await device.refresh(first.refreshToken)).answer, 'reuse');
+  expectTokenInvalid(t, (await device.refresh(first.refreshToken)).answer, 'reuse');
   for (const token of [first.refreshToken, next.refreshToken, first.refreshToken]) {
-    expectInvalid(t, (await device.refresh(token)).answer, 'a refresh token of the revoked family');
+    expectTokenInvalid(t, (await device.refresh(token)).answer, 'a refresh token of the revoked family');
   }
   t.equal(h.logs.filter((line) => line.family !== undefined).length, 1, 'one theft, one warning');
   const fresh = await login(t, device, 'sensor-1', secret);
@@ -122,15 +117,15 @@ t.test('refresh tokens that are none of ours: 4.01 tokenInvalid, or 4.00 when ke
   const secret = await h.provision('sensor-1');
   const device = await h.device();
   const tokens = await login(t, device, 'sensor-1', secret);
-  expectInvalid(t, (await device.refresh(Buffer.alloc(REFRESH_TOKEN_BYTES))).answer, 'sixteen zero bytes (no such family)');
-  expectInvalid(t, (await device.refresh(Buffer.alloc(40, 1))).answer, '40 bytes');
+  expectTokenInvalid(t, (await device.refresh(Buffer.alloc(REFRESH_TOKEN_BYTES))).answer, 'sixteen zero bytes (no such family)');
+  expectTokenInvalid(t, (await device.refresh(Buffer.alloc(40, 1))).answer, '40 bytes');
   const record = (await h.gateway.store.devices.get('sensor-1'))!;
   // What a device that kept its refresh JWT from an earlier version sends.
   const legacy = await signToken(h.gateway.keystore.signingKey(),
     { ...accessClaims('sensor-1', h.clock.nowMs(), record.scopes.join(' '), DEFAULTS.refreshTtlSec), rid: recordIdOf(record) },
     { kid: h.gateway.keystore.signingKey().kid, typ: 'rt+jwt' });
   const legacyAnswer = await device.send({ method: 'POST', path: '/auth/refresh', body: new Map([[5, legacy]]) });
-  expectInvalid(t, legacyAnswer, 'a refresh JWT of an earlier version: log in again');
+  expectTokenInvalid(t, legacyAnswer, 'a refresh JWT of an earlier version: log in again');
   const notBytes = await device.send({ method: 'POST', path: '/auth/refresh', body: new Map([[5, 42]]) });
   t.equal(notBytes.code, '4.00', 'a number: 4.00');
   t.equal(wireCodeOf(notBytes.body), WireError.badRequest);
@@ -147,9 +142,9 @@ t.test('a token of a live family that is not its current one revokes the family:
   const next = await refresh(t, device, tokens.refreshToken, 'a refresh');
   const forged = Buffer.from(next.refreshToken);
   forged[15]! ^= 1;
-  expectInvalid(t, (await device.refresh(forged)).answer, 'the current token with its last byte changed');
-  expectInvalid(t, (await device.refresh(next.refreshToken)).answer, 'the family is revoked: the current token too');
-  expectInvalid(t, await device.send(config(next.accessToken)), 'and its access token');
+  expectTokenInvalid(t, (await device.refresh(forged)).answer, 'the current token with its last byte changed');
+  expectTokenInvalid(t, (await device.refresh(next.refreshToken)).answer, 'the family is revoked: the current token too');
+  expectTokenInvalid(t, await device.send(config(next.accessToken)), 'and its access token');
   t.equal(await metricValue(h, 'coap_gateway_refresh_families_revoked_total'), 1, 'counted as a theft');
   t.equal((await device.login('sensor-1', secret)).answer.code, '2.01', 'the device logs in again');
 });

@@ -6,8 +6,8 @@ import { holdingHandler, okHandler } from '../helpers/bridge-fixtures.ts';
 import { RawCoapClient, isAnswerTo, isEmptyAck, loginToken, rawRequest } from '../helpers/bridge-raw-coap.ts';
 
 // RFC 7252 section 4.5: a retransmitted confirmable request (same endpoint, same message ID) is
-// answered again but processed once. DESIGN.md: never forwarded to the backend twice, also when
-// the answer is a separate response (node-coap 1.5.0 alone forwards every copy then).
+// answered again but processed once: never forwarded to the backend twice, also when the answer
+// is a separate response (node-coap 1.5.0's server forwards every copy then).
 
 const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
 const configGet = (accessToken: string, messageId: number, token: string, confirmable = true) =>

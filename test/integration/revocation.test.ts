@@ -1,10 +1,11 @@
 import t, { type Test } from 'tap';
 import { decodeJwt } from 'jose';
 import type { StoreChange } from '../../gateway/src/store/index.ts';
-import { ErrorKey, WireError } from '../../gateway/src/wire/index.ts';
+import { WireError } from '../../gateway/src/wire/index.ts';
 import { runCli } from '../helpers/cli-run.ts';
 import { metricValue } from '../helpers/coap-wire.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
+import { expectTokenInvalid, wireCodeOf } from '../helpers/token-checks.ts';
 
 // An operator's revocations, made with the real CLI in its own process against the running
 // gateway's store: each reaches the gateway through the store's change feed and holds from the
@@ -13,7 +14,6 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 /** A running gateway applies a revocation within this long: the wait fails past it. */
 const APPLY_WITHIN_MS = 1000;
 
-const wireCodeOf = (body: unknown) => (body instanceof Map ? (body as Map<number, unknown>).get(ErrorKey.code) : undefined);
 const config = (token: string) => ({ method: 'GET' as const, path: '/config', token });
 
 /** Resolves when the gateway's store reports a change that `match` accepts; rejects past APPLY_WITHIN_MS from `from()`. */
@@ -44,11 +44,6 @@ async function cli(t: Test, args: string[]): Promise<string> {
   return result.stderr;
 }
 
-function expectInvalid(t: Test, answer: { code: string; body: unknown }, what: string): void {
-  t.equal(answer.code, '4.01', `${what}: 4.01`);
-  t.equal(wireCodeOf(answer.body), WireError.tokenInvalid, `${what}: tokenInvalid`);
-}
-
 t.test('devices revoke: the device\'s cached token is refused as soon as the change arrives (within 1 s); it may log in again', async (t) => {
   const h = await startHarness(t);
   const secret = await h.provision('sensor-1');
@@ -64,8 +59,8 @@ t.test('devices revoke: the device\'s cached token is refused as soon as the cha
   t.match(stderr, /sensor-1/, 'the CLI says which device');
   change.startClock();
   await change.heard;
-  expectInvalid(t, await device.send(config(tokens!.accessToken)), 'the cached token, from the next request on');
-  expectInvalid(t, (await device.refresh(tokens!.refreshToken)).answer, 'its refresh token');
+  expectTokenInvalid(t, await device.send(config(tokens!.accessToken)), 'the cached token, from the next request on');
+  expectTokenInvalid(t, (await device.refresh(tokens!.refreshToken)).answer, 'its refresh token');
   t.equal((await device.send(config(other.accessToken))).code, '2.05', 'another device is not touched');
   const again = await device.login('sensor-1', secret);
   t.equal(again.answer.code, '2.01', 'the device logs in again');
@@ -86,7 +81,7 @@ t.test('tokens revoke: one jti refused, cached or not, while the device\'s other
   await cli(t, ['tokens', 'revoke', jti!, '--state', h.stateDir]);
   change.startClock();
   await change.heard;
-  expectInvalid(t, await device.send(config(first.accessToken)), 'the revoked token');
+  expectTokenInvalid(t, await device.send(config(first.accessToken)), 'the revoked token');
   t.equal((await device.send(config(second.accessToken))).code, '2.05', 'the device\'s other token works');
   const refreshed = await device.refresh(first.refreshToken);
   t.equal(refreshed.answer.code, '2.01', 'and the revoked token\'s refresh token still refreshes (revoke the device to stop that)');
@@ -114,11 +109,11 @@ t.test('devices disable: tokens refused and logins too, until enable', async (t)
   await cli(t, ['devices', 'disable', 'sensor-1', '--state', h.stateDir]);
   disabled.startClock();
   await disabled.heard;
-  expectInvalid(t, await device.send(config(tokens!.accessToken)), 'the cached token of a disabled device');
+  expectTokenInvalid(t, await device.send(config(tokens!.accessToken)), 'the cached token of a disabled device');
   const login = await device.login('sensor-1', secret);
   t.equal(login.answer.code, '4.01', 'a disabled device cannot log in');
   t.equal(wireCodeOf(login.answer.body), WireError.badCredentials);
-  expectInvalid(t, (await device.refresh(tokens!.refreshToken)).answer, 'nor refresh');
+  expectTokenInvalid(t, (await device.refresh(tokens!.refreshToken)).answer, 'nor refresh');
 
   const enabled = changeHeard(h, (c) => c.kind === 'device' && c.id === 'sensor-1');
   await cli(t, ['devices', 'enable', 'sensor-1', '--state', h.stateDir]);

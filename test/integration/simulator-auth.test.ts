@@ -1,29 +1,19 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
-import { readDevicesFile } from '../../device-sim/src/devices-file.ts';
 import { runFleet } from '../../device-sim/src/fleet.ts';
 import type { ScenarioName } from '../../device-sim/src/scenarios.ts';
+import { addFleet, gatewayCli } from '../../device-sim/src/spawn-gateway.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
+import { tempDir } from '../helpers/store-fixtures.ts';
 
 // The simulator's scenarios for devices that hold their own keys, each with a small fleet
 // provisioned by the real CLI (`--key-type ES256`), against a real gateway.
 
-const run = promisify(execFile);
-const GATEWAY_BIN = fileURLToPath(new URL('../../gateway/bin/gateway.js', import.meta.url));
 const FLEET_SIZE = 4;
 
 async function keyedFleet(t: Test, h: Harness) {
-  const dir = await mkdtemp(join(tmpdir(), 'sim-keys-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const file = join(dir, 'devices.json');
-  await run(process.execPath, [GATEWAY_BIN, 'devices', 'add', '--count', String(FLEET_SIZE), '--key-type', 'ES256', '--out', file,
-    '--state', h.stateDir]);
-  return readDevicesFile(file);
+  const file = join(await tempDir(t, 'sim-keys-'), 'devices.json');
+  return addFleet(file, FLEET_SIZE, ['--key-type', 'ES256', '--state', h.stateDir]);
 }
 
 async function runScenario(t: Test, scenario: ScenarioName) {
@@ -31,7 +21,7 @@ async function runScenario(t: Test, scenario: ScenarioName) {
   const devices = await keyedFleet(t, h);
   const report = await runFleet({
     host: '127.0.0.1', port: h.port, devices, scenario, count: 8, concurrency: 2, timeoutMs: 10_000,
-    revokeDevice: async (id) => { await run(process.execPath, [GATEWAY_BIN, 'devices', 'revoke', id, '--state', h.stateDir]); },
+    revokeDevice: async (id) => { await gatewayCli(['devices', 'revoke', id, '--state', h.stateDir]); },
   });
   t.equal(report.requests.timeouts, 0, `${scenario}: no timeouts`);
   t.equal(report.requests.asExpected, report.requests.answered, `${scenario}: every answer as the scenario expects`);

@@ -1,22 +1,18 @@
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { AdminError } from '../../gateway/src/errors.ts';
 import { bucketOf, buildFileStore } from '../../gateway/src/store/file/index.ts';
 import { bucketFile, formatBucket, forEachLimited, groupByBucket } from '../../gateway/src/store/file/device-buckets.ts';
-import type { DeviceRecord } from '../../gateway/src/store/ports.ts';
+import type { DeviceRecord, Store } from '../../gateway/src/store/ports.ts';
+import { deviceRecord, openFileStore, tempDir } from '../helpers/store-fixtures.ts';
 
-const record = (id: string, extra: Partial<DeviceRecord> = {}): DeviceRecord =>
-  ({ id, secretHash: `hash-${id}`, scopes: ['telemetry:write'], createdAt: '2026-01-01T00:00:00.000Z', recordId: `rid-${id}`, ...extra });
-
+/** A state directory that does not exist yet: the store makes it, so its mode is the store's doing. */
 async function stateDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'file-store-buckets-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return join(dir, 'state');
+  return join(await tempDir(t), 'state');
 }
 
-async function listAll(store: Awaited<ReturnType<typeof buildFileStore>>): Promise<DeviceRecord[][]> {
+async function listAll(store: Store): Promise<DeviceRecord[][]> {
   const batches: DeviceRecord[][] = [];
   for await (const batch of store.devices.list()) batches.push(batch);
   return batches;
@@ -31,8 +27,8 @@ t.test('the bucket of an id is fixed: every process must find a device where ano
   for (let i = 1; i <= 200_000; i += 1) counts[bucketOf(`sim-${String(i).padStart(7, '0')}`, 4096)]! += 1;
   t.ok(Math.max(...counts) < 2 * (200_000 / 4096), 'sequential ids spread evenly (no bucket twice the mean)');
   t.equal(bucketFile('/s/devices', 10), '/s/devices/00a.json');
-  t.same(JSON.parse(formatBucket([record('x')])), [record('x')], 'a bucket is a JSON array');
-  const { groups } = await groupByBucket([record('a'), record('b'), record('a2')], 4096);
+  t.same(JSON.parse(formatBucket([deviceRecord('x')])), [deviceRecord('x')], 'a bucket is a JSON array');
+  const { groups } = await groupByBucket([deviceRecord('a'), deviceRecord('b'), deviceRecord('a2')], 4096);
   t.same([...groups.values()].flat().map((r) => r.id).sort(), ['a', 'a2', 'b']);
 });
 
@@ -55,11 +51,10 @@ t.test('forEachLimited: no new item starts after a failure, and it waits for tho
 
 t.test('add, get, remove, count: a device lives in one bucket file, 0600, in a 0700 directory', async (t) => {
   const dir = await stateDir(t);
-  const store = await buildFileStore(dir);
-  t.teardown(() => store.close());
+  const store = await openFileStore(t, dir);
   t.equal((await stat(dir)).mode & 0o777, 0o700, 'the state directory is made owner-only');
-  await store.devices.add([record('a'), record('b', { recordId: undefined }), record('c')]);
-  t.same(await store.devices.get('a'), record('a'), 'every field kept');
+  await store.devices.add([deviceRecord('a'), deviceRecord('b', { recordId: undefined }), deviceRecord('c')]);
+  t.same(await store.devices.get('a'), deviceRecord('a'), 'every field kept');
   t.equal(await store.devices.get('nope'), undefined);
   t.equal(await store.devices.count(), 3);
   const file = bucketFile(join(dir, 'devices'), bucketOf('a', 4096));
@@ -69,31 +64,28 @@ t.test('add, get, remove, count: a device lives in one bucket file, 0600, in a 0
   t.equal(await store.devices.remove('a'), false, 'already gone');
   t.equal(await store.devices.get('a'), undefined);
   t.equal(await store.devices.count(), 2);
-  const reopened = await buildFileStore(dir);
-  t.teardown(() => reopened.close());
+  const reopened = await openFileStore(t, dir);
   t.same((await listAll(reopened)).flat().map((r) => r.id).sort(), ['b', 'c'], 'persisted');
   t.equal(await reopened.devices.count(), 2);
 });
 
 t.test('a duplicate refuses the whole batch, whether it exists or repeats within the batch', async (t) => {
-  const store = await buildFileStore(await stateDir(t));
-  t.teardown(() => store.close());
-  await store.devices.add([record('a')]);
-  const existing = store.devices.add([record('new-1'), record('new-2'), record('a')]);
+  const store = await openFileStore(t, await stateDir(t));
+  await store.devices.add([deviceRecord('a')]);
+  const existing = store.devices.add([deviceRecord('new-1'), deviceRecord('new-2'), deviceRecord('a')]);
   await t.rejects(existing, AdminError);
   await existing.catch((err: AdminError) => t.equal(err.code, 'GW_ERR_ADMIN_DUPLICATE_DEVICE'));
-  await t.rejects(store.devices.add([record('x'), record('x')]), { code: 'GW_ERR_ADMIN_DUPLICATE_DEVICE' });
+  await t.rejects(store.devices.add([deviceRecord('x'), deviceRecord('x')]), { code: 'GW_ERR_ADMIN_DUPLICATE_DEVICE' });
   t.equal(await store.devices.get('new-1'), undefined, 'nothing of the refused batch was added');
   t.equal(await store.devices.get('x'), undefined);
   t.equal(await store.devices.count(), 1);
-  await t.rejects(store.devices.add([{ ...record('y'), id: '' }]), TypeError, 'an empty id is caller misuse');
+  await t.rejects(store.devices.add([{ ...deviceRecord('y'), id: '' }]), TypeError, 'an empty id is caller misuse');
 });
 
 t.test('a bulk add groups by bucket; list() yields every device in batches of at most maxBatchDevices', async (t) => {
   const dir = await stateDir(t);
-  const store = await buildFileStore(dir, { maxBatchDevices: 300 });
-  t.teardown(() => store.close());
-  const fleet = Array.from({ length: 1200 }, (_, i) => record(`sim-${i}`));
+  const store = await openFileStore(t, dir, { maxBatchDevices: 300 });
+  const fleet = Array.from({ length: 1200 }, (_, i) => deviceRecord(`sim-${i}`));
   const before = store.calls();
   await store.devices.add(fleet);
   const buckets = (await readdir(join(dir, 'devices'))).filter((name) => name !== 'meta.json');
@@ -112,8 +104,7 @@ t.test('a looser state directory is tightened and reported; calls() counts file 
   await mkdir(dir, { mode: 0o755 });
   await chmod(dir, 0o755);
   const changes: number[] = [];
-  const store = await buildFileStore(dir, { onTightened: (change) => changes.push(change.fromMode) });
-  t.teardown(() => store.close());
+  const store = await openFileStore(t, dir, { onTightened: (change) => changes.push(change.fromMode) });
   t.same(changes, [0o755]);
   t.equal((await stat(dir)).mode & 0o777, 0o700);
   const before = store.calls();

@@ -1,29 +1,13 @@
-import { appendFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
-import { buildFileStore } from '../../gateway/src/store/file/index.ts';
+import t from 'tap';
 import {
   appendChanges, ensureJournal, formatChange, formatHeader, HEADER_BYTES, JOURNAL_FILE, parseChange, readJournalPosition,
 } from '../../gateway/src/store/file/change-journal.ts';
 import { MOST_DEVICE_LINES } from '../../gateway/src/store/file/device-registry.ts';
 import { createJournalTailer } from '../../gateway/src/store/file/journal-tailer.ts';
-import type { DeviceRecord, FamilyRevocation, PublishedKey, Store, StoreChange } from '../../gateway/src/store/ports.ts';
-
-const record = (id: string): DeviceRecord =>
-  ({ id, secretHash: `hash-${id}`, scopes: ['telemetry:write'], createdAt: '2026-01-01T00:00:00.000Z', recordId: `rid-${id}` });
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'file-store-journal-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function open(t: Test, dir: string): Promise<Store> {
-  const store = await buildFileStore(dir);
-  t.teardown(() => store.close());
-  return store;
-}
+import type { FamilyRevocation, PublishedKey, Store, StoreChange } from '../../gateway/src/store/ports.ts';
+import { deviceRecord, openFileStore, tempDir } from '../helpers/store-fixtures.ts';
 
 /** Resolves with the changes `store` hears, up to and including the first that `last` accepts. */
 function heardUntil(store: Store, last: (change: StoreChange) => boolean): Promise<StoreChange[]> {
@@ -60,10 +44,10 @@ t.test('lines: every change round-trips, odd ids as JSON strings, unknown lines 
 
 t.test('another store on the same directory hears a device added, removed, a key and a revocation', async (t) => {
   const dir = await tempDir(t);
-  const cli = await open(t, dir);
-  const gateway = await open(t, dir);
+  const cli = await openFileStore(t, dir);
+  const gateway = await openFileStore(t, dir);
   const heard = heardUntil(gateway, (change) => change.kind === 'revocation');
-  await cli.devices.add([record('d1')]);
+  await cli.devices.add([deviceRecord('d1')]);
   await cli.devices.remove('d1');
   const key: PublishedKey = { kid: 'k1', alg: 'ES256', state: 'verifying', gateway: 'g1', createdAt: '2026-01-01T00:00:00Z', publicJwk: { kty: 'EC' } };
   await cli.keys.publish(key);
@@ -76,12 +60,12 @@ t.test('another store on the same directory hears a device added, removed, a key
 });
 
 t.test('this process\'s own change reaches its listeners before the call resolves, once', async (t) => {
-  const store = await open(t, await tempDir(t));
+  const store = await openFileStore(t, await tempDir(t));
   const heard: StoreChange[] = [];
   const off = store.subscribe((change) => heard.push(change));
-  await store.devices.add([record('a'), record('b')]);
+  await store.devices.add([deviceRecord('a'), deviceRecord('b')]);
   t.same(heard, [{ kind: 'device', id: 'a' }, { kind: 'device', id: 'b' }]);
-  await t.rejects(store.devices.add([record('a')]), { code: 'GW_ERR_ADMIN_DUPLICATE_DEVICE' });
+  await t.rejects(store.devices.add([deviceRecord('a')]), { code: 'GW_ERR_ADMIN_DUPLICATE_DEVICE' });
   t.equal(await store.devices.remove('zzz'), false);
   t.equal(heard.length, 2, 'a refused or empty change tells nobody');
   off();
@@ -91,10 +75,10 @@ t.test('this process\'s own change reaches its listeners before the call resolve
 
 t.test('a bulk add is one resync for readers, not a line per device', async (t) => {
   const dir = await tempDir(t);
-  const cli = await open(t, dir);
-  const gateway = await open(t, dir);
+  const cli = await openFileStore(t, dir);
+  const gateway = await openFileStore(t, dir);
   const heard = heardUntil(gateway, (change) => change.kind === 'resync');
-  await cli.devices.add(Array.from({ length: MOST_DEVICE_LINES + 1 }, (_, i) => record(`bulk-${i}`)));
+  await cli.devices.add(Array.from({ length: MOST_DEVICE_LINES + 1 }, (_, i) => deviceRecord(`bulk-${i}`)));
   t.same(await heard, [{ kind: 'resync' }]);
   t.ok((await readFile(join(dir, JOURNAL_FILE), 'utf8')).length < 200, 'the journal holds one line for it');
 });
@@ -103,10 +87,10 @@ t.test('a full journal becomes a new generation: a reader resyncs, then hears wh
   const dir = await tempDir(t);
   // A journal past 1 MiB before anyone opens the directory.
   await writeFile(join(dir, JOURNAL_FILE), formatHeader(1) + 'device filler\n'.repeat(80_000), { mode: 0o600 });
-  const cli = await open(t, dir);
-  const gateway = await open(t, dir);
+  const cli = await openFileStore(t, dir);
+  const gateway = await openFileStore(t, dir);
   const heard = heardUntil(gateway, (change) => change.kind === 'device' && change.id === 'after');
-  await cli.devices.add([record('after')]);
+  await cli.devices.add([deviceRecord('after')]);
   t.same(await heard, [{ kind: 'resync' }, { kind: 'device', id: 'after' }]);
   const position = await readJournalPosition(join(dir, JOURNAL_FILE));
   t.equal(position.generation, 2);

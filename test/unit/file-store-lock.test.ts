@@ -1,26 +1,11 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
-import { buildFileStore } from '../../gateway/src/store/file/index.ts';
+import t from 'tap';
 import { createStateLock, LOCK_FILE } from '../../gateway/src/store/file/state-lock.ts';
-import { StoreUnavailableError, type DeviceRecord, type Store } from '../../gateway/src/store/ports.ts';
-
-const record = (id: string): DeviceRecord =>
-  ({ id, secretHash: `hash-${id}`, scopes: ['telemetry:write'], createdAt: '2026-01-01T00:00:00.000Z', recordId: `rid-${id}` });
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'file-store-lock-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function open(t: Test, dir: string): Promise<Store> {
-  const store = await buildFileStore(dir);
-  t.teardown(() => store.close());
-  return store;
-}
+import { StoreUnavailableError, type Store } from '../../gateway/src/store/ports.ts';
+import { deviceRecord, openFileStore, tempDir } from '../helpers/store-fixtures.ts';
 
 /** The pid of a process that has exited (and been reaped). */
 async function deadPid(): Promise<number> {
@@ -33,10 +18,10 @@ const exists = (file: string) => stat(file).then(() => true, () => false);
 
 t.test('two stores adding and removing at once on one directory lose nothing', async (t) => {
   const dir = await tempDir(t);
-  const [a, b] = [await open(t, dir), await open(t, dir)];
+  const [a, b] = [await openFileStore(t, dir), await openFileStore(t, dir)];
   const writes = (store: Store, prefix: string) => async () => {
-    for (let i = 0; i < 20; i += 1) await store.devices.add([record(`${prefix}-${i}`)]);
-    await store.devices.add(Array.from({ length: 100 }, (_, i) => record(`${prefix}-bulk-${i}`)));
+    for (let i = 0; i < 20; i += 1) await store.devices.add([deviceRecord(`${prefix}-${i}`)]);
+    await store.devices.add(Array.from({ length: 100 }, (_, i) => deviceRecord(`${prefix}-bulk-${i}`)));
     for (let i = 0; i < 5; i += 1) t.equal(await store.devices.remove(`${prefix}-${i}`), true);
   };
   await Promise.all([writes(a, 'a')(), writes(b, 'b')(), writes(a, 'a2')()]);
@@ -52,9 +37,9 @@ t.test('two stores adding and removing at once on one directory lose nothing', a
 
 t.test('a lock left by a dead process on this host is taken over at once', async (t) => {
   const dir = await tempDir(t);
-  const store = await open(t, dir);
+  const store = await openFileStore(t, dir);
   await writeFile(join(dir, LOCK_FILE), JSON.stringify({ pid: await deadPid(), host: hostname(), token: 'gone' }));
-  await store.devices.add([record('after-crash')]);
+  await store.devices.add([deviceRecord('after-crash')]);
   t.ok(await store.devices.get('after-crash'));
   t.notOk(await exists(join(dir, LOCK_FILE)));
 });

@@ -1,38 +1,22 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { AdminError } from '../../gateway/src/errors.ts';
-import { buildFileStore } from '../../gateway/src/store/file/index.ts';
 import { REVOCATIONS_COMPACT_BYTES } from '../../gateway/src/store/file/revocations-file.ts';
-import type { FamilyRevocation, PublishedKey, Store } from '../../gateway/src/store/ports.ts';
+import type { FamilyRevocation } from '../../gateway/src/store/ports.ts';
+import { openFileStore, publishedKey, tempDir } from '../helpers/store-fixtures.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
-
-async function tempDir(t: Test): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'file-store-ports-'));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function open(t: Test, dir: string, nowMs: () => number): Promise<Store> {
-  const store = await buildFileStore(dir, { nowMs });
-  t.teardown(() => store.close());
-  return store;
-}
-
-const key = (kid: string, state: PublishedKey['state']): PublishedKey =>
-  ({ kid, alg: 'ES256', state, gateway: 'g1', createdAt: '2026-01-01T00:00:00.000Z', publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' } });
 
 t.test('one-time ids: spent once, remembered across a restart, forgotten after expiry', async (t) => {
   const dir = await tempDir(t);
   let nowMs = 1_000_000_000;
-  const store = await open(t, dir, () => nowMs);
+  const store = await openFileStore(t, dir, { nowMs: () => nowMs });
   t.equal(await store.onceIds.consume('r1', 1_000_100), true);
   t.equal(await store.onceIds.consume('r1', 1_000_100), false, 'second use refused');
   const results = await Promise.all([store.onceIds.consume('r2', 1_000_100), store.onceIds.consume('r2', 1_000_100)]);
   t.same(results.sort(), [false, true], 'two at once: exactly one wins');
-  const restarted = await open(t, dir, () => nowMs);
+  const restarted = await openFileStore(t, dir, { nowMs: () => nowMs });
   t.equal(await restarted.onceIds.consume('r1', 1_000_100), false, 'still spent after a restart');
   nowMs = 1_000_101_000;
   t.equal(await restarted.onceIds.consume('r1', 1_000_200), true, 'forgotten once expired');
@@ -43,7 +27,7 @@ t.test('one-time ids: spent once, remembered across a restart, forgotten after e
 t.test('revocations: listed until they run out, one per family, pruned when the file is compacted', async (t) => {
   const dir = await tempDir(t);
   let nowMs = 1_000_000_000;
-  const store = await open(t, dir, () => nowMs);
+  const store = await openFileStore(t, dir, { nowMs: () => nowMs });
   const revocation: FamilyRevocation = { family: 'f1', deviceId: 'd1', atSec: 1_000_000, untilSec: 1_000_600 };
   await store.revocations.revokeFamily(revocation);
   await store.revocations.revokeFamily({ ...revocation, untilSec: 1_000_900 });
@@ -64,10 +48,10 @@ t.test('revocations: listed until they run out, one per family, pruned when the 
 t.test('keys: publish upserts by kid; retire only a verifying key; retired keys pruned after 7 days', async (t) => {
   const dir = await tempDir(t);
   let nowMs = Date.parse('2026-02-01T00:00:00Z');
-  const store = await open(t, dir, () => nowMs);
-  await store.keys.publish(key('k1', 'active'));
-  await store.keys.publish(key('k2', 'active'));
-  await store.keys.publish({ ...key('k1', 'verifying'), verifyUntil: '2026-02-08T00:00:00Z' });
+  const store = await openFileStore(t, dir, { nowMs: () => nowMs });
+  await store.keys.publish(publishedKey('k1', 'active'));
+  await store.keys.publish(publishedKey('k2', 'active'));
+  await store.keys.publish({ ...publishedKey('k1', 'verifying'), verifyUntil: '2026-02-08T00:00:00Z' });
   t.same((await store.keys.list()).map((k) => [k.kid, k.state]), [['k1', 'verifying'], ['k2', 'active']]);
 
   const refused = store.keys.retire('k2', '2026-02-01T00:00:00Z');
@@ -83,11 +67,11 @@ t.test('keys: publish upserts by kid; retire only a verifying key; retired keys 
 
   nowMs += 7 * DAY_MS + 1000;
   t.same((await store.keys.list()).map((k) => k.kid), ['k2'], 'retired a week ago: pruned');
-  await t.rejects(store.keys.publish({ ...key('', 'active') }), TypeError);
+  await t.rejects(store.keys.publish({ ...publishedKey('', 'active') }), TypeError);
 });
 
 t.test('limits, availability, calls and close', async (t) => {
-  const store = await open(t, await tempDir(t), Date.now);
+  const store = await openFileStore(t, await tempDir(t), { nowMs: Date.now });
   const limiter = store.limits.limiter({ keyPrefix: 'login', points: 2, durationSec: 60 });
   await limiter.consume('src');
   await limiter.consume('src');

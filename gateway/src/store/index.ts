@@ -6,7 +6,7 @@ export {
 } from './ports.ts';
 export { createDeviceView, type DeviceView, type DeviceViewOptions } from './device-view.ts';
 export { openStore, type OpenStoreOptions } from './open-store.ts';
-export { buildFileStore } from './file/index.ts';
+export { buildFileStore, forEachLimited } from './file/index.ts';
 export { formatMode, logTightened, STATE_DIR_MODE, tightenStateDir, type StateDirTightened } from './state-dir-mode.ts';
 export { writeFileAtomic, readJsonIfExists } from './atomic-file.ts';
 export { watchStateDir } from './watch-state-dir.ts';
