@@ -15,7 +15,7 @@ certs: $(NPM_STAMP)
 
 # libcoap's independent C client, for the interoperability test; redis-server, for the Redis store
 # tests (each starts its own on a unix socket); nginx with its stream module, for the load-balancer
-# test (README's example); python3-cbor2 and python3-cryptography for Debian's /usr/bin/python3,
+# test (the operator guide's nginx example); python3-cbor2 and python3-cryptography for Debian's /usr/bin/python3,
 # for the independent COSE check. One apt-get update, then only what is missing.
 tools:
 	@missing=""; \

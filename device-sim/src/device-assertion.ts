@@ -4,7 +4,7 @@ import { SignJWT, importJWK, type CryptoKey, type JWK } from 'jose';
 /** A device's own private key as `gateway devices add --key-type` writes it: a JWK with its `d`. */
 export type DevicePrivateJwk = JWK & { kty: string; d: string };
 
-/** The algorithms the gateway accepts for a device key (README, assertion login). */
+/** The algorithms the gateway accepts for a device key (the wire contract, assertion login). */
 export type DeviceKeyAlg = 'ES256' | 'EdDSA';
 
 /** An assertion's lifetime when the device has a clock: `exp = iat + 300`. */

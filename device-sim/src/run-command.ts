@@ -74,7 +74,7 @@ export function registerRunCommand(program: Command, log: (line: string) => void
         process.once('SIGINT', () => process.exit(130));
       };
       process.once('SIGINT', onSignal);
-      // The operator's revocation, as the README tells operators to do it.
+      // The operator's revocation, as the operator guide tells operators to do it.
       const storeArgs = [...(flags.state !== undefined ? ['--state', flags.state] : []), ...(flags.store !== undefined ? ['--store', flags.store] : [])];
       const revokeDevice = storeArgs.length > 0 ? async (id: string) => { await gatewayCli(['devices', 'revoke', id, ...storeArgs]); } : undefined;
       let report;

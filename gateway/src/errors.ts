@@ -15,7 +15,7 @@ interface ErrorRow {
 /**
  * Every failure the gateway can report, one row per code: the CoAP code and wire code a device
  * sees, the HTTP status an admin client sees, the exit code of a CLI command. One table, so the
- * mapping is data (tested against README), and codes are never renamed or reused.
+ * mapping is data (tested against the wire contract), and codes are never renamed or reused.
  */
 export const ERRORS = {
   GW_ERR_BAD_REQUEST: { coap: '4.00', http: 400, wire: WireError.badRequest },
@@ -85,7 +85,7 @@ export type OperatorErrorCode = CodesWith<{ http: number; exit: number }>;
 /** What an admin command or request could not do. */
 export type AdminErrorCode = Extract<OperatorErrorCode, `GW_ERR_ADMIN_${string}`>;
 
-/** The rows a device can see, as `renderError` sends them and README's wire table lists them. */
+/** The rows a device can see, as `renderError` sends them and the wire contract's table lists them. */
 export const ERROR_TABLE = Object.fromEntries(
   Object.entries(ERRORS).filter(([, row]) => 'wire' in row),
 ) as { readonly [C in GatewayErrorCode]: (typeof ERRORS)[C] };

@@ -9,7 +9,7 @@ import type { JWK } from 'jose';
 
 const run = promisify(execFile);
 
-/** A key pair made by openssl, as a firmware engineer would (README's commands). */
+/** A key pair made by openssl, as a firmware engineer would (the operator guide's commands). */
 export async function opensslKey(dir: string, name: string, alg: 'ES256' | 'EdDSA'): Promise<{ privateFile: string; publicFile: string }> {
   const key = join(dir, `${name}.key.pem`);
   const pub = join(dir, `${name}.pub.pem`);

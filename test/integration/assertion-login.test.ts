@@ -249,7 +249,7 @@ t.test('past the failure budget an assertion gets 4.29 without its signature bei
   t.equal((await metricValue(h, 'coap_gateway_logins_total', { method: 'assertion', outcome: 'rate_limited' })), 1, 'counted');
 });
 
-t.test('an assertion made by openssl (an independent signer, as README shows) logs the device in', async (t) => {
+t.test('an assertion made by openssl (an independent signer, as the operator guide shows) logs the device in', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'gw-openssl-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const run = (args: string[], input?: Buffer) => new Promise<Buffer>((resolve, reject) => {

@@ -275,7 +275,7 @@ t.test('past blockBufferBytes new uploads get 5.03 with Max-Age; admitted ones c
   const done = await sendBlock1(client, {
     path: ['telemetry', 'a'], accessToken: token, num: 1, more: false, szx: 5, payload: Buffer.from('   '), messageId: 0x2100,
   });
-  // Issue 7: past the cap, *new* uploads get 5.03; one admitted on block 0 is not pushed out half-way.
+  // Past the cap, *new* uploads get 5.03; one admitted on block 0 is not pushed out half-way.
   t.equal(done.code, '2.01', 'an upload admitted before the buffer filled still completes');
   t.equal(h.backend.requests.at(-1)?.body.length, 515, 'and reaches the backend whole');
   t.equal(await metricValue(h, GAUGE), 1536, 'its bytes are released');

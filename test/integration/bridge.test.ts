@@ -21,7 +21,7 @@ async function signedIn(h: Harness, id = 'sensor-1') {
 
 const wireCode = (body: unknown) => (body as Map<number, unknown> | undefined)?.get(ErrorKey.code);
 
-// RFC 8075 section 7, README's status table. `headers` are the backend's; `maxAge` what the device must see.
+// RFC 8075 section 7, the backend guide's status table. `headers` are the backend's; `maxAge` what the device must see.
 interface Row { method: Method; status: number; code: string; headers?: () => IncomingHttpHeaders; maxAge?: [number, number] }
 const rows: Row[] = [
   { method: 'GET', status: 200, code: '2.05' },
@@ -289,7 +289,7 @@ t.test('unknown critical option -> 4.02 before the backend; unknown elective opt
   await client.send(rawRequest({ path: ['config'], accessToken: token, messageId: 1, token: critical, extraOptions: [{ name: '65001', value: Buffer.from('x') }] }));
   const refused = await client.next(isAnswerTo(critical), 'answer with option 65001');
   t.equal(refused.code, '4.02');
-  // The request (with its token) is far larger than the error body, so the body must be there (DESIGN.md).
+  // The request (with its token) is far larger than the error body, so the body must be there (error bodies are left out only where they would outgrow the request).
   t.equal(refused.payload.length > 0 ? wireCode(cbor.decode(refused.payload)) : 'no body', WireError.badOption, 'error body {0: bad option}');
   const twice = Buffer.from('c1', 'hex');
   await client.send(rawRequest({ path: ['config'], accessToken: token, messageId: 3, token: twice, extraOptions: [{ name: '65003', value: Buffer.from(token) }] }));

@@ -118,7 +118,7 @@ t.test('wire sizes, measured on real datagrams: CWT, a 25-byte reading, GET /con
   t.ok(get.sentBytes <= 140, `GET /config: ${get.sentBytes} bytes <= 140`);
   t.comment(`CWT ${cwt.length} B, login answer ${answerBytes} B, reading ${reading.sentBytes} B, GET /config ${get.sentBytes} B`);
 
-  // The same with a JWT (demo-sensor-02: as long an id as demo-sensor-01), for README's table.
+  // The same with a JWT (demo-sensor-02: as long an id as demo-sensor-01), for the wire contract's table.
   const jwtLogin = await login(raw, 'demo-sensor-02', await provision(h, 'demo-sensor-02'), TokenFormat.jwt);
   const jwt = (decodeCbor(jwtLogin.answer.payload) as Map<number, unknown>).get(AuthResponseKey.accessToken) as string;
   const jwtReading = await exchange(raw, telemetry(jwt));

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import t, { type Test } from 'tap';
 import { REPO_ROOT } from '../helpers/cli-run.ts';
 
-// `npx device-sim backend` as README's tour runs it: its own process, a free port, stopped by
+// `npx device-sim backend` as the README's tour runs it: its own process, a free port, stopped by
 // SIGTERM. With --print it shows what each request brought; without, it prints nothing per request.
 
 interface BackendProcess {

@@ -13,7 +13,7 @@ import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-pro
 import { nodeCoapRequest, openNodeCoapAgent } from '../helpers/node-coap-blockwise.ts';
 import { startRedis } from '../helpers/redis-server.ts';
 
-// README's nginx example, run as written in front of two gateways on one Redis: only the
+// The operator guide's nginx example, run as written in front of two gateways on one Redis: only the
 // upstream addresses and the listen address are put in for loopback ones. Each device sends from
 // an address of its own (127.0.0.0/8 is all loopback), as devices behind a balancer do.
 
@@ -23,17 +23,17 @@ const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const DEVICES = 16;
 const START_LIMIT_MS = 10_000;
 
-const readme = await readFile(new URL('../../gateway/docs/operator-guide.md', import.meta.url), 'utf8');
+const guide = await readFile(new URL('../../gateway/docs/operator-guide.md', import.meta.url), 'utf8');
 
-/** The README's `nginx` block with loopback addresses in place of its example ones. */
+/** The operator guide's `nginx` block with loopback addresses in place of its example ones. */
 function nginxConfigFromReadme(t: Test, gateways: readonly GatewayProcess[], listen: string): string {
-  const block = /```nginx\n([\s\S]*?)```/.exec(readme)?.[1];
-  if (block === undefined) throw new Error('README has no ```nginx block');
+  const block = /```nginx\n([\s\S]*?)```/.exec(guide)?.[1];
+  if (block === undefined) throw new Error('the operator guide has no ```nginx block');
   const servers = [...block.matchAll(/^(\s*)server 10\.0\.0\.\d+:5683;$/gm)];
-  t.equal(servers.length, gateways.length, 'README\'s upstream lists two gateways, as this test runs');
+  t.equal(servers.length, gateways.length, 'the guide\'s upstream lists two gateways, as this test runs');
   let config = block;
   servers.forEach((match, i) => { config = config.replace(match[0], `${match[1]}server 127.0.0.1:${gateways[i]!.port};`); });
-  t.match(config, /^\s*listen 5683 udp;$/m, 'README\'s nginx listens on UDP 5683');
+  t.match(config, /^\s*listen 5683 udp;$/m, 'the guide\'s nginx listens on UDP 5683');
   return config.replace(/^(\s*)listen 5683 udp;$/m, `$1listen ${listen}:5683 udp;`);
 }
 
@@ -79,11 +79,11 @@ async function nginxAvailable(t: Test): Promise<boolean> {
   });
   // Fails (never skips), as the libcoap interoperability test: CI installs it with `make tools`.
   if (!found) t.fail('nginx is not installed: install the Debian packages nginx and libnginx-mod-stream (or `make tools`)');
-  else if (process.getuid?.() !== 0) t.fail('README\'s nginx example binds transparently (proxy_bind ... transparent): run as root');
+  else if (process.getuid?.() !== 0) t.fail('the guide\'s nginx example binds transparently (proxy_bind ... transparent): run as root');
   return found && process.getuid?.() === 0;
 }
 
-t.test('README\'s nginx in front of two gateways: one device, one gateway; the gateways see each device\'s address', async (t) => {
+t.test('the operator guide\'s nginx in front of two gateways: one device, one gateway; the gateways see each device\'s address', async (t) => {
   if (!(await nginxAvailable(t))) return;
   const redis = await startRedis(t);
   const dir = await mkdtemp(join(tmpdir(), 'gw-lb-'));

@@ -8,7 +8,7 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 import { RawCoapClient } from '../helpers/bridge-raw-coap.ts';
 import { accessClaims, flipSignatureByte, hmacToken, unsecuredToken } from '../helpers/token-forge.ts';
 
-// Issue 8, point 6: whatever a device sends, the log never carries token material (no token, no
+// Whatever a device sends, the log never carries token material (no token, no
 // part of a JWS signature, no secret in any encoding), every attacker-chosen string in a line is
 // cut to LOG_TEXT_CHARS, and no single request makes a long line. Hostile requests go to a real
 // gateway over UDP (raw datagrams, so sizes are not limited by a client library); then every
@@ -123,7 +123,7 @@ interface Loaded {
   answers: string[];
 }
 
-/** The hostile-input requests of issue 8, each kind several times; every answer's code kept. */
+/** Hostile requests of every kind (tokens, logins, options, sizes), each several times; every answer's code kept. */
 async function sendHostileInput(t: Test): Promise<Loaded> {
   const h = await startHarness(t, { config: { loginFailuresPerMinute: 5 } });
   const material = new Forbidden(WINDOW_CHARS, 20);

@@ -7,7 +7,7 @@ import { conditions } from '../helpers/condition.ts';
 import { startRedis } from '../helpers/redis-server.ts';
 import { deviceRecord, publishedKey } from '../helpers/store-fixtures.ts';
 
-// What the Redis store leaves in Redis (the key layout README documents), how it expires and
+// What the Redis store leaves in Redis (the key layout store/redis/redis-key-layout.ts describes), how it expires and
 // prunes, and what each call costs in round trips, read from Redis itself (MONITOR). The
 // behaviour every backend shares is in test/contract, run by redis-store-contract.test.ts.
 

@@ -8,7 +8,7 @@ import { tightenStateDir, type StateDirTightened } from '../../gateway/src/store
 import { runCli } from '../helpers/cli-run.ts';
 import { startTestBackend } from '../helpers/test-backend.ts';
 
-// Issue 8, point 7: the state directory (device secret hashes, spent token ids, private signing
+// The state directory (device secret hashes, spent token ids, private signing
 // keys) is made owner-only at gateway start and by every CLI command that opens it, with a
 // warning when it was looser. A directory made by hand under the usual umask is 0755.
 

@@ -11,7 +11,7 @@ import { expectRefused } from '../helpers/token-checks.ts';
 import { boundClaims, nonCanonical, signToken } from '../helpers/token-forge.ts';
 import { UdpProbe } from '../helpers/udp-probe.ts';
 
-// Issue 8, points 1, 5 and 6 (the token's part), against the real gateway over UDP.
+// Hostile tokens against the real gateway over UDP: forged algorithms, oversized fields, replays.
 
 const BUDGET = DEFAULTS.forgedTokensPerMinute;
 const invalid = { code: '4.01', wire: WireError.tokenInvalid };

@@ -44,7 +44,7 @@ t.test('defaults: only the backend is required', async (t) => {
   t.same(problemsOf(t, {}), ['backend: required (the backend\'s base URL, http:// or https://)']);
 });
 
-t.test('the defaults the CLI and README quote are the ones applied', async (t) => {
+t.test('the defaults the CLI and the operator guide quote are the ones applied', async (t) => {
   const config = loadConfig({ backend: BACKEND });
   t.same([config.coap.host, config.coap.port, config.stateDir, config.logLevel, config.backend.timeoutMs],
     [DEFAULTS.coapHost, DEFAULTS.coapPort, DEFAULTS.state, DEFAULTS.logLevel, DEFAULTS.backendTimeoutMs]);

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { cacheControlToMaxAge, coapCodeFor, retryAfterToMaxAge } from '../../gateway/src/bridge/status-map.ts';
 
-// README's status table (RFC 8075 section 7, RFC 7252 section 10.1), written out here rather than
+// The backend guide's status table (RFC 8075 section 7, RFC 7252 section 10.1), written out here rather than
 // read from HTTP_TO_COAP, so a changed table entry fails this test.
 const FIXED: [number, string][] = [
   [201, '2.01'], [204, '2.04'], [304, '2.03'],

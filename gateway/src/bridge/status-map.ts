@@ -2,7 +2,7 @@ import { clampMaxAge } from '../max-age.ts';
 
 /**
  * HTTP status -> CoAP response code, RFC 8075 section 7 and RFC 7252 section 10.1. Data, not
- * scattered ifs; README's status table is this table.
+ * scattered ifs; the backend guide's status table is this table.
  */
 export const HTTP_TO_COAP: ReadonlyMap<number, string> = new Map([
   [201, '2.01'],

@@ -10,7 +10,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
   const flags = serveOptions();
   const serve = program.command('serve')
     .description('run the gateway: CoAP on UDP, bridged to the HTTP(S) backend')
-    .option('--config <file>', 'JSON config file (flags override it); see README for its keys');
+    .option('--config <file>', 'JSON config file (flags override it); see gateway/docs/operator-guide.md for its keys');
   for (const { option } of flags) serve.addOption(option);
   serve.action(async (options: { config?: string } & Record<string, unknown>) => {
     const file = options.config !== undefined ? readConfigFile(options.config) : {};

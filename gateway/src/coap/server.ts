@@ -6,11 +6,10 @@ import { createAddressLayer } from './address-layer.ts';
 import { createBlockWiseLayer } from './block-wise-layer.ts';
 import { createDrainLayer } from './drain-layer.ts';
 import { stackOf } from './layer.ts';
-import { createMessagingLayer, type MessagingEvictedTable, type MessagingObserver } from './messaging-layer.ts';
+import { createMessagingLayer, type MessagingEvictedTable, type MessagingObserver, type MessagingOptions } from './messaging-layer.ts';
 import type { Peer } from './peer.ts';
 import { createRenderError } from './render-error.ts';
 import { createRequestLayer } from './request-layer.ts';
-import type { TransmissionParameters } from './retransmissions.ts';
 
 export type EvictedTable = MessagingEvictedTable | 'uploads' | 'representations';
 
@@ -22,20 +21,12 @@ export interface EndpointObserver extends Omit<MessagingObserver, 'evicted'> {
   challenged?(): void;
 }
 
-export interface EndpointOptions {
+export interface EndpointOptions extends Omit<MessagingOptions, 'up' | 'render' | 'observer'> {
   handler: RequestHandler;
-  /** Sends one datagram; the endpoint only ever answers the peer a datagram came from. */
-  send: (datagram: Buffer, peer: Peer) => void;
-  logger: Logger;
-  nowMs: () => number;
-  piggybackReplyMs: number;
-  exchangeLifetimeSec: number;
-  maxExchanges: number;
-  exchangeBytes: number;
+  /** Bytes of Block1 uploads buffered at once, over all devices. */
   blockBufferBytes: number;
   blockLifetimeSec: number;
   representationBytes: number;
-  transmission?: TransmissionParameters;
   observer?: EndpointObserver;
 }
 

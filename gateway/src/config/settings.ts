@@ -15,7 +15,7 @@ const DAY_SEC = 24 * 3600;
 /**
  * Every setting a config file or flags may give, once: its key, what it accepts, its default and
  * what it is for, in the groups the gateway reads them in (`config.coap.port` is `coapPort`).
- * The schema, the config's type, the defaults --help and README quote, and the `serve` flags'
+ * The schema, the config's type, the defaults --help and the operator guide quote, and the `serve` flags'
  * help all come from here.
  */
 export const GATEWAY_SETTINGS = {

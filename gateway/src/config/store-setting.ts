@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { REDIS_URL_FORMS, readRedisUrl } from '../store/redis/redis-url.ts';
 import { quote, wholeNumber, withoutPassword } from './fields.ts';
 
-/** What a Redis store takes unless its object form says otherwise (README's store table quotes them). */
+/** What a Redis store takes unless its object form says otherwise (the operator guide's store table quotes them). */
 export const REDIS_STORE_DEFAULTS = {
   /** Prepended to every key, so that one Redis can serve several fleets. */
   keyPrefix: 'gw:',

@@ -8,7 +8,7 @@ type DecodeOnlyExtension = Parameters<typeof addExtension>[0];
 for (const tag of [0, 1]) addExtension({ tag, decode: (content: unknown) => new Tag(content, tag) } as unknown as DecodeOnlyExtension);
 
 // The one CBOR configuration of the wire contract. Decoding keeps maps as Maps, so integer keys
-// stay integers (cbor-x would otherwise make object keys text: DESIGN.md's known fault); encoding
+// stay integers (cbor-x would otherwise make them text); encoding
 // takes Maps as they are and gives the smallest map headers (a2, not b9 00 02), since every
 // byte is airtime. No records: a plain CBOR peer must read everything we send.
 const encoder = new Encoder({ useRecords: false, mapsAsObjects: false, variableMapSize: true });

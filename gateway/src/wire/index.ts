@@ -1,5 +1,5 @@
 // The device <-> gateway wire contract. Firmware and the device simulator may import this module;
-// it has no dependencies on gateway internals. README's wire contract table mirrors it.
+// it has no dependencies on gateway internals. The wire contract (gateway/docs/wire-contract.md) mirrors it.
 
 /** CoAP option carrying the access token (a JWT's text or a CWT's bytes). RFC 7252 section 5.4.6: odd = critical, bit 1 = unsafe. */
 export const ACCESS_TOKEN_OPTION = 65003;
@@ -18,7 +18,7 @@ export const AuthRequestKey = {
   deviceId: 1,
   /** The device's 32-byte secret (bytes). */
   secret: 2,
-  /** A compact JWS the device signed with its own key (text): see README, assertion login. */
+  /** A compact JWS the device signed with its own key (text): see the wire contract, assertion login. */
   assertion: 3,
   /** The opaque refresh token of the last answer (bytes). */
   refreshToken: 5,

@@ -64,7 +64,7 @@ export interface AuthResource {
   nonce(request: CoapRequest, source: RequestSource): Promise<Handled>;
 }
 
-/** `POST /auth`, `/auth/refresh` and `/auth/nonce`: CBOR in, CBOR out (README's wire contract). */
+/** `POST /auth`, `/auth/refresh` and `/auth/nonce`: CBOR in, CBOR out (gateway/docs/wire-contract.md). */
 export function createAuthResource(options: AuthResourceOptions): AuthResource {
   const { devices, refreshFamilies, issuer, verifyToken, limiter, leewaySec, revocationView } = options;
   const storeAvailable = options.storeAvailable ?? (() => true);

@@ -75,7 +75,7 @@ export interface CwtContent {
   scope?: string;
 }
 
-/** A CWT of `content`, signed with `key`; the claims are what README's table lists (sub, exp, cti). */
+/** A CWT of `content`, signed with `key`; the claims are what the wire contract lists (sub, exp, cti). */
 export function signCwt(content: CwtContent, key: { kid: string; alg: SigningAlg; privateKey: KeyObject }, aad: Buffer): Buffer {
   const claims = new Map<number, string | number | Buffer>([
     [CwtClaim.sub, content.sub],
