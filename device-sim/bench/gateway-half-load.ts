@@ -11,7 +11,7 @@ const ratePerSec = Number(flag('rate') ?? 1000);
 const durationSec = Number(flag('duration') ?? 10);
 
 const scenario = await startGatewayScenario('bench-half-', { traceGcWhileProfiling: true });
-const { deviceCount, devices, backend, gateway, profile } = scenario;
+const { deviceCount, devices, gateway, profile } = scenario;
 let loadWindow: Promise<ProfileWindow | undefined> = Promise.resolve(undefined);
 try {
   say(`gateway on 127.0.0.1:${gateway.port}; ${deviceCount} devices, open loop at ${ratePerSec}/s, ${durationSec} s (after 2 s warm-up)`);

@@ -2,7 +2,6 @@
 // backend (its own process), answered. `gateway serve` runs in its own process with its default
 // settings (info log, a JSON line per request, to a file). Closed loop, bounded in flight.
 // --profile: run the gateway under `node --cpu-prof` and print where its time goes.
-import { join } from 'node:path';
 import type { ProfileWindow } from '../src/cpu-profile.ts';
 import { runFleet } from '../src/fleet.ts';
 import {

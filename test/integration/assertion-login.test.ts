@@ -14,6 +14,7 @@ import type { DeviceKey, DeviceRecord } from '../../gateway/src/store/index.ts';
 import { AuthRequestKey, AuthResponseKey, ErrorKey, NONCE_LIFETIME_SEC, WireError, decodeCbor } from '../../gateway/src/wire/index.ts';
 import { metricValue } from '../helpers/coap-wire.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
+import { wireCodeOf } from '../helpers/token-checks.ts';
 
 // Signed-assertion login (issue: devices that hold their own keys): every refusal the rules
 // name, each with its own test, each answered 4.01 badCredentials with the reason in the log only.
@@ -78,8 +79,6 @@ async function requestNonce(t: Test, port: number, localAddress = '127.0.0.1', p
   if (first.code !== '4.01' || echo === undefined) return [first];
   return [first, await exchange(0x4002, echo)];
 }
-
-const wireCodeOf = (body: unknown) => (body instanceof Map ? (body as Map<number, unknown>).get(ErrorKey.code) : undefined);
 
 /** Refused as bad credentials, the body says only the wire code and server time, and the log says why. */
 async function expectRefused(t: Test, h: Harness, answer: { code: string; body: unknown }, reason: RegExp, what: string): Promise<void> {

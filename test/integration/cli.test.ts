@@ -1,19 +1,13 @@
 import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildFileStore, type DeviceRecord } from '../../gateway/src/store/index.ts';
 import { allKeys } from '../helpers/admin-client.ts';
 import { runCli, type CliResult } from '../helpers/cli-run.ts';
+import { tempDir } from '../helpers/store-fixtures.ts';
 
 // Each CLI run is a fresh Node process (~0.5 s): independent runs go in parallel, and there are few.
-
-async function tempDir(t: Test, prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** Every file under `dir`, with its contents. */
 async function allFiles(dir: string): Promise<{ file: string; text: string }[]> {

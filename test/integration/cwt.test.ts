@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ParsedPacket } from 'coap-packet';
-import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import t, { type Test } from 'tap';
 import { decodeCoseSign1, signCoseSign1 } from '../../gateway/src/auth/tokens/cose-sign1.ts';
 import { CwtClaim, cwtExternalAad, kidBytes, newCti, readCwtClaims } from '../../gateway/src/auth/tokens/cwt.ts';

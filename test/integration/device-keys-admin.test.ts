@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
 import t from 'tap';
 import { DEFAULTS } from '../../gateway/src/config/index.ts';
-import { adminRequest, allKeys, makeAdminPki, type AdminPki } from '../helpers/admin-client.ts';
+import { adminRequest, makeAdminPki, type AdminPki } from '../helpers/admin-client.ts';
 import { parsePrometheusText, sampleValue } from '../helpers/admin-prometheus.ts';
 import { opensslKey } from '../helpers/device-key-files.ts';
 import { startHarness } from '../helpers/harness.ts';

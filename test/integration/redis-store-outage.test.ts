@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import t, { type Test } from 'tap';
-import { StoreUnavailableError, type Store, type StoreChange } from '../../gateway/src/store/ports.ts';
+import type { Store, StoreChange } from '../../gateway/src/store/ports.ts';
 import { buildRedisStore, type RedisStoreOptions } from '../../gateway/src/store/redis/index.ts';
 import { conditions } from '../helpers/condition.ts';
 import { startRedis } from '../helpers/redis-server.ts';

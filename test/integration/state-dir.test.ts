@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -6,6 +6,7 @@ import { spawnGateway } from '../../device-sim/src/spawn-gateway.ts';
 import { buildFileStore } from '../../gateway/src/store/index.ts';
 import { tightenStateDir, type StateDirTightened } from '../../gateway/src/store/state-dir-mode.ts';
 import { runCli } from '../helpers/cli-run.ts';
+import { tempDir } from '../helpers/store-fixtures.ts';
 import { startTestBackend } from '../helpers/test-backend.ts';
 
 // The state directory (device secret hashes, spent token ids, private signing
@@ -14,9 +15,8 @@ import { startTestBackend } from '../helpers/test-backend.ts';
 
 const STOP_LIMIT_MS = 5000;
 
-async function tempDir(t: Test, prefix: string, mode?: number): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+async function tempDirOfMode(t: Test, prefix: string, mode?: number): Promise<string> {
+  const dir = await tempDir(t, prefix);
   if (mode !== undefined) await chmod(dir, mode);
   return dir;
 }
@@ -24,7 +24,7 @@ async function tempDir(t: Test, prefix: string, mode?: number): Promise<string> 
 const modeOf = async (dir: string): Promise<number> => (await stat(dir)).mode & 0o7777;
 
 t.test('gateway serve tightens a 0755 state directory to 0700 and logs a warning', async (t) => {
-  const state = await tempDir(t, 'gw-state-', 0o755);
+  const state = await tempDirOfMode(t, 'gw-state-', 0o755);
   const logFile = join(await tempDir(t, 'gw-log-'), 'gateway.log');
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
@@ -54,7 +54,7 @@ t.test('gateway serve says nothing about a directory that is already 0700, or on
   const parent = await tempDir(t, 'gw-state-parent-');
   const backend = await startTestBackend();
   t.teardown(() => backend.close());
-  for (const [name, state] of [['already 0700', await tempDir(t, 'gw-state-', 0o700)], ['created', join(parent, 'new-state')]] as const) {
+  for (const [name, state] of [['already 0700', await tempDirOfMode(t, 'gw-state-', 0o700)], ['created', join(parent, 'new-state')]] as const) {
     const logFile = join(parent, `${name.replace(/\W/g, '-')}.log`);
     const gateway = await spawnGateway(['--coap-host', '127.0.0.1', '--coap-port', '0', '--backend', backend.url, '--state', state], logFile);
     const killer = setTimeout(() => gateway.process.kill('SIGKILL'), STOP_LIMIT_MS);
@@ -66,7 +66,7 @@ t.test('gateway serve says nothing about a directory that is already 0700, or on
 });
 
 t.test('every CLI command that opens the state directory tightens it and says so on stderr', async (t) => {
-  const state = await tempDir(t, 'gw-cli-state-', 0o755);
+  const state = await tempDirOfMode(t, 'gw-cli-state-', 0o755);
   const warning = `gateway: tightened the state directory ${state} from 0755 to 0700\n`;
   // In an order in which each succeeds: a device to list and remove, keys to list and retire.
   const commands: string[][] = [
@@ -97,7 +97,7 @@ t.test('tightenStateDir: which modes are looser than 0700, and what it reports',
     [0o700, undefined], [0o500, undefined],
   ];
   for (const [mode, reported] of cases) {
-    const dir = await tempDir(t, 'gw-mode-', mode);
+    const dir = await tempDirOfMode(t, 'gw-mode-', mode);
     const change = await tightenStateDir(dir);
     const name = `0${mode.toString(8)}`;
     if (reported === undefined) {
@@ -112,7 +112,7 @@ t.test('tightenStateDir: which modes are looser than 0700, and what it reports',
 });
 
 t.test('buildFileStore tightens the directory and tells its caller (the gateway logs it)', async (t) => {
-  const dir = await tempDir(t, 'gw-store-', 0o755);
+  const dir = await tempDirOfMode(t, 'gw-store-', 0o755);
   const changes: StateDirTightened[] = [];
   const store = await buildFileStore(dir, { onTightened: (change) => changes.push(change) });
   t.teardown(() => store.close());

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CompactSign, calculateJwkThumbprint, compactVerify, importJWK, type CryptoKey, type JWK } from 'jose';
+import { CompactSign, calculateJwkThumbprint, compactVerify, importJWK, type CryptoKey } from 'jose';
 import t, { type Test } from 'tap';
 import { generateDeviceKeyPair, parseDevicePublicKey, MAX_PUBLIC_KEY_CHARS } from '../../gateway/src/auth/index.ts';
 import { AdminError } from '../../gateway/src/errors.ts';

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap';
 import { Writable } from 'node:stream';
-import { generate, parse } from 'coap-packet';
+import { generate } from 'coap-packet';
 import { pino, type Logger } from 'pino';
 import type { LaterAnswer } from '../../gateway/src/coap/layer.ts';
 import { createMessagingLayer } from '../../gateway/src/coap/messaging-layer.ts';

@@ -1,6 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
-import type { Logger } from '../log/index.ts';
 import type { RequestHandler } from '../messages.ts';
 import { createAddressLayer } from './address-layer.ts';
 import { createBlockWiseLayer } from './block-wise-layer.ts';
