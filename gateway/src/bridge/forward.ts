@@ -15,7 +15,6 @@ export interface BridgeOptions {
   caFile: string | undefined;
   timeoutMs: number;
   connections: number;
-  maxResponseBytes?: number;
   nowMs: () => number;
 }
 
@@ -39,6 +38,8 @@ export interface Bridge {
   close(): Promise<void>;
 }
 
+/** A backend answer larger than this is no answer for a constrained device (5.02): it would take thousands of blocks. */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /**
@@ -56,7 +57,6 @@ export function buildBridge(options: BridgeOptions): Bridge {
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
   });
-  const maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
 
   /** The backend's answer mapped back (RFC 8075 section 7): status, Max-Age, ETag, 2.03, Location, body. */
   const mapAnswer = (response: HttpAnswer, request: CoapRequest, route: RouteConfig, path: string, wantJson: boolean): CoapResponse => {
@@ -105,7 +105,7 @@ export function buildBridge(options: BridgeOptions): Bridge {
       let response: HttpAnswer;
       try {
         response = await exchange(pool, { method: request.method as 'GET', path, headers, body },
-          maxResponseBytes, performance.now() + options.timeoutMs);
+          MAX_RESPONSE_BYTES, performance.now() + options.timeoutMs);
       } catch (err) {
         throw backendFailure(err);
       }

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, ty
 import { chmod, mkdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import type { SigningAlg } from '../../config/index.ts';
+import { DEFAULTS, type SigningAlg } from '../../config/index.ts';
 import { AdminError } from '../../errors.ts';
 import { readJsonIfExists, writeFileAtomic, type PublishedKey } from '../../store/index.ts';
 
@@ -52,7 +52,7 @@ const UNKNOWN_KID_RELOAD_COOLDOWN_MS = 1000;
 /** New kids: 8 hex characters (4 bytes). Keys made before keep their 16. */
 const KID_HEX_CHARS = 8;
 // Used only before any gateway has recorded its policy: the default refresh TTL plus leeway.
-const DEFAULT_MAX_TOKEN_LIFETIME_SEC = 7 * 24 * 3600 + 30;
+const DEFAULT_MAX_TOKEN_LIFETIME_SEC = DEFAULTS.refreshTtlSec + DEFAULTS.leewaySec;
 
 /**
  * The gateway's signing keys in the state directory. One key is active (signs); keys that
