@@ -113,6 +113,23 @@ t.test('the bridged request: method, path, JSON body, headers; Accept 50 gets th
   await h.assertStillServes(t);
 });
 
+t.test('a body cbor-x writes by default (a record) or with tag 27 reaches the backend as the JSON it means', async (t) => {
+  const h = await startHarness(t);
+  const { device, token } = await signedIn(h);
+  h.backend.setHandler((req, res) => void (req.method === 'POST' ? res.writeHead(204).end()
+    : res.writeHead(200, { 'content-type': 'application/json' }).end('{}')));
+  // `require('cbor-x').encode({ celsius: 21.5 })`: a record (tag 0xdfff) where a plain CBOR map was meant.
+  const record = await device.send({ method: 'POST', path: '/telemetry/temp', token, contentFormat: 60,
+    payload: Buffer.from('d9dfff8319e000816763656c73697573fb4035800000000000', 'hex') });
+  t.equal(record.code, '2.04');
+  t.same(JSON.parse(h.backend.requests[0]!.body.toString()), { celsius: 21.5 }, 'the backend gets the object, not "[object Object]"');
+  const tagged = await device.send({ method: 'POST', path: '/telemetry/temp', token, contentFormat: 60,
+    payload: Buffer.from('d81b82654572726f726178', 'hex') });
+  t.equal(tagged.code, '2.04');
+  t.same(JSON.parse(h.backend.requests[1]!.body.toString()), ['Error', 'x'], 'tag 27: its content');
+  await h.assertStillServes(t);
+});
+
 t.test('backend timeout -> 5.04', async (t) => {
   const h = await startHarness(t, { config: { backendTimeoutMs: 300 } });
   const { device, token } = await signedIn(h);

@@ -94,3 +94,20 @@ function toPlain(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(toPlain);
   return value;
 }
+
+t.test('what cbor-x\'s default encoder writes for a plain object (a record, tag 0xdfff) reaches the backend as that object', async (t) => {
+  // `require('cbor-x').encode({ celsius: 21.5 })`, the call a firmware test script makes first.
+  t.same(fromHex('d9dfff8319e000816763656c73697573fb4035800000000000'), { celsius: 21.5 }, 'not "[object Object]"');
+  t.same(json(new Map([['reading', new Encoder().decode(new Encoder().encode({ a: 1, b: [2] }))]])), { reading: { a: 1, b: [2] } },
+    'nested, the same');
+});
+
+t.test('typed arrays (RFC 8746, tags 64-87) become their bytes as base64url, like any byte string', async (t) => {
+  t.same(fromHex('d8404401020304'), 'AQIDBA', 'tag 64, uint8 array');
+  t.same(fromHex('d8454401000200'), 'AQACAA', 'tag 69, uint16 little-endian: the bytes as sent');
+});
+
+t.test('tag 27 (a language-independent object) is its content, never an object cbor-x builds from it', async (t) => {
+  t.same(fromHex('d81b83665265674578706461622b63626769'), ['RegExp', 'ab+c', 'gi'], 'no RegExp');
+  t.same(fromHex('d81b82654572726f726178'), ['Error', 'x'], 'no Error with a stack');
+});

@@ -49,5 +49,16 @@ function toJsonValue(value: unknown, depth: number): unknown {
     return out;
   }
   if (value instanceof Set) return [...value].map((item) => toJsonValue(item, depth + 1));
-  return String(value);
+  // RFC 8746 typed arrays (tags 64-87) are byte strings with a tag: their bytes, as base64url.
+  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64url');
+  // cbor-x's own records (tags 0xdf00-0xdfff, what its default encoder writes for a plain
+  // object) decode to plain objects: the map the sender meant.
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  if (prototype === Object.prototype || prototype === null) {
+    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+    for (const [key, item] of Object.entries(value as Record<string, unknown>)) out[key] = toJsonValue(item, depth + 1);
+    return out;
+  }
+  // Anything else a decoder extension made has no JSON form the backend could rely on.
+  throw new RequestError('GW_ERR_BAD_REQUEST', 'CBOR body holds a value with no JSON form');
 }

@@ -1,11 +1,12 @@
 import { Decoder, Encoder, Tag, addExtension } from 'cbor-x';
 
-// cbor-x turns tags 0 and 1 into a Date, losing the device's own text or number: keep them as
-// Tags, so their content passes through unchanged (RFC 8949 section 6.1). cbor-x extensions are
+// cbor-x turns tags 0 and 1 into a Date, losing the device's own text or number, and tag 27
+// (a language-independent object) into a RegExp or an Error it builds: keep them as Tags, so
+// their content passes through unchanged (RFC 8949 section 6.1). cbor-x extensions are
 // process-wide, which is why they are set here, with the rest of the wire's CBOR settings.
 // (cbor-x's typings demand Class and encode, which only encoding extensions need.)
 type DecodeOnlyExtension = Parameters<typeof addExtension>[0];
-for (const tag of [0, 1]) addExtension({ tag, decode: (content: unknown) => new Tag(content, tag) } as unknown as DecodeOnlyExtension);
+for (const tag of [0, 1, 27]) addExtension({ tag, decode: (content: unknown) => new Tag(content, tag) } as unknown as DecodeOnlyExtension);
 
 // The one CBOR configuration of the wire contract. Decoding keeps maps as Maps, so integer keys
 // stay integers (cbor-x would otherwise make them text); encoding
