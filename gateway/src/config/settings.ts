@@ -72,7 +72,7 @@ export const GATEWAY_SETTINGS = {
   },
   store: {
     key: 'store', kind: STORE_SETTING, default: 'file',
-    description: 'where devices, spent tokens, revocations, public keys and limits live: file (in --state) '
+    description: 'where devices, refresh families, spent assertion ids, revocations, public keys and limits live: file (in --state) '
       + 'or redis://HOST:PORT[/DB], rediss://..., redis+unix:///PATH[?db=DB], shared by a fleet',
   },
   tokens: {

@@ -57,7 +57,7 @@ export const STORE_SETTING = z.preprocess((raw, ctx) => {
 }, storeObject);
 
 /**
- * Where the state shared by the gateways of a fleet lives: devices, spent tokens, revocations,
+ * Where the state shared by the gateways of a fleet lives: devices, refresh families, spent assertion ids, revocations,
  * public keys and limits. Each gateway's private keys stay in its own state directory.
  */
 export type StoreConfig = z.output<typeof STORE_SETTING>;
