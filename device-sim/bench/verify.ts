@@ -20,7 +20,7 @@ const ms = Number(flag('ms') ?? 700);
 const rounds = Number(flag('rounds') ?? 3);
 const fixture = await tokenFixture();
 try {
-  const options = { keystore: fixture.keystore, devices: createDeviceView(fixture.store), issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
+  const options = { keystore: fixture.keystore, devices: createDeviceView(fixture.store, { maxEntries: DEFAULTS.deviceViewEntries }), issuer: DEFAULTS.issuer, audience: DEFAULTS.audience,
     leewaySec: DEFAULTS.leewaySec, nowMs: Date.now, cacheEntries: DEFAULTS.verifiedTokenCacheEntries,
     forgedTokensPerMinute: DEFAULTS.forgedTokensPerMinute };
   const cold = createTokenVerifier({ ...options, cacheEntries: 0 });

@@ -54,7 +54,7 @@ export async function verifierFixture(t: Test, options: Partial<TokenVerifierOpt
   const outcomes: VerifyOutcome[] = [];
   const { onOutcome } = options;
   const verify = createTokenVerifier({
-    keystore, devices: createDeviceView(store), issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, leewaySec: LEEWAY_SEC, nowMs: clock.nowMs,
+    keystore, devices: createDeviceView(store, { maxEntries: DEFAULTS.deviceViewEntries }), issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, leewaySec: LEEWAY_SEC, nowMs: clock.nowMs,
     cacheEntries: DEFAULTS.verifiedTokenCacheEntries, forgedTokensPerMinute: DEFAULTS.forgedTokensPerMinute,
     ...options,
     onOutcome: (outcome) => {

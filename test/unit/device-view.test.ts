@@ -35,7 +35,7 @@ function nextChange(store: Store, match: (change: StoreChange) => boolean): Prom
 t.test('holds what it was asked for; a cached lookup costs no store call', async (t) => {
   const { store } = await openStores(t);
   await store.devices.add([record('a')]);
-  const view = createDeviceView(store);
+  const view = createDeviceView(store, { maxEntries: 1000 });
   t.equal(view.peek('a'), undefined, 'nothing held before anyone asks');
   t.equal((await view.get('a'))?.id, 'a');
   const calls = store.calls();
@@ -50,7 +50,7 @@ t.test('holds what it was asked for; a cached lookup costs no store call', async
 t.test('a change made by another process drops the device; the next get reads it again', async (t) => {
   const { store, other } = await openStores(t);
   await other.devices.add([record('a')]);
-  const view = createDeviceView(store);
+  const view = createDeviceView(store, { maxEntries: 1000 });
   await view.get('a');
   const heard = nextChange(store, (c) => c.kind === 'device' && c.id === 'a');
   await other.devices.remove('a');
@@ -82,7 +82,7 @@ t.test('bounded: the least recently used goes first (to within half the view), c
 t.test('a read under way when a change arrives is not kept (it may be stale)', async (t) => {
   const { store } = await openStores(t);
   await store.devices.add([record('a')]);
-  const view = createDeviceView(store);
+  const view = createDeviceView(store, { maxEntries: 1000 });
   const reading = view.get('a');
   const heard = nextChange(store, (c) => c.kind === 'device' && c.id === 'a');
   await store.devices.remove('a');
@@ -95,7 +95,7 @@ t.test('a read under way when a change arrives is not kept (it may be stale)', a
 t.test('an id is remembered absent only when the caller authenticated it; adding the device forgets it; bounded', async (t) => {
   const { store, other } = await openStores(t);
   let evicted = 0;
-  const view = createDeviceView(store, { maxAbsentEntries: 2, onEvicted: () => { evicted += 1; } });
+  const view = createDeviceView(store, { maxEntries: 1000, maxAbsentEntries: 2, onEvicted: () => { evicted += 1; } });
   t.equal(await view.get('ghost'), undefined);
   t.equal(view.absent('ghost'), false, 'a plain lookup (an id a sender chose) leaves nothing behind');
   t.equal(view.size(), 0);

@@ -1,9 +1,8 @@
-import { DEFAULTS } from '../config/index.ts';
 import type { DeviceRecord, Store, StoreChange } from './ports.ts';
 
 export interface DeviceViewOptions {
-  /** Devices held at once; past it the least recently used is forgotten (`onEvicted`). The config's deviceViewEntries unless given. */
-  maxEntries?: number;
+  /** Devices held at once (the config's deviceViewEntries); past it the least recently used is forgotten (`onEvicted`). */
+  maxEntries: number;
   /** Ids known to be absent held at once (see `get`'s `rememberAbsent`); past it the oldest is forgotten. */
   maxAbsentEntries?: number;
   onEvicted?: () => void;
@@ -47,8 +46,8 @@ interface HeldDevice {
 }
 const DEFAULT_MAX_ABSENT_ENTRIES = 10_000;
 
-export function createDeviceView(store: Store, options: DeviceViewOptions = {}): DeviceView {
-  const maxEntries = options.maxEntries ?? DEFAULTS.deviceViewEntries;
+export function createDeviceView(store: Store, options: DeviceViewOptions): DeviceView {
+  const { maxEntries } = options;
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError(`maxEntries must be a positive integer, got ${maxEntries}`);
   const maxAbsentEntries = options.maxAbsentEntries ?? DEFAULT_MAX_ABSENT_ENTRIES;
   if (!Number.isInteger(maxAbsentEntries) || maxAbsentEntries < 0) {
