@@ -119,8 +119,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     && bindingProblem(device, token.sub, bindingOf(token)) === undefined;
 
   /** Everything before the signature that both formats share; the key to check it with. */
-  const precheck = async (read: ReadToken): Promise<{ alg: string; publicKey: KeyObject }> => {
-    if (!keystore.algorithms().includes(read.alg as never)) throw invalid(`alg ${quoted(read.alg)} is not allowed`);
+  const precheck = async (read: ReadToken, algorithms: readonly string[]): Promise<{ alg: string; publicKey: KeyObject }> => {
+    if (!algorithms.includes(read.alg)) throw invalid(`alg ${quoted(read.alg)} is not allowed`);
     checkClaims(read.claims, rules, Math.floor(nowMs() / 1000));
     const { sub } = read.claims;
     // Only from the view: a token nobody has authenticated yet never costs a store call. A
@@ -215,16 +215,17 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       if (hit !== undefined) cache.delete(key);
     }
     let read: (AccessJwt & { format: 'jwt' }) | (AccessCwt & ReadToken & { format: 'cwt' });
+    const algorithms = keystore.algorithms();
     try {
       read = token.charCodeAt(0) === CWT_FIRST_BYTE
         ? { format: 'cwt', ...withBinding(readAccessCwt(token)) }
-        : { format: 'jwt', ...readAccessJwt(token, typ, keystore.algorithms()) };
+        : { format: 'jwt', ...readAccessJwt(token, typ, algorithms) };
     } catch (err) {
       return refuse('rejected_early', err);
     }
     let verifying: { alg: string; publicKey: KeyObject };
     try {
-      verifying = await precheck(read);
+      verifying = await precheck(read, algorithms);
     } catch (err) {
       return refuse((err as AuthError).code === 'GW_ERR_AUTH_TOKEN_EXPIRED' ? 'expired' : 'rejected_early', err);
     }
