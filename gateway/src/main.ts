@@ -27,6 +27,11 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
+    // A kid or a jti is base64url and may start with '-': commander takes it for an option.
+    const looksLikeId = /unknown option '(-[A-Za-z0-9_-]{15,})'/.exec(err.message);
+    if (err.code === 'commander.unknownOption' && looksLikeId !== null) {
+      processIo.err(`gateway: if ${looksLikeId[1]} is a kid or a jti, put it after '--' (options first): ... -- ${looksLikeId[1]}`);
+    }
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else if (err instanceof OperatorError) {
     processIo.err(`gateway: ${err.message}`);

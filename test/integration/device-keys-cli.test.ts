@@ -111,11 +111,21 @@ t.test('CLI: devices add --public-key (openssl PEM, JWK) makes and prints no sec
     t.same(await kidsOf('keyed-2'), ['factory-key-7']);
   });
 
+  await t.test('a kid that starts with \'-\': without \'--\' a hint, after it the key is looked up', async (t) => {
+    const [bare, separated] = await Promise.all([
+      runCli(['devices', 'keys', 'remove', 'keyed-1', '-no-such-kid-0123456', '--state', state]),
+      runCli(['devices', 'keys', 'remove', '--state', state, 'keyed-1', '--', '-no-such-kid-0123456']),
+    ]);
+    failsWithExit2(t, bare, /put it after '--' \(options first\): \.\.\. -- -no-such-kid-0123456/, 'without --');
+    failsWithExit2(t, separated, /has no key "-no-such-kid-0123456"/, 'after --');
+  });
+
   await t.test('devices keys remove, but not the last credential', async (t) => {
-    const removed = await Promise.all([secondKid, 'factory-key-9'].map((kid) => runCli(['devices', 'keys', 'remove', 'keyed-1', kid, '--state', state])));
+    // A thumbprint kid may start with '-': after '--', it is never taken for an option.
+    const removed = await Promise.all([secondKid, 'factory-key-9'].map((kid) => runCli(['devices', 'keys', 'remove', '--state', state, 'keyed-1', '--', kid!])));
     t.same(removed.map((r) => r.code), [0, 0], 'two keys removed after the refusals');
     t.match(removed[0]!.stderr, `key ${secondKid} removed from device "keyed-1"`);
-    failsWithExit2(t, await runCli(['devices', 'keys', 'remove', 'keyed-1', firstKid!, '--state', state]),
+    failsWithExit2(t, await runCli(['devices', 'keys', 'remove', '--state', state, 'keyed-1', '--', firstKid!]),
       /key "\S+" is device "keyed-1"'s only credential: add another key first, or remove the device/, 'the last credential');
     t.same(await kidsOf('keyed-1'), [firstKid], 'the key is still there');
   });

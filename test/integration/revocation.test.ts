@@ -78,7 +78,8 @@ t.test('tokens revoke: one jti refused, cached or not, while the device\'s other
   const { jti } = decodeJwt(first.accessToken);
 
   const change = changeHeard(h, (c) => c.kind === 'revocation' && c.revocation.kind === 'token' && c.revocation.jti === jti);
-  await cli(t, ['tokens', 'revoke', jti!, '--state', h.stateDir]);
+  // A jti is base64url: one may start with '-', so it goes after '--'.
+  await cli(t, ['tokens', 'revoke', '--state', h.stateDir, '--', jti!]);
   change.startClock();
   await change.heard;
   expectTokenInvalid(t, await device.send(config(first.accessToken)), 'the revoked token');

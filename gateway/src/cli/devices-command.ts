@@ -177,7 +177,7 @@ export function registerDevicesCommand(program: Command, io: CliIo): void {
   addStoreOptions(keys.command('remove'))
     .description('remove a public key from a device (not its last credential)')
     .argument('<id>', 'device id')
-    .argument('<kid>', 'the key\'s kid')
+    .argument('<kid>', 'the key\'s kid (one that starts with \'-\' goes after \'--\')')
     .action((id: string, kid: string, options: StoreOptions) => withStore(options, io, async (store) => {
       await removeDeviceKey(store, id, kid);
       io.err(`key ${kid} removed from device "${id}"; tokens it already got stay good (revoke the device to stop them)`);

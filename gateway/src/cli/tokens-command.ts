@@ -31,7 +31,7 @@ export function registerTokensCommand(program: Command, io: CliIo): void {
   addStoreOptions(tokens.command('revoke'))
     .description('refuse one access token by its jti, on every gateway of the store, until it would have expired '
       + '(its lifetime and leeway: give the gateway\'s --config)')
-    .argument('<jti>', 'the token\'s jti claim')
+    .argument('<jti>', 'the token\'s jti claim (one that starts with \'-\' goes after \'--\')')
     .action((jti: string, options: StoreOptions) => {
       const lifeSec = tokenLifeSec(options);
       return withStore(options, io, async (store) => {
