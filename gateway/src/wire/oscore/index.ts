@@ -5,6 +5,8 @@
 export { MAX_PLAINTEXT_BYTES, TAG_BYTES, openAesCcm, sealAesCcm } from './aead.ts';
 export { AES_CCM_16_64_128, aeadAad, externalAad, type RequestBinding } from './external-aad.ts';
 export { MAX_ID_BYTES, NONCE_BYTES, aeadNonce } from './nonce.ts';
+export { OSCORE_ERRORS, OscoreError, type OscoreErrorCode } from './oscore-error.ts';
+export { OSCORE_OPTION, readOscoreOption, writeOscoreOption, type OscoreOption } from './oscore-option.ts';
 export { MAX_PARTIAL_IV_BYTES, MAX_SEQUENCE_NUMBER, partialIvOf, sequenceNumberOf } from './partial-iv.ts';
 export {
   KEY_BYTES, deriveContext, derivationInfo, type SecurityContext, type SecurityContextInput,
