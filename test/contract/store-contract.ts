@@ -8,6 +8,7 @@ import {
   type StoreChange, type TokenRevocation,
 } from '../../gateway/src/store/ports.ts';
 import { conditions } from '../helpers/condition.ts';
+import { oscoreContract } from './oscore-contract.ts';
 import { deviceRecord } from '../helpers/store-fixtures.ts';
 
 /**
@@ -40,6 +41,12 @@ export interface StoreFactory {
    * gateway's memory and log (the CLI never spends, so the log has one writer and takes no lock).
    */
   sharedOnceIds: boolean;
+  /**
+   * Whether an OSCORE replay window is shared by two instances: true for Redis (a datagram
+   * accepted by one gateway is a replay on the others); false for the file store, whose windows
+   * are its one gateway's memory.
+   */
+  sharedWindows: boolean;
   /** A fresh, empty store; the factory removes what it made (temp dir, key prefix) on teardown. */
   open(clock: StoreClock): Promise<OpenedStore>;
 }
@@ -473,4 +480,6 @@ export function storeContract(t: Test, factory: StoreFactory): void {
     await witnessEar.first(deviceChange('after-close-2'), 'the witness to hear the second add');
     t.same(closedEar.heard, [], 'the closed store told nobody');
   });
+
+  oscoreContract(t, { name: factory.name, sharedWindows: factory.sharedWindows }, open);
 }

@@ -37,6 +37,8 @@ t.test('every admin error row, each provoked over mutual TLS, answered with its 
     remove: (id) => real.devices.remove(id),
     count: () => real.devices.count(),
     list: () => real.devices.list(),
+    idOfSender: (sender) => real.devices.idOfSender(sender),
+    allocateSenderIds: (count) => real.devices.allocateSenderIds(count),
   };
   const store: Store = { ...real, devices };
   // No key yet (as a keystore whose keys were all removed): the health check finds no active key.

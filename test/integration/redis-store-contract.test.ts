@@ -12,6 +12,7 @@ storeContract(t, {
   name: 'redis',
   sharedLimits: true,
   sharedOnceIds: true,
+  sharedWindows: true,
   async open(clock) {
     const options = { url, keyPrefix: `contract-${randomUUID()}:`, connectTimeoutMs: 2000, commandTimeoutMs: 2000, nowMs: () => clock.nowMs() };
     return {

@@ -9,6 +9,7 @@ storeContract(t, {
   name: 'file',
   sharedLimits: false,
   sharedOnceIds: false,
+  sharedWindows: false,
   async open(clock) {
     const stateDir = await tempDir(t, 'gw-store-contract-');
     const options = { nowMs: () => clock.nowMs() };

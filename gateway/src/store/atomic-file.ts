@@ -1,9 +1,38 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, rename, writeFile, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { open, readFile, rename, writeFile, unlink } from 'node:fs/promises';
 
 /** Writes via a temporary file and rename, so readers (the watcher) never see half a file. */
 export async function writeFileAtomic(file: string, data: string, mode = 0o600): Promise<void> {
   await (await prepareFileAtomic(file, data, mode)).commit();
+}
+
+/**
+ * writeFileAtomic that survives a power cut: the data is on disk (fsync) before the rename, and the
+ * rename before it resolves (fsync of the directory). For what must never go back once handed out
+ * (the gateway's OSCORE sender sequence numbers: a reused one is a reused AES-CCM nonce).
+ */
+export async function writeFileDurable(file: string, data: string, mode = 0o600): Promise<void> {
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const handle = await open(tmp, 'wx', mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  const dir = await open(dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }
 
 /** A file written beside its final name, not yet in place. */

@@ -1,10 +1,16 @@
 import type { DeviceRecord, Store, StoreChange } from './ports.ts';
+import { isSenderIdHex } from './sender-ids.ts';
 
 export interface DeviceViewOptions {
   /** Devices held at once (the config's deviceViewEntries); past it the least recently used is forgotten (`onEvicted`). */
   maxEntries: number;
   /** Ids known to be absent held at once (see `get`'s `rememberAbsent`); past it the oldest is forgotten. */
   maxAbsentEntries?: number;
+  /**
+   * OSCORE Sender IDs known to be no device's, held at once (see `getBySender`); past it the oldest
+   * is forgotten. Apart from the ids, so that a flood of made-up kids never pushes those out.
+   */
+  maxAbsentSenders?: number;
   onEvicted?: () => void;
 }
 
@@ -34,7 +40,21 @@ export interface DeviceView {
   absent(id: string): boolean;
   /** The device from the view, else from the store (rejects with StoreUnavailableError when it is down). */
   get(id: string, lookup?: DeviceLookup): Promise<DeviceRecord | undefined>;
-  /** Entries held: devices, and ids known to be absent. */
+  /**
+   * The held device whose OSCORE context has this Sender ID (lower-case hex, a request's kid), or
+   * undefined when none held has it (which says nothing).
+   */
+  peekSender(senderIdHex: string): DeviceRecord | undefined;
+  /**
+   * The device whose OSCORE context has this Sender ID: from the view, else from the store (its
+   * index, then the record, which the view then holds). Sender IDs the store knows no device of are
+   * remembered (bounded, `maxAbsentSenders`) until the next device change, so a kid repeated by a
+   * device nobody provisioned costs one store call, not one per datagram. Anything that cannot be a
+   * Sender ID (`isSenderIdHex`) is no device's, at no cost. Rejects with StoreUnavailableError when
+   * the store is down.
+   */
+  getBySender(senderIdHex: string): Promise<DeviceRecord | undefined>;
+  /** Entries held: devices, ids known to be absent, and Sender IDs known to be no device's. */
   size(): number;
   close(): void;
 }
@@ -50,8 +70,9 @@ export function createDeviceView(store: Store, options: DeviceViewOptions): Devi
   const { maxEntries } = options;
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError(`maxEntries must be a positive integer, got ${maxEntries}`);
   const maxAbsentEntries = options.maxAbsentEntries ?? DEFAULT_MAX_ABSENT_ENTRIES;
-  if (!Number.isInteger(maxAbsentEntries) || maxAbsentEntries < 0) {
-    throw new TypeError(`maxAbsentEntries must be a whole number, got ${maxAbsentEntries}`);
+  const maxAbsentSenders = options.maxAbsentSenders ?? DEFAULT_MAX_ABSENT_ENTRIES;
+  for (const [name, value] of [['maxAbsentEntries', maxAbsentEntries], ['maxAbsentSenders', maxAbsentSenders]] as const) {
+    if (!Number.isInteger(value) || value < 0) throw new TypeError(`${name} must be a whole number, got ${value}`);
   }
   const onEvicted = options.onEvicted ?? (() => undefined);
   // Map order is the eviction order. A hit moves its entry to the back only once the entry has
@@ -67,11 +88,19 @@ export function createDeviceView(store: Store, options: DeviceViewOptions): Devi
     held.set(id, entry);
   };
   const absentIds = new Set<string>();
+  // Sender ID -> device id, for each held device that has an OSCORE context.
+  const heldSenders = new Map<string, string>();
+  const absentSenders = new Set<string>();
   // Bumped by every change: a read that started in an older epoch may be stale, so it is not kept.
   let epoch = 0;
   // A fleet has a handful of distinct scope lists: one shared array per list saves ~130 bytes a device.
   const scopeLists = new Map<string, string[]>();
 
+  const unhold = (id: string): void => {
+    const sender = held.get(id)?.record.oscore?.senderId;
+    if (sender !== undefined && heldSenders.get(sender) === id) heldSenders.delete(sender);
+    held.delete(id);
+  };
   const hold = (record: DeviceRecord): void => {
     const key = record.scopes.join(' ');
     const shared = scopeLists.get(key);
@@ -81,10 +110,11 @@ export function createDeviceView(store: Store, options: DeviceViewOptions): Devi
       record.scopes = shared;
     }
     if (held.size >= maxEntries) {
-      held.delete(held.keys().next().value!);
+      unhold(held.keys().next().value!);
       onEvicted();
     }
     place(record.id, { record, placed: 0 });
+    if (record.oscore !== undefined) heldSenders.set(record.oscore.senderId, record.id);
   };
   const holdAbsent = (id: string): void => {
     if (maxAbsentEntries === 0) return;
@@ -94,45 +124,81 @@ export function createDeviceView(store: Store, options: DeviceViewOptions): Devi
     }
     absentIds.add(id);
   };
+  const holdAbsentSender = (sender: string): void => {
+    if (maxAbsentSenders === 0) return;
+    if (absentSenders.size >= maxAbsentSenders) {
+      absentSenders.delete(absentSenders.values().next().value!);
+      onEvicted();
+    }
+    absentSenders.add(sender);
+  };
   const unsubscribe = store.subscribe((change: StoreChange) => {
     if (change.kind === 'device') {
       epoch += 1;
-      held.delete(change.id);
+      unhold(change.id);
       absentIds.delete(change.id);
+      // The change names the device, not the Sender ID it may have taken: none is known absent now.
+      absentSenders.clear();
     } else if (change.kind === 'resync') {
       epoch += 1;
       held.clear();
+      heldSenders.clear();
       absentIds.clear();
+      absentSenders.clear();
     }
   });
 
+  const peek = (id: string): DeviceRecord | undefined => {
+    const entry = held.get(id);
+    if (entry === undefined) return undefined;
+    if (placements - entry.placed > maxEntries / 2) {
+      held.delete(id);
+      place(id, entry);
+    }
+    return entry.record;
+  };
+  const get = async (id: string, lookup: DeviceLookup = {}): Promise<DeviceRecord | undefined> => {
+    const entry = held.get(id);
+    if (entry !== undefined) return entry.record;
+    if (absentIds.has(id)) return undefined;
+    const startedIn = epoch;
+    const fetched = await store.devices.get(id);
+    if (epoch === startedIn) {
+      if (fetched === undefined) {
+        if (lookup.rememberAbsent === true) holdAbsent(id);
+      } else if (fetched.id === id) {
+        hold(fetched);
+      }
+    }
+    return fetched;
+  };
+  const peekSender = (sender: string): DeviceRecord | undefined => {
+    const id = heldSenders.get(sender);
+    const record = id === undefined ? undefined : peek(id);
+    return record?.oscore?.senderId === sender ? record : undefined;
+  };
+
   return {
-    peek(id) {
-      const entry = held.get(id);
-      if (entry === undefined) return undefined;
-      if (placements - entry.placed > maxEntries / 2) {
-        held.delete(id);
-        place(id, entry);
-      }
-      return entry.record;
-    },
+    peek,
     absent: (id) => absentIds.has(id),
-    async get(id, lookup = {}) {
-      const entry = held.get(id);
-      if (entry !== undefined) return entry.record;
-      if (absentIds.has(id)) return undefined;
+    get,
+    peekSender,
+    async getBySender(sender) {
+      if (!isSenderIdHex(sender)) return undefined;
+      const known = peekSender(sender);
+      if (known !== undefined) return known;
+      if (absentSenders.has(sender)) return undefined;
       const startedIn = epoch;
-      const fetched = await store.devices.get(id);
-      if (epoch === startedIn) {
-        if (fetched === undefined) {
-          if (lookup.rememberAbsent === true) holdAbsent(id);
-        } else if (fetched.id === id) {
-          hold(fetched);
-        }
+      const id = await store.devices.idOfSender(sender);
+      if (id === undefined) {
+        if (epoch === startedIn) holdAbsentSender(sender);
+        return undefined;
       }
-      return fetched;
+      const record = await get(id);
+      // Changed between the index and the record (rotated to another id, removed): no device of it now.
+      return record?.oscore?.senderId === sender ? record : undefined;
     },
-    size: () => held.size + absentIds.size,
+    size: () => held.size + absentIds.size + absentSenders.size,
     close: unsubscribe,
   };
 }

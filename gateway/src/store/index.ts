@@ -1,9 +1,11 @@
 export {
   MAX_DEVICE_KEYS, MAX_FAMILIES_PER_DEVICE, STORE_RETRY_AFTER_SEC, StoreUnavailableError,
-  type DeviceKey, type DeviceRecord, type NonceEntry, type Nonces, type RefreshFamily, type RefreshFamilies, type Revocation,
+  type DeviceKey, type DeviceOscore, type DeviceRecord, type OscoreWindows, type WindowVerdict, type NonceEntry, type Nonces, type RefreshFamily, type RefreshFamilies, type Revocation,
   type RotateOutcome, type TokenRevocation, type DeviceRegistry, type FamilyRevocation, type LimiterOptions, type Limits, type OneTimeIds,
   type PublicKeys, type PublishedKey, type PublishedKeyState, type Revocations, type Store, type StoreChange, type StoreKind,
 } from './ports.ts';
+export { MAX_SEQUENCE_NUMBER, REPLAY_WINDOW_SIZE, emptyWindow, slideWindow, windowAt, type ReplayWindow } from './replay-window.ts';
+export { SENDER_ID_COUNTERS, counterOfSenderId, isSenderIdHex, senderIdOfCounter } from './sender-ids.ts';
 export { createDeviceView, type DeviceView, type DeviceViewOptions } from './device-view.ts';
 export { openStore, type OpenStoreOptions } from './open-store.ts';
 export { buildFileStore, forEachLimited } from './file/index.ts';

@@ -8,6 +8,12 @@ export interface OpenStoreOptions {
   stateDir: string;
   nowMs?: () => number;
   logger?: Logger;
+  /** `file`: OSCORE replay windows held in memory at once (default 100,000); past it the least recently used is forgotten. */
+  maxOscoreWindows?: number;
+  /** `file`: called for each replay window forgotten to stay within maxOscoreWindows (an eviction metric). */
+  onOscoreWindowEvicted?: () => void;
+  /** `redis`: how long a replay window lives without a fresh request (default 30 days). */
+  oscoreWindowIdleSec?: number;
 }
 
 /**
@@ -20,6 +26,8 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions):
     const { buildFileStore } = await import('./file/index.ts');
     return buildFileStore(options.stateDir, {
       ...(nowMs !== undefined ? { nowMs } : {}),
+      ...(options.maxOscoreWindows !== undefined ? { maxOscoreWindows: options.maxOscoreWindows } : {}),
+      ...(options.onOscoreWindowEvicted !== undefined ? { onOscoreWindowEvicted: options.onOscoreWindowEvicted } : {}),
       onTightened: (change) => { if (logger !== undefined) logTightened(logger, change); },
     });
   }
@@ -27,6 +35,7 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions):
   return buildRedisStore({
     url: config.url, keyPrefix: config.keyPrefix, connectTimeoutMs: config.connectTimeoutMs,
     commandTimeoutMs: config.commandTimeoutMs, ...(nowMs !== undefined ? { nowMs } : {}),
+    ...(options.oscoreWindowIdleSec !== undefined ? { oscoreWindowIdleSec: options.oscoreWindowIdleSec } : {}),
     onLog: (level, message, fields) => logger?.[level](fields ?? {}, message),
   });
 }

@@ -46,6 +46,34 @@ export interface DeviceRecord {
   disabled?: boolean;
   /** The access-token format of a login that does not ask for one (key 6); absent: JWT. */
   tokenFormat?: 'jwt' | 'cwt';
+  /** The device's OSCORE security context (RFC 8613), when it has one: it holds the master secret. */
+  oscore?: DeviceOscore;
+  /** `oscore`: the device is refused without OSCORE (login, refresh, tokens). Absent: either way. */
+  security?: 'oscore';
+}
+
+/**
+ * One device's OSCORE security context, as the store keeps it (AES-CCM-16-64-128, HKDF-SHA-256,
+ * no ID Context). The record is the only place the master secret and salt are kept; listings never
+ * show them. Sender and Recipient ID are named from the device's side, as its firmware holds them.
+ */
+export interface DeviceOscore {
+  /** The device's Sender ID (the gateway's Recipient ID for it), lower-case hex: unique in the fleet, never empty. */
+  senderId: string;
+  /** The gateway's Sender ID in this context, lower-case hex: always '' (each context has its own master secret). */
+  recipientId: string;
+  /** base64url, 16 random bytes. */
+  masterSecret: string;
+  /** base64url, 8 random bytes. */
+  masterSalt: string;
+  /**
+   * Random (12 bytes, base64url), new with every context made for the device: names its replay
+   * window and the gateway's sender sequence numbers (`OscoreWindows`), so a rotated context starts
+   * both afresh while keeping the device's Sender ID.
+   */
+  generation: string;
+  /** ISO 8601. */
+  createdAt: string;
 }
 
 /** A device holds at most this many public keys at once (as Cloud IoT Core did). */
@@ -65,6 +93,18 @@ export interface DeviceRegistry {
   count(): Promise<number>;
   /** Every device, in batches, in no particular order (a listing of a million costs a million). */
   list(): AsyncIterable<DeviceRecord[]>;
+  /**
+   * The id of the device whose OSCORE context has this Sender ID (lower-case hex, as `oscore.senderId`),
+   * or undefined. The index is kept in step with add, replace and remove: `add` and `replace` reject
+   * with AdminError GW_ERR_ADMIN_CONFLICT when a record's Sender ID is another device's.
+   */
+  idOfSender(senderIdHex: string): Promise<string | undefined>;
+  /**
+   * Takes `count` Sender IDs (lower-case hex) from the fleet's counter, in order: the first 256 are
+   * 1 byte, the next 65536 are 2, then 3 (`senderIdOfCounter`). An id is handed out once, ever: a
+   * removed device's stays spent. Rejects with AdminError GW_ERR_ADMIN_STATE when the ids are spent.
+   */
+  allocateSenderIds(count: number): Promise<string[]>;
 }
 
 /** One-use ids: replayed assertion jtis. */
@@ -173,6 +213,44 @@ export interface Revocations {
   list(nowSec: number): Promise<Revocation[]>;
 }
 
+/** What `OscoreWindows.accept` says of a request's sequence number (its Partial IV). */
+export type WindowVerdict =
+  /** Not seen before: recorded, so the same number is a replay from now on, on every gateway sharing the windows. */
+  | 'fresh'
+  /** Seen already, or older than the window: refuse it (RFC 8613 section 7.4). */
+  | 'replay'
+  /** No window is held for this context generation (never established, lost in a restart, evicted): recover it with Echo (Appendix B.1.2). */
+  | 'unknown';
+
+/**
+ * The replay windows of the devices' OSCORE contexts (RFC 8613 section 7.4, window 32: the highest
+ * sequence number seen and which of the 32 below it were), and the gateway's own sender sequence
+ * numbers, each named by the context's `generation`. Sequence numbers are whole numbers from 0 to
+ * MAX_SEQUENCE_NUMBER (2^40 - 1, a 5-byte Partial IV); others reject with a RangeError.
+ */
+export interface OscoreWindows {
+  /** 'fresh' (and recorded), 'replay', or 'unknown' when no window is held for this context generation. */
+  accept(generation: string, sequenceNumber: number): Promise<WindowVerdict>;
+  /**
+   * (Re)starts the window: at `sequenceNumber` as received, every number up to it counted as seen
+   * (after an Echo recovery, Appendix B.1.2), or empty for a new context (its first request is fresh).
+   */
+  establish(generation: string, sequenceNumber?: number): Promise<void>;
+  /**
+   * Reserves `count` of the gateway's sender sequence numbers for this context; returns the first.
+   * Never twice the same, fleet-wide, across restarts (written before it resolves: Appendix B.1.1).
+   * Rejects with a RangeError when the block would pass MAX_SEQUENCE_NUMBER (the context is spent:
+   * rotate it).
+   */
+  reserveSequence(generation: string, count: number): Promise<number>;
+  /**
+   * Drops the context's window, and retires its sender sequence numbers (kept a while, so that a
+   * gateway still holding the context never starts them over). The device registry does this by
+   * itself when a record's context is rotated, dropped or removed, on the backend's side.
+   */
+  forget(generation: string): Promise<void>;
+}
+
 export type PublishedKeyState = 'active' | 'verifying' | 'retired';
 
 /** A gateway's public key as the fleet sees it. The private key never leaves its gateway. */
@@ -231,6 +309,7 @@ export interface Store {
   readonly revocations: Revocations;
   readonly keys: PublicKeys;
   readonly limits: Limits;
+  readonly oscoreWindows: OscoreWindows;
   /** Listens to the change feed (this process's changes too); returns the unsubscribe. */
   subscribe(listener: (change: StoreChange) => void): () => void;
   /** Listens to the backend going down and coming back (for the `file` store it never does). */

@@ -6,16 +6,18 @@ import type { Store, StoreChange } from '../ports.ts';
 import { STATE_DIR_MODE, tightenStateDir, type StateDirTightened } from '../state-dir-mode.ts';
 import { appendChanges, ensureJournal, JOURNAL_FILE, readJournalPosition, type JournalPosition } from './change-journal.ts';
 import { DEFAULT_BUCKET_COUNT, DEVICES_DIR } from './device-buckets.ts';
-import { createDeviceRegistry, recoverRegistry } from './device-registry.ts';
+import { createDeviceRegistry, recoverRegistry, type RegistryDirs } from './device-registry.ts';
 import { createJournalTailer } from './journal-tailer.ts';
 import { migrateDevicesFile } from './migrate-devices-file.ts';
 import type { Mutate } from './mutate.ts';
 import { createOneTimeIds } from './once-ids-file.ts';
+import { createFileOscoreWindows, DEFAULT_MAX_OSCORE_WINDOWS } from './oscore-windows-file.ts';
 import { createMemoryNonces } from './nonces-memory.ts';
 import { createPublicKeys } from './public-keys-file.ts';
 import { createRefreshFamilies } from './refresh-families-file.ts';
 import { emptyMeta, readMeta, writeMeta } from './registry-meta.ts';
 import { createRevocations } from './revocations-file.ts';
+import { SENDERS_DIR } from './sender-index.ts';
 import { createStateLock, LOCK_FILE, type StateLock } from './state-lock.ts';
 import { createStoreCalls, type StoreCalls } from './store-calls.ts';
 
@@ -26,6 +28,10 @@ export interface FileStoreOptions {
   onTightened?: (change: StateDirTightened) => void;
   /** The most devices one `devices.list()` batch holds (default 1000). */
   maxBatchDevices?: number;
+  /** OSCORE replay windows held in memory at once (default 100,000); past it the least recently used is forgotten. */
+  maxOscoreWindows?: number;
+  /** Called for each replay window forgotten to stay within maxOscoreWindows. */
+  onOscoreWindowEvicted?: () => void;
 }
 
 const DEFAULT_MAX_BATCH_DEVICES = 1000;
@@ -40,7 +46,12 @@ const DEFAULT_MAX_BATCH_DEVICES = 1000;
  *   revocations.log           revoked refresh families, one JSON line each
  *   spent-tokens.log          this gateway's spent one-time ids (assertion jtis)
  *   refresh-families.log      this gateway's refresh-token families (the hash of each current token)
+ *   oscore-senders/<000..fff>.json    which device holds each OSCORE Sender ID (by a hash of the id)
+ *   oscore-sequences/<000..fff>.json  the gateway's next sender sequence number per OSCORE context
  *   store.lock                held while a process rewrites any of them
+ *
+ * Device buckets hold the devices' OSCORE master secrets: like every file here they are 0600, in
+ * a 0700 directory. OSCORE replay windows are this process's memory (see oscore-windows-file.ts).
  *
  * A change costs what it touches (one bucket, one meta file, one journal line), for the writer
  * and for every reader, whatever the size of the fleet.
@@ -54,10 +65,13 @@ export async function buildFileStore(stateDir: string, options: FileStoreOptions
   await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
   const devicesDir = join(stateDir, DEVICES_DIR);
   await mkdir(devicesDir, { recursive: true, mode: STATE_DIR_MODE });
+  const sendersDir = join(stateDir, SENDERS_DIR);
+  await mkdir(sendersDir, { recursive: true, mode: STATE_DIR_MODE });
+  const dirs = { devicesDir, sendersDir };
   const journalFile = join(stateDir, JOURNAL_FILE);
   const calls = createStoreCalls();
   const lock = createStateLock(join(stateDir, LOCK_FILE));
-  const { bucketCount, position } = await openUnderLock(lock, stateDir, devicesDir, journalFile, calls);
+  const { bucketCount, position } = await openUnderLock(lock, stateDir, dirs, journalFile, calls);
 
   const listeners = new Set<(change: StoreChange) => void>();
   const emit = (change: StoreChange): void => {
@@ -84,7 +98,7 @@ export async function buildFileStore(stateDir: string, options: FileStoreOptions
       return await lock.run(async ({ tookOver }) => {
         const changes: StoreChange[] = [];
         try {
-          if (tookOver) await recoverRegistry(devicesDir, bucketCount, calls, changes);
+          if (tookOver) await recoverRegistry(dirs, bucketCount, calls, changes);
           return await task(changes);
         } finally {
           // What was written is journaled even when a later step failed.
@@ -102,9 +116,13 @@ export async function buildFileStore(stateDir: string, options: FileStoreOptions
 
   const onceIds = createOneTimeIds({ stateDir, nowMs, calls });
   const refreshFamilies = createRefreshFamilies({ stateDir, nowMs, calls });
+  const oscoreWindows = createFileOscoreWindows({
+    stateDir, bucketCount, calls, mutate, nowMs,
+    maxWindows: options.maxOscoreWindows ?? DEFAULT_MAX_OSCORE_WINDOWS, onEvicted: options.onOscoreWindowEvicted ?? (() => undefined),
+  });
   return {
     kind: 'file',
-    devices: createDeviceRegistry({ devicesDir, bucketCount, maxBatchDevices, calls, mutate }),
+    devices: createDeviceRegistry({ ...dirs, bucketCount, maxBatchDevices, calls, mutate, oscore: oscoreWindows }),
     onceIds,
     refreshFamilies,
     nonces: createMemoryNonces(nowMs),
@@ -113,6 +131,7 @@ export async function buildFileStore(stateDir: string, options: FileStoreOptions
     limits: {
       limiter: ({ keyPrefix, points, durationSec }) => new RateLimiterMemory({ keyPrefix, points, duration: durationSec }),
     },
+    oscoreWindows,
     subscribe(listener) {
       listeners.add(listener);
       return () => {
@@ -141,8 +160,9 @@ export async function buildFileStore(stateDir: string, options: FileStoreOptions
  * the journal's position (at the end of a line, since no writer is appending).
  */
 async function openUnderLock(
-  lock: StateLock, stateDir: string, devicesDir: string, journalFile: string, calls: StoreCalls,
+  lock: StateLock, stateDir: string, dirs: RegistryDirs, journalFile: string, calls: StoreCalls,
 ): Promise<{ bucketCount: number; position: JournalPosition }> {
+  const { devicesDir } = dirs;
   return lock.run(async ({ tookOver }) => {
     const changes: StoreChange[] = [];
     const meta = await readMeta(devicesDir);
@@ -153,7 +173,7 @@ async function openUnderLock(
       changes.push({ kind: 'resync' });
     } else if (tookOver || meta?.dirty === true || (meta === undefined && (await readdir(devicesDir)).length > 0)) {
       // A writer died or failed halfway, or the meta file was deleted beside its buckets.
-      await recoverRegistry(devicesDir, bucketCount, calls, changes);
+      await recoverRegistry(dirs, bucketCount, calls, changes);
     } else if (meta === undefined) {
       await writeMeta(devicesDir, emptyMeta());
     }

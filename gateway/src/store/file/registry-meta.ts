@@ -18,6 +18,11 @@ export interface RegistryMeta {
    * holder the same. Those are the only times a count reads every bucket.
    */
   dirty: boolean;
+  /**
+   * The OSCORE Sender ID counter: the next id handed out is `senderIdOfCounter(nextSenderId)`.
+   * Absent: none handed out yet. Recovery raises it past every id a record holds.
+   */
+  nextSenderId?: number;
 }
 
 export const emptyMeta = (): RegistryMeta => ({ version: 1, buckets: DEFAULT_BUCKET_COUNT, count: 0, dirty: false });

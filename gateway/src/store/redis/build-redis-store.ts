@@ -5,6 +5,7 @@ import { redisKeyLayout, type RedisPortContext } from './redis-key-layout.ts';
 import { createRedisLimits } from './redis-limits.ts';
 import { createRedisNonces } from './redis-nonces.ts';
 import { createRedisOnceIds } from './redis-once-ids.ts';
+import { createRedisOscoreWindows } from './redis-oscore-windows.ts';
 import { createRedisPublicKeys } from './redis-public-keys.ts';
 import { createRedisRefreshFamilies } from './redis-refresh-families.ts';
 import { createRedisRevocations } from './redis-revocations.ts';
@@ -23,7 +24,12 @@ export interface RedisStoreOptions {
   commandTimeoutMs: number;
   nowMs?: () => number;
   onLog?: StoreLog;
+  /** How long an OSCORE replay window lives without a fresh request (default 30 days); then its next request recovers with Echo. */
+  oscoreWindowIdleSec?: number;
 }
+
+/** Thirty days: a device that sends less often than that pays one Echo round trip for its next request. */
+export const DEFAULT_OSCORE_WINDOW_IDLE_SEC = 30 * 24 * 3600;
 
 /**
  * The `redis` store, for a fleet of gateways on one Redis: two connections (commands, and a
@@ -38,6 +44,10 @@ export async function buildRedisStore(options: RedisStoreOptions): Promise<Store
     const value = options[name];
     if (!Number.isInteger(value) || value < 1) throw new TypeError(`${name} must be a positive integer of milliseconds, got ${value}`);
   }
+  const oscoreWindowIdleSec = options.oscoreWindowIdleSec ?? DEFAULT_OSCORE_WINDOW_IDLE_SEC;
+  if (!Number.isInteger(oscoreWindowIdleSec) || oscoreWindowIdleSec < 1) {
+    throw new TypeError(`oscoreWindowIdleSec must be a positive integer of seconds, got ${oscoreWindowIdleSec}`);
+  }
   const target = parseRedisUrl(options.url);
   const layout = redisKeyLayout(options.keyPrefix);
   const onLog: StoreLog = options.onLog ?? (() => undefined);
@@ -51,7 +61,9 @@ export async function buildRedisStore(options: RedisStoreOptions): Promise<Store
     onMessage: (message) => feed.deliver(message),
     onResync: () => feed.resync(),
   });
-  const context: RedisPortContext = { session, scripts: defineStoreScripts(session.client), layout, nowMs: options.nowMs ?? Date.now };
+  const context: RedisPortContext = {
+    session, scripts: defineStoreScripts(session.client), layout, nowMs: options.nowMs ?? Date.now, oscoreWindowIdleMs: oscoreWindowIdleSec * 1000,
+  };
   return {
     kind: 'redis',
     devices: createRedisDevices(context),
@@ -61,6 +73,7 @@ export async function buildRedisStore(options: RedisStoreOptions): Promise<Store
     revocations: createRedisRevocations(context),
     keys: createRedisPublicKeys(context),
     limits: createRedisLimits(context),
+    oscoreWindows: createRedisOscoreWindows(context),
     subscribe: (listener) => feed.subscribe(listener),
     onAvailability: (listener) => session.onAvailability(listener),
     available: () => session.available(),

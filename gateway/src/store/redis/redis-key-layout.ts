@@ -28,6 +28,16 @@ export interface RedisKeyLayout {
   limits: string;
   /** Pub/sub channel of the change feed. */
   changes: string;
+  /** Hash: OSCORE Sender ID (hex) -> device id, written in the same script as the record. */
+  oscoreSenders: string;
+  /** String: how many Sender IDs were ever handed out (INCRBY; never decremented). */
+  oscoreSenderCounter: string;
+  /** String per context generation: its replay window, `<highest>:<mask>`, expiring when idle: `<prefix>oscore-window:<generation>`. */
+  oscoreWindow(generation: string): string;
+  oscoreWindowPrefix: string;
+  /** String per context generation: the gateway's next sender sequence number (INCRBY): `<prefix>oscore-seq:<generation>`. */
+  oscoreSequence(generation: string): string;
+  oscoreSequencePrefix: string;
 }
 
 export function redisKeyLayout(prefix: string): RedisKeyLayout {
@@ -45,6 +55,12 @@ export function redisKeyLayout(prefix: string): RedisKeyLayout {
     keysRetired: `${prefix}keys:retired`,
     limits: `${prefix}limits:`,
     changes: `${prefix}changes`,
+    oscoreSenders: `${prefix}oscore-senders`,
+    oscoreSenderCounter: `${prefix}oscore-sender-counter`,
+    oscoreWindow: (generation) => `${prefix}oscore-window:${generation}`,
+    oscoreWindowPrefix: `${prefix}oscore-window:`,
+    oscoreSequence: (generation) => `${prefix}oscore-seq:${generation}`,
+    oscoreSequencePrefix: `${prefix}oscore-seq:`,
   };
 }
 
@@ -54,4 +70,6 @@ export interface RedisPortContext {
   scripts: StoreScripts;
   layout: RedisKeyLayout;
   nowMs: () => number;
+  /** How long an OSCORE replay window lives without a fresh request (then the next one recovers with Echo). */
+  oscoreWindowIdleMs: number;
 }

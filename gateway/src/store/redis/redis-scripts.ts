@@ -10,27 +10,81 @@ import type { Redis } from 'ioredis';
  */
 const PRUNE_BATCH = 1000;
 
-/** KEYS: devices hash. ARGV: channel, then (id, record JSON, message) for each device. Returns the first id that exists, or nil. */
+/**
+ * KEYS: devices hash, OSCORE senders hash. ARGV: channel, window key prefix, window idle ms, then
+ * (id, record JSON, message, Sender ID or '', context generation or '') for each device.
+ * Returns nil when added, {'device', id} for the first id that exists, {'sender', Sender ID, its
+ * device} for the first Sender ID another device holds. A new context's replay window starts empty.
+ */
 const ADD_DEVICES = `
-for i = 2, #ARGV, 3 do
-  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return ARGV[i] end
+for i = 4, #ARGV, 5 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then return {'device', ARGV[i]} end
+  if ARGV[i + 3] ~= '' then
+    local holder = redis.call('HGET', KEYS[2], ARGV[i + 3])
+    if holder then return {'sender', ARGV[i + 3], holder} end
+  end
 end
-for i = 2, #ARGV, 3 do
+for i = 4, #ARGV, 5 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if ARGV[i + 3] ~= '' then redis.call('HSET', KEYS[2], ARGV[i + 3], ARGV[i]) end
+  if ARGV[i + 4] ~= '' then redis.call('SET', ARGV[2] .. ARGV[i + 4], '-1:0', 'PX', ARGV[3]) end
   redis.call('PUBLISH', ARGV[1], ARGV[i + 2])
 end
 return false`;
 
-/** KEYS: devices hash. ARGV: id, channel, message. Returns 1 when removed. */
+/**
+ * What ends a context the record no longer has (rotated, dropped, removed): its replay window
+ * goes, and its sender sequence counter is kept only RETIRED_SEQUENCE_KEEP_MS more (PEXPIRE: a
+ * gateway still holding the context until the change reaches it must not start the counter over).
+ */
+const endContext = (generation: string, windowPrefix: string, sequencePrefix: string, keepMs: string): string => `
+if ${generation} ~= '' then
+  redis.call('DEL', ${windowPrefix} .. ${generation})
+  redis.call('PEXPIRE', ${sequencePrefix} .. ${generation}, ${keepMs})
+end`;
+
+/**
+ * KEYS: devices hash, OSCORE senders hash. ARGV: id, channel, message, window key prefix,
+ * sequence key prefix, retired sequence keep ms. Returns 1 when removed. The record names its
+ * context: the index entry and the context's keys go with it.
+ */
 const REMOVE_DEVICE = `
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+local json = redis.call('HGET', KEYS[1], ARGV[1])
+if not json then return 0 end
+local ok, record = pcall(cjson.decode, json)
+local sender, generation = '', ''
+if ok and type(record) == 'table' and type(record.oscore) == 'table' then
+  if type(record.oscore.senderId) == 'string' then sender = record.oscore.senderId end
+  if type(record.oscore.generation) == 'string' then generation = record.oscore.generation end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if sender ~= '' and redis.call('HGET', KEYS[2], sender) == ARGV[1] then redis.call('HDEL', KEYS[2], sender) end
+${endContext('generation', 'ARGV[4]', 'ARGV[5]', 'ARGV[6]')}
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1`;
 
-/** KEYS: devices hash. ARGV: id, the record's JSON as read, the next JSON, channel, message. Returns 1 when replaced. */
+/**
+ * KEYS: devices hash, OSCORE senders hash. ARGV: id, the record's JSON as read, the next JSON,
+ * channel, message, the read record's Sender ID and generation ('' for none), the next record's,
+ * window key prefix, sequence key prefix, window idle ms, retired sequence keep ms.
+ * Returns 1 when replaced, 0 when the record changed meanwhile, {'sender', its device} when the
+ * next Sender ID is another device's. (The read record's ids come from the caller: the compare
+ * makes them the stored record's.)
+ */
 const REPLACE_DEVICE = `
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local oldSender, oldGeneration, newSender, newGeneration = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+if newSender ~= '' and newSender ~= oldSender then
+  local holder = redis.call('HGET', KEYS[2], newSender)
+  if holder and holder ~= ARGV[1] then return {'sender', holder} end
+  redis.call('HSET', KEYS[2], newSender, ARGV[1])
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if oldSender ~= '' and oldSender ~= newSender and redis.call('HGET', KEYS[2], oldSender) == ARGV[1] then redis.call('HDEL', KEYS[2], oldSender) end
+if oldGeneration ~= newGeneration then
+  ${endContext('oldGeneration', 'ARGV[10]', 'ARGV[11]', 'ARGV[13]')}
+  if newGeneration ~= '' then redis.call('SET', ARGV[10] .. newGeneration, '-1:0', 'PX', ARGV[12]) end
+end
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1`;
 
@@ -129,12 +183,54 @@ const LIST_KEYS = `
 ${pruneBelow('ARGV[1]')}
 return redis.call('HVALS', KEYS[1])`;
 
+/**
+ * KEYS: the context's window (RFC 8613 section 7.4, size 32), `<highest>:<mask>`: bit i of the
+ * mask is highest - 1 - i; highest -1 is a new context's empty window. ARGV: the request's sequence
+ * number, window idle ms. Returns 'fresh' (recorded), 'replay' or 'unknown' (no window): one
+ * check-and-set, so a datagram accepted by one gateway of the fleet is a replay on every other.
+ * Lua numbers are doubles (exact to 2^53, and sequence numbers end at 2^40 - 1); Redis's bit
+ * library works on 32-bit signed integers, which is what the mask is kept as (bit.tobit), and
+ * masks its shift counts to 5 bits, so a shift of 32 or more is spelled out.
+ */
+const ACCEPT_SEQUENCE = `
+local window = redis.call('GET', KEYS[1])
+if not window then return 'unknown' end
+local colon = string.find(window, ':', 1, true)
+local highest = tonumber(string.sub(window, 1, colon - 1))
+local mask = tonumber(string.sub(window, colon + 1))
+local seq = tonumber(ARGV[1])
+if seq > highest then
+  local shift = seq - highest
+  if highest < 0 or shift > 32 then mask = 0
+  elseif shift == 32 then mask = bit.lshift(1, 31)
+  else mask = bit.bor(bit.lshift(mask, shift), bit.lshift(1, shift - 1)) end
+  highest = seq
+else
+  local below = highest - seq
+  if below == 0 or below > 32 then return 'replay' end
+  local b = bit.lshift(1, below - 1)
+  if bit.band(mask, b) ~= 0 then return 'replay' end
+  mask = bit.bor(mask, b)
+end
+redis.call('SET', KEYS[1], string.format('%.0f', highest) .. ':' .. string.format('%.0f', bit.tobit(mask)), 'PX', ARGV[2])
+return 'fresh'`;
+
+/**
+ * KEYS: the context's sender sequence counter. ARGV: count, how many sequence numbers there are
+ * (2^40). Returns the first of the block, or -1 (nothing taken) when the block would pass the last.
+ */
+const RESERVE_SEQUENCE = `
+local first = tonumber(redis.call('GET', KEYS[1]) or '0')
+if first + tonumber(ARGV[1]) > tonumber(ARGV[2]) then return -1 end
+redis.call('INCRBY', KEYS[1], ARGV[1])
+return first`;
+
 type ScriptArg = string | number;
 export type Script<R> = (keys: readonly string[], args: readonly ScriptArg[]) => Promise<R>;
 
 export interface StoreScripts {
-  addDevices: Script<string | null>;
-  replaceDevice: Script<number>;
+  addDevices: Script<string[] | null>;
+  replaceDevice: Script<number | string[]>;
   removeDevice: Script<number>;
   startFamily: Script<number>;
   rotateFamily: Script<string[]>;
@@ -143,6 +239,8 @@ export interface StoreScripts {
   publishKey: Script<number>;
   retireKey: Script<number>;
   listKeys: Script<string[]>;
+  acceptSequence: Script<'fresh' | 'replay' | 'unknown'>;
+  reserveSequence: Script<number>;
 }
 
 /** Registers the scripts on `client` (ioredis `defineCommand`) under a `gw` prefix, typed. */
@@ -160,9 +258,9 @@ export function defineStoreScripts(client: Redis): StoreScripts {
     };
   };
   return {
-    addDevices: define('AddDevices', ADD_DEVICES, 1),
-    replaceDevice: define('ReplaceDevice', REPLACE_DEVICE, 1),
-    removeDevice: define('RemoveDevice', REMOVE_DEVICE, 1),
+    addDevices: define('AddDevices', ADD_DEVICES, 2),
+    replaceDevice: define('ReplaceDevice', REPLACE_DEVICE, 2),
+    removeDevice: define('RemoveDevice', REMOVE_DEVICE, 2),
     startFamily: define('StartFamily', START_FAMILY, 2),
     rotateFamily: define('RotateFamily', ROTATE_FAMILY, 1),
     revoke: define('Revoke', REVOKE, 2),
@@ -170,5 +268,7 @@ export function defineStoreScripts(client: Redis): StoreScripts {
     publishKey: define('PublishKey', PUBLISH_KEY, 2),
     retireKey: define('RetireKey', RETIRE_KEY, 2),
     listKeys: define('ListKeys', LIST_KEYS, 2),
+    acceptSequence: define('AcceptSequence', ACCEPT_SEQUENCE, 1),
+    reserveSequence: define('ReserveSequence', RESERVE_SEQUENCE, 1),
   };
 }
