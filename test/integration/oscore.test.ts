@@ -174,6 +174,20 @@ t.test('OSCORE against the gateway process', async (t) => {
     t.same(JSON.parse(gw.backend.requests[before]!.body.toString()), { 1: body.toString() }, 'the body whole');
   });
 
+  await t.test('after a gateway restart the next request gets the Echo recovery, then succeeds; the replay window holds again', async (t) => {
+    await gw.restart();
+    const again = await OscoreUdpDevice.open(t, gw.port, ox.oscore, device.sequenceNumber);
+    const before = gw.backend.requests.length;
+    const answer = await again.request(innerRequest('0.02', '/telemetry/temp', [CBOR_FORMAT], reading));
+    t.ok(answer.recovered, 'a protected 4.01 with Echo first (the restarted gateway holds no window)');
+    t.equal(answer.inner?.code, '2.01', 'then served');
+    await gw.backend.waitForRequests(before + 1);
+    t.equal(gw.backend.requests.length, before + 1, 'the challenged request was not acted on: one reading');
+    const replay = await again.exchange(replayed(answer.datagram, 0x7301), answer.binding);
+    t.equal(replay.reply.code, '4.01', 'the recovered request replayed: refused');
+    t.equal(errorCode(replay.reply), WireError.oscoreReplay);
+  });
+
   await t.test('a rotated context stops at once; the new one works; a removed device\'s context is unknown', async (t) => {
     const rotated = await provision(t, gw, ['devices', 'oscore', 'ox-2', '--rotate']);
     t.equal(rotated.oscore.senderId, other.oscore.senderId, 'the Sender ID stays');
