@@ -68,6 +68,8 @@ t.test('OSCORE against the gateway process', async (t) => {
     t.equal(jwt.sub, 'ox-1');
     t.equal(jwt.sec, 'oscore', 'claim sec: how the request was protected');
     t.equal(jwt.scope, 'telemetry:write config:read', 'the record\'s scopes');
+    const line = await gw.logLine((l) => l.protection === 'oscore' && l.code === '2.04' && l.deviceId === 'ox-1');
+    t.match(line, { method: 'POST', path: '/telemetry/temp', route: '/telemetry/{name}' }, 'the log line has the inner method and path');
   });
 
   await t.test('GET /config under OSCORE: 2.05 inside, Max-Age inside', async (t) => {
@@ -133,6 +135,9 @@ t.test('OSCORE against the gateway process', async (t) => {
       t.ok(answer.reply.payload.length + 4 <= datagram.length, `${what}: the answer no larger than the request`);
     }
     t.equal(gw.backend.requests.length, before, 'none reached the backend');
+    const secrets = [ox.oscore.masterSecret, Buffer.from(ox.oscore.masterSecret, 'hex').toString('base64url'), ox.oscore.masterSalt];
+    const text = JSON.stringify(await gw.logLines());
+    t.notOk(secrets.some((secret) => text.includes(secret)), 'no master secret or salt in any log line');
     const served = await device.exchange(good.datagram, good.binding);
     t.equal(served.inner?.code, '2.01', 'the untampered datagram is still served');
     await gw.assertStillServes(t);

@@ -183,6 +183,7 @@ export function createOscoreLayer(options: OscoreLayerOptions): Layer {
       const ownNumber = await own();
       return {
         ...answer,
+        log: { ...answer.log, method: read.request.method, path: read.request.path, protection: 'oscore' },
         reply: protect(device, binding, answer.reply, ownNumber),
         principal: answer.principal ?? principal,
         ...(answer.later === undefined ? {} : { later: protectLater(device, binding, answer.later) }),
