@@ -39,7 +39,7 @@ export const NEW_DEVICE_BODY = z.object({
   if (body.publicKey === undefined && body.oscore !== true && body.secret === false) {
     ctx.addIssue({
       code: 'custom', input: body, params: { adminCode: 'GW_ERR_ADMIN_BAD_KEY' },
-      message: '"secret": false goes with "publicKey" or "oscore": true: a device needs a secret, a public key or an OSCORE context',
+      message: '"secret": false goes with "publicKey" or "oscore": true: a device needs a secret or a public key, or an OSCORE context',
     });
   }
 });
