@@ -1,49 +1,8 @@
-/**
- * The replay window of RFC 8613 section 7.4 with the default size of 32, as the `file` store
- * keeps it in memory (the `redis` store runs the same steps in Lua, redis-scripts.ts): the highest
- * sequence number accepted, and a 32-bit mask of which of the 32 numbers below it were (bit i:
- * highest - 1 - i).
- */
+// The replay window's arithmetic is the wire core's (wire/oscore/replay-window.ts), which the
+// Redis store's Lua mirrors; what only the stores check is here.
+import { MAX_SEQUENCE_NUMBER } from '../wire/oscore/index.ts';
 
-export const REPLAY_WINDOW_SIZE = 32;
-
-/** The largest sequence number: a Partial IV is at most 5 bytes (RFC 8613 section 6.1). */
-export const MAX_SEQUENCE_NUMBER = 2 ** 40 - 1;
-
-export interface ReplayWindow {
-  /** The highest sequence number accepted; -1 for a new context's empty window. */
-  highest: number;
-  /** Unsigned 32 bits: bit i set when highest - 1 - i was accepted. */
-  mask: number;
-}
-
-/** A new context's window: any first sequence number is fresh. */
-export const emptyWindow = (): ReplayWindow => ({ highest: -1, mask: 0 });
-
-/**
- * The window after an Echo recovery (Appendix B.1.2): the number received counts as seen, and so
- * does every number below it, since what was accepted before the window was lost is unknown.
- */
-export const windowAt = (sequenceNumber: number): ReplayWindow => ({ highest: sequenceNumber, mask: 0xffffffff });
-
-/** The window with `sequenceNumber` accepted, or undefined when it is a replay (seen, or below the window). */
-export function slideWindow(window: ReplayWindow, sequenceNumber: number): ReplayWindow | undefined {
-  const { highest, mask } = window;
-  if (sequenceNumber > highest) {
-    const shift = sequenceNumber - highest;
-    // The old highest moves to bit shift - 1; past the window's width nothing of it stays.
-    // (An empty window's -1 was never a sequence number: it leaves no bit.)
-    let next = 0;
-    if (highest >= 0 && shift < REPLAY_WINDOW_SIZE) next = ((mask << shift) | (1 << (shift - 1))) >>> 0;
-    else if (highest >= 0 && shift === REPLAY_WINDOW_SIZE) next = 0x80000000;
-    return { highest: sequenceNumber, mask: next };
-  }
-  const below = highest - sequenceNumber;
-  if (below === 0 || below > REPLAY_WINDOW_SIZE) return undefined;
-  const bit = (1 << (below - 1)) >>> 0;
-  if ((mask & bit) !== 0) return undefined;
-  return { highest, mask: (mask | bit) >>> 0 };
-}
+export { MAX_SEQUENCE_NUMBER, REPLAY_WINDOW_SIZE, emptyWindow, slideWindow, windowAt, type ReplayWindow } from '../wire/oscore/index.ts';
 
 /** Rejects what is not a sequence number (a RangeError: a caller's bug, never a device's input: the wire layer bounds the Partial IV). */
 export function checkSequenceNumber(sequenceNumber: number): void {

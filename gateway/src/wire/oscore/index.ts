@@ -11,9 +11,7 @@ export { OSCORE_ERRORS, OscoreError, type OscoreErrorCode } from './oscore-error
 export { OSCORE_OPTION, readOscoreOption, writeOscoreOption, type OscoreOption } from './oscore-option.ts';
 export { MAX_PARTIAL_IV_BYTES, MAX_SEQUENCE_NUMBER, partialIvOf, sequenceNumberOf } from './partial-iv.ts';
 export { decodePlaintext, encodePlaintext } from './plaintext.ts';
-export {
-  EMPTY_REPLAY_STATE, REPLAY_WINDOW_SIZE, ReplayWindow, replayAccept, replayCheck, type ReplayState, type ReplayVerdict,
-} from './replay-window.ts';
+export { REPLAY_WINDOW_SIZE, emptyWindow, slideWindow, windowAt, type ReplayWindow } from './replay-window.ts';
 export { protectRequest, unprotectRequest, type ProtectedRequest, type UnprotectedRequest } from './request-protection.ts';
 export { protectResponse, unprotectResponse } from './response-protection.ts';
 export {
