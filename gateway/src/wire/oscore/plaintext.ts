@@ -1,4 +1,5 @@
-import { generate, parse, type OptionName } from 'coap-packet';
+import { generate, parse } from 'coap-packet';
+import { optionNumber } from '../option-number.ts';
 import { MAX_PLAINTEXT_BYTES } from './aead.ts';
 import { codeByte, type CoapMessage, type CoapOption } from './coap-message.ts';
 
@@ -10,25 +11,12 @@ import { codeByte, type CoapMessage, type CoapOption } from './coap-message.ts';
  * the option encoding both ways.
  */
 
-/** coap-packet names the options it knows and leaves the others as their number in a string. */
-const NUMBER_BY_NAME: Readonly<Record<OptionName, number>> = {
-  'If-Match': 1, 'Uri-Host': 3, ETag: 4, 'If-None-Match': 5, Observe: 6, 'Uri-Port': 7, 'Location-Path': 8,
-  OSCORE: 9, 'Uri-Path': 11, 'Content-Format': 12, 'Max-Age': 14, 'Uri-Query': 15, 'Hop-Limit': 16, Accept: 17,
-  'Q-Block1': 19, 'Location-Query': 20, Block2: 23, Block1: 27, Size2: 28, 'Q-Block2': 31, 'Proxy-Uri': 35,
-  'Proxy-Scheme': 39, Size1: 60, 'No-Response': 258,
-  'OCF-Accept-Content-Format-Version': 2049, 'OCF-Content-Format-Version': 2053,
-};
-
 const EMPTY = Buffer.alloc(0);
 /** Version 1, CON, token length 0: the header coap-packet needs in front of a plaintext to parse it. */
 const HEADER_BYTE = 0x40;
 /** The 4-byte header less the code byte, which the plaintext keeps. */
 const HEADER_REST = 3;
 
-function numberOf(name: string | number): number {
-  if (typeof name === 'number') return name;
-  return NUMBER_BY_NAME[name as OptionName] ?? Number(name);
-}
 
 /** Section 5.3. `options` are the inner ones only (see splitOptions); TypeError for a code that cannot be protected. */
 export function encodePlaintext(message: CoapMessage): Buffer {
@@ -79,6 +67,6 @@ export function decodePlaintext(plaintext: Buffer): CoapMessage | undefined {
   } catch {
     return undefined;
   }
-  const options: CoapOption[] = packet.options.map((option) => ({ number: numberOf(option.name), value: option.value }));
+  const options: CoapOption[] = packet.options.map((option) => ({ number: optionNumber(option.name), value: option.value }));
   return { code: packet.code, options, payload: packet.payload };
 }
