@@ -177,7 +177,6 @@ t.test('each unimplemented critical option gets 4.02 Bad Option; an unknown elec
   const probe = await UdpProbe.open(t, gateway);
   const backendBefore = gw.backend.requests.length;
   const critical: [number, Buffer][] = [
-    [9, Buffer.from([0x09, 0x01])], // OSCORE: a device that asked for protection must not get plaintext
     [19, blockValue(0, false, 2)], // Q-Block1
     [31, blockValue(0, false, 2)], // Q-Block2
     [2049, Buffer.from([0x10, 0x00])], // OCF-Accept-Content-Format-Version
@@ -193,6 +192,13 @@ t.test('each unimplemented critical option gets 4.02 Bad Option; an unknown elec
     t.ok(answer.ack, `option ${number}: piggybacked in the ACK`);
     t.equal((cbor.decode(answer.payload) as Map<number, unknown>).get(ErrorKey.code), WireError.badOption, `option ${number}: wire error badOption`);
   }
+  // OSCORE (9) is implemented: a device that asked for protection never gets plaintext, and an
+  // empty kid names no context (4.01, wire code 21, in clear: RFC 8613 section 8.2).
+  const oscoreToken = Buffer.from('0b0009', 'hex');
+  await probe.send(request({ messageId: messageId++, token: oscoreToken, options: [{ name: '9', value: Buffer.from([0x09, 0x01]) }] }));
+  const oscore = await probe.next(answerTo(oscoreToken), 'answer with option 9');
+  t.equal(oscore.code, '4.01', 'option 9 with an empty kid: 4.01');
+  t.equal((cbor.decode(oscore.payload) as Map<number, unknown>).get(ErrorKey.code), WireError.oscoreUnknownContext, 'wire code 21: no such context');
   t.equal(gw.backend.requests.length, backendBefore, 'none reached the backend');
   const token = Buffer.from('e1ec', 'hex');
   await probe.send(request({ messageId: messageId++, token, options: [{ name: '65000', value: Buffer.from('x') }] }));
