@@ -3,6 +3,7 @@ import type { Test } from 'tap';
 import {
   deriveContext, protectRequest, unprotectResponse, type CoapMessage, type CoapOption, type RequestBinding, type SecurityContext,
 } from '../../gateway/src/wire/oscore/index.ts';
+import { ErrorKey, ContentFormat, decodeCbor } from '../../gateway/src/wire/index.ts';
 import { UdpProbe } from './udp-probe.ts';
 
 // A device's side of OSCORE over a bare UDP socket, for tests that must send exact bytes (a
@@ -113,4 +114,23 @@ export function withKid(datagram: Buffer, kid: Buffer, messageId: number): Buffe
     return { name: o.name, value: Buffer.concat([o.value.subarray(0, 1 + pivLength), kid]) };
   });
   return generate({ ...packet, messageId, options }, 65_535);
+}
+
+/** The inner Content-Format option of a CBOR body. */
+export const CBOR_FORMAT: CoapOption = { number: 12, value: Buffer.from([ContentFormat.cbor]) };
+
+/** Key 0 of an error body: the wire error code. */
+export const errorCode = (answer: { payload: Buffer }): number | undefined =>
+  (decodeCbor(answer.payload) as Map<number, number>).get(ErrorKey.code);
+
+/** How long a change made elsewhere (the CLI, another gateway) may take to reach a gateway: a failure guard. */
+const CHANGE_LIMIT_MS = 5000;
+
+/** Repeats a request (each a real exchange, a new sequence number) until its answer is `code`, or the limit passes. */
+export async function untilAnswered(ask: () => Promise<Exchanged>, code: string): Promise<Exchanged> {
+  const until = Date.now() + CHANGE_LIMIT_MS;
+  for (;;) {
+    const answer = await ask();
+    if ((answer.inner?.code ?? answer.reply.code) === code || Date.now() > until) return answer;
+  }
 }

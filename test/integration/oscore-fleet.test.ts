@@ -1,8 +1,8 @@
 import t from 'tap';
-import { ContentFormat, ErrorKey, WireError, decodeCbor, encodeCbor } from '../../gateway/src/wire/index.ts';
+import { WireError, encodeCbor } from '../../gateway/src/wire/index.ts';
 import { runCli } from '../helpers/cli-run.ts';
 import { startGatewayProcess } from '../helpers/gateway-process.ts';
-import { OscoreUdpDevice, innerRequest, replayed, type Exchanged, type OscoreCredentials } from '../helpers/oscore-udp.ts';
+import { CBOR_FORMAT, OscoreUdpDevice, innerRequest, replayed, errorCode, untilAnswered, type OscoreCredentials } from '../helpers/oscore-udp.ts';
 import { startRedis } from '../helpers/redis-server.ts';
 import { tempDir } from '../helpers/store-fixtures.ts';
 
@@ -10,18 +10,6 @@ import { tempDir } from '../helpers/store-fixtures.ts';
 // (one check-and-set script per request), so a datagram accepted by one gateway is a replay on
 // the other, and a context rotated through one stops on both.
 
-const CBOR_FORMAT = { number: 12, value: Buffer.from([ContentFormat.cbor]) };
-const CHANGE_LIMIT_MS = 5000;
-const errorCode = (answer: { payload: Buffer }) => (decodeCbor(answer.payload) as Map<number, number>).get(ErrorKey.code);
-
-/** Repeats a request (each a real exchange) until its answer is `code`, or the limit passes: a change reaching a gateway. */
-async function untilAnswered(ask: () => Promise<Exchanged>, code: string): Promise<Exchanged> {
-  const until = Date.now() + CHANGE_LIMIT_MS;
-  for (;;) {
-    const answer = await ask();
-    if ((answer.inner?.code ?? answer.reply.code) === code || Date.now() > until) return answer;
-  }
-}
 
 t.test('an OSCORE fleet on Redis: one replay window, one context', async (t) => {
   const redis = await startRedis(t);

@@ -1,11 +1,13 @@
 import { decodeJwt } from 'jose';
 import t, { type Test } from 'tap';
 import { generate } from 'coap-packet';
-import { AuthRequestKey, AuthResponseKey, ContentFormat, ErrorKey, WireError, decodeCbor, encodeCbor } from '../../gateway/src/wire/index.ts';
+import { AuthRequestKey, AuthResponseKey, ErrorKey, WireError, decodeCbor, encodeCbor } from '../../gateway/src/wire/index.ts';
 import { OSCORE_OPTION } from '../../gateway/src/wire/oscore/index.ts';
 import { runCli } from '../helpers/cli-run.ts';
 import { startGatewayProcess, type GatewayProcess } from '../helpers/gateway-process.ts';
-import { OscoreUdpDevice, innerRequest, replayed, withKid, type Exchanged, type OscoreCredentials } from '../helpers/oscore-udp.ts';
+import {
+  CBOR_FORMAT, OscoreUdpDevice, errorCode, innerRequest, replayed, untilAnswered, withKid, type Exchanged, type OscoreCredentials,
+} from '../helpers/oscore-udp.ts';
 import { sampleValue } from '../helpers/admin-prometheus.ts';
 import { UdpProbe } from '../helpers/udp-probe.ts';
 
@@ -16,20 +18,6 @@ import { UdpProbe } from '../helpers/udp-probe.ts';
 interface Provisioned { device: string; oscore: OscoreCredentials; secret?: string }
 
 const cbor = (body: Map<number, unknown>) => encodeCbor(body);
-const errorCode = (answer: { payload: Buffer }) => (decodeCbor(answer.payload) as Map<number, number>).get(ErrorKey.code);
-const CBOR_FORMAT = { number: 12, value: Buffer.from([ContentFormat.cbor]) };
-/** How long a CLI change may take to reach the gateway process (its journal watcher): a failure guard. */
-const PICKUP_LIMIT_MS = 5000;
-
-/** Repeats a request (each a real exchange, a new sequence number) until its answer is `code`, or the limit passes. */
-async function untilAnswered(ask: () => Promise<Exchanged>, code: string): Promise<Exchanged> {
-  const until = Date.now() + PICKUP_LIMIT_MS;
-  for (;;) {
-    const answer = await ask();
-    if ((answer.inner?.code ?? answer.reply.code) === code || Date.now() > until) return answer;
-  }
-}
-
 async function provision(t: Test, gw: GatewayProcess, args: string[]): Promise<Provisioned> {
   const result = await runCli([...args, '--state', gw.stateDir]);
   t.equal(result.code, 0, `${args.join(' ')}: exit 0 (${result.stderr.trim()})`);
