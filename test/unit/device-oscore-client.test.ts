@@ -1,141 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { defaultTiming, updateTiming } from 'coap';
-import { generate, parse, type ParsedPacket } from 'coap-packet';
+import { parse, type ParsedPacket } from 'coap-packet';
 import t, { type Test } from 'tap';
 import { DeviceClient, OscoreAnswerError } from '../../device-sim/src/device-client.ts';
 import { DeviceOscoreContext } from '../../device-sim/src/oscore-context.ts';
-import { OscoreRefusal } from '../../device-sim/src/oscore-messages.ts';
 import { optionNumber } from '../../gateway/src/coap/options.ts';
 import { ContentFormat, ErrorKey, decodeCbor, encodeCbor } from '../../gateway/src/wire/index.ts';
-import {
-  OscoreError, ReplayWindow, deriveContext, protectResponse, readOscoreOption, unprotectRequest,
-  type CoapMessage, type CoapOption, type RequestBinding, type SecurityContext,
-} from '../../gateway/src/wire/oscore/index.ts';
+import { readOscoreOption, type CoapMessage } from '../../gateway/src/wire/oscore/index.ts';
+import { BLOCK1, BLOCK2, CBOR_FORMAT, ECHO, oscoreKeys as keys, oscoreServer, opt } from '../helpers/oscore-test-server.ts';
 
 // The simulator's OSCORE client (DeviceClient with a DeviceOscoreContext) against a small OSCORE
-// server written here from the core's server-side functions (unprotectRequest, protectResponse,
-// the replay window) over node:dgram: every byte the client sends is read off a real socket.
-
-const ECHO = 252;
-const BLOCK1 = 27;
-const BLOCK2 = 23;
-const CBOR_FORMAT = Buffer.of(ContentFormat.cbor);
-
-interface Keys {
-  device: DeviceOscoreContext;
-  gateway: SecurityContext;
-}
-
-function keys(senderId = Buffer.of(0x2a)): Keys {
-  const masterSecret = randomBytes(16);
-  const masterSalt = randomBytes(8);
-  const recipientId = Buffer.alloc(0);
-  return {
-    device: DeviceOscoreContext.fromHex({
-      senderId: senderId.toString('hex'), recipientId: '', masterSecret: masterSecret.toString('hex'), masterSalt: masterSalt.toString('hex'),
-    }),
-    gateway: deriveContext({ masterSecret, masterSalt, senderId: recipientId, recipientId: senderId }),
-  };
-}
-
-/** One request as the server saw it: the datagram, its outer part, and what it decrypted to. */
-interface Seen {
-  datagram: Buffer;
-  packet: ParsedPacket;
-  sequenceNumber?: number;
-  inner?: CoapMessage;
-}
-
-type Answer = (inner: CoapMessage, seen: Seen) => CoapMessage;
-
-interface ServerPlan {
-  /** Holds no replay window at first (a restart): a verified request without our Echo gets a protected 4.01 with one, under our own Partial IV. */
-  echoFirst?: boolean;
-  /** What a verified request is answered (default 2.01, a CBOR body with the sequence number). */
-  answer?: Answer;
-  /** How the answer is sent: protected (default), a success in clear, protected with one ciphertext bit flipped, or not at all the first time (the client retransmits). */
-  send?: 'protected' | 'clear-success' | 'tampered' | 'drop-first';
-  /** Protect the answers under this context instead (another device's keys): they cannot verify. */
-  answerWith?: SecurityContext;
-}
-
-const opt = (number: number, value: Buffer): CoapOption => ({ number, value });
-const errorBody = (wireError: number) => encodeCbor(new Map([[ErrorKey.code, wireError], [ErrorKey.serverTimeSec, Math.floor(Date.now() / 1000)]]));
-
-/** An OSCORE server of the gateway's kind for one device context: section 8.2 in clear, answers protected (section 8.3). */
-async function oscoreServer(t: Test, gateway: SecurityContext, plan: ServerPlan = {}) {
-  const socket: Socket = createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  t.teardown(() => new Promise<void>((resolve) => socket.close(() => resolve())));
-  /** Every request datagram, retransmissions included; `seen` has each exchange once (deduplicated by peer and Message ID, RFC 7252 section 4.5). */
-  const datagrams: Buffer[] = [];
-  const seen: Seen[] = [];
-  const answered = new Map<string, Buffer>();
-  const window = new ReplayWindow();
-  let windowKnown = plan.echoFirst !== true;
-  const echoValue = randomBytes(8);
-  let ownSequence = 0;
-  let dropped = false;
-
-  const reply = (packet: ParsedPacket, peer: RemoteInfo, code: string, options: CoapOption[], payload: Buffer) => {
-    const datagram = generate({
-      code, ack: true, messageId: packet.messageId, token: packet.token, payload,
-      options: options.map((o) => ({ name: String(o.number) as never, value: o.value })),
-    });
-    answered.set(`${peer.port}/${packet.messageId}`, datagram);
-    socket.send(datagram, peer.port, peer.address);
-  };
-  const refuse = (packet: ParsedPacket, peer: RemoteInfo, refusal: { code: string; wireError: number }) =>
-    reply(packet, peer, refusal.code, [opt(12, CBOR_FORMAT)], errorBody(refusal.wireError));
-  const protect = (binding: RequestBinding, message: CoapMessage, own: boolean) => {
-    return protectResponse(plan.answerWith ?? gateway, binding, message, own ? { sequenceNumber: ownSequence++ } : undefined);
-  };
-
-  socket.on('message', (datagram, peer) => {
-    const packet = parse(datagram);
-    if (packet.ack || packet.reset || packet.code === '0.00') return;
-    datagrams.push(Buffer.from(datagram));
-    const again = answered.get(`${peer.port}/${packet.messageId}`);
-    if (again !== undefined) return void socket.send(again, peer.port, peer.address);
-    if (plan.send === 'drop-first' && !dropped) {
-      dropped = true;
-      return;
-    }
-    const entry: Seen = { datagram: Buffer.from(datagram), packet };
-    seen.push(entry);
-    const value = packet.options.find((o) => optionNumber(o.name) === 9)?.value;
-    if (value === undefined) return refuse(packet, peer, { code: '4.01', wireError: 24 });
-    let verified;
-    try {
-      verified = unprotectRequest(gateway, readOscoreOption(value), packet.payload);
-    } catch (err) {
-      if (!(err instanceof OscoreError)) throw err;
-      return refuse(packet, peer, err.code === 'malformed_option' ? OscoreRefusal.malformedOption : OscoreRefusal.decryptFailed);
-    }
-    entry.sequenceNumber = verified.sequenceNumber;
-    entry.inner = verified.message;
-    const { request: binding, message } = verified;
-    if (!windowKnown) {
-      const echo = message.options.find((o) => o.number === ECHO)?.value;
-      if (echo === undefined || !echo.equals(echoValue)) {
-        const sealed = protect(binding, { code: '4.01', options: [opt(ECHO, echoValue)], payload: Buffer.alloc(0) }, true);
-        return reply(packet, peer, sealed.outerCode, sealed.outerOptions, sealed.payload);
-      }
-      windowKnown = true;
-    }
-    if (!window.accept(verified.sequenceNumber)) return refuse(packet, peer, OscoreRefusal.replay);
-    const answer = (plan.answer ?? ((_inner, s) => ({
-      code: '2.01', options: [opt(12, CBOR_FORMAT)], payload: encodeCbor(new Map([['seq', s.sequenceNumber]])),
-    })))(message, entry);
-    if (plan.send === 'clear-success') return reply(packet, peer, answer.code, answer.options.slice(), answer.payload);
-    const sealed = protect(binding, answer, false);
-    const payload = Buffer.from(sealed.payload);
-    if (plan.send === 'tampered') payload[payload.length - 1]! ^= 0x80;
-    return reply(packet, peer, sealed.outerCode, sealed.outerOptions, payload);
-  });
-  return { port: socket.address().port, seen, datagrams };
-}
+// server built from the core's server-side functions (test/helpers/oscore-test-server.ts) over
+// node:dgram: every byte the client sends is read off a real socket.
 
 async function client(t: Test, port: number, oscore: DeviceOscoreContext, extra: { tokenBytes?: number } = {}): Promise<DeviceClient> {
   const c = await DeviceClient.open('127.0.0.1', port, { timeoutMs: 5000, oscore, ...extra });
@@ -148,7 +25,7 @@ const innerOption = (inner: CoapMessage | undefined, number: number) => inner?.o
 
 t.test('a protected reading: outer POST with only the OSCORE option, the inner request whole, the answer verified', async (t) => {
   const { device, gateway } = keys();
-  const server = await oscoreServer(t, gateway);
+  const server = await oscoreServer(t, [gateway]);
   const c = await client(t, server.port, device, { tokenBytes: 2 });
   const reading = new Map<string, unknown>([['temp', 215], ['seq', 1234], ['unit', 'degC']]);
   const answer = await c.send({ method: 'POST', path: '/telemetry/temp', body: reading, token: Buffer.from('a-cwt') });
@@ -183,7 +60,7 @@ t.test('a protected reading: outer POST with only the OSCORE option, the inner r
 
 t.test('a GET, a query and Accept travel inside; the sequence number grows by one a request', async (t) => {
   const { device, gateway } = keys(Buffer.of(0x01, 0x02));
-  const server = await oscoreServer(t, gateway, { answer: () => ({ code: '2.05', options: [opt(12, CBOR_FORMAT), opt(14, Buffer.of(60))], payload: encodeCbor({ interval: 60 }) }) });
+  const server = await oscoreServer(t, [gateway], { answer: () => ({ code: '2.05', options: [opt(12, CBOR_FORMAT), opt(14, Buffer.of(60))], payload: encodeCbor({ interval: 60 }) }) });
   const c = await client(t, server.port, device);
   for (let i = 0; i < 3; i += 1) {
     const answer = await c.send({ path: '/config', query: 'a=1&b=2', accept: ContentFormat.cbor });
@@ -206,7 +83,7 @@ t.test('a retransmission is the same datagram: the same sequence number, never a
   updateTiming({ ackTimeout: 0.05, ackRandomFactor: 1 });
   t.teardown(() => defaultTiming());
   const { device, gateway } = keys();
-  const server = await oscoreServer(t, gateway, { send: 'drop-first' });
+  const server = await oscoreServer(t, [gateway], { send: 'drop-first' });
   const c = await client(t, server.port, device);
   const answer = await c.send({ method: 'POST', path: '/telemetry/temp', body: { t: 1 } });
   t.equal(answer.code, '2.01', 'answered after the retransmission');
@@ -217,7 +94,7 @@ t.test('a retransmission is the same datagram: the same sequence number, never a
 
 t.test('Echo recovery (RFC 8613 Appendix B.1.2): a protected 4.01 with Echo, answered at once with a new number and the Echo inside', async (t) => {
   const { device, gateway } = keys();
-  const server = await oscoreServer(t, gateway, { echoFirst: true });
+  const server = await oscoreServer(t, [gateway], { echoFirst: true });
   const c = await client(t, server.port, device);
   const answer = await c.send({ method: 'POST', path: '/telemetry/temp', body: { t: 1 } });
   t.equal(answer.code, '2.01', 'the caller sees the answer to the repeated request');
@@ -236,7 +113,7 @@ t.test('Echo recovery (RFC 8613 Appendix B.1.2): a protected 4.01 with Echo, ans
 
 t.test('a success in clear is refused: anyone on the path could have sent it', async (t) => {
   const { device, gateway } = keys();
-  const server = await oscoreServer(t, gateway, { send: 'clear-success' });
+  const server = await oscoreServer(t, [gateway], { send: 'clear-success' });
   const c = await client(t, server.port, device);
   await t.rejects(c.send({ method: 'POST', path: '/telemetry/temp', body: { t: 1 } }),
     { name: 'OscoreAnswerError', code: 'OSCORE_UNPROTECTED_SUCCESS', coapCode: '2.01' });
@@ -245,7 +122,7 @@ t.test('a success in clear is refused: anyone on the path could have sent it', a
 
 t.test('a protected answer with one ciphertext bit changed is refused', async (t) => {
   const { device, gateway } = keys();
-  const server = await oscoreServer(t, gateway, { send: 'tampered' });
+  const server = await oscoreServer(t, [gateway], { send: 'tampered' });
   const c = await client(t, server.port, device);
   const refused = await c.send({ method: 'POST', path: '/telemetry/temp', body: { t: 1 } }).then(() => undefined, (err: unknown) => err);
   t.ok(refused instanceof OscoreAnswerError, 'an OscoreAnswerError');
@@ -256,7 +133,7 @@ t.test('a protected answer with one ciphertext bit changed is refused', async (t
 
 t.test('an answer protected under another context is refused', async (t) => {
   const { device, gateway } = keys();
-  const server = await oscoreServer(t, gateway, { answerWith: keys().gateway });
+  const server = await oscoreServer(t, [gateway], { answerWith: keys().gateway });
   const c = await client(t, server.port, device);
   await t.rejects(c.send({ method: 'POST', path: '/telemetry/temp', body: { t: 1 } }), { code: 'OSCORE_ANSWER_NOT_VERIFIED', coapCode: '2.04' });
   t.ok(server.seen[0]!.inner !== undefined, 'the request itself verified at the server');
@@ -264,7 +141,7 @@ t.test('an answer protected under another context is refused', async (t) => {
 
 t.test('errors in clear (RFC 8613 section 8.2) are answers, marked unprotected: a tampered request, a replay', async (t) => {
   const { device, gateway } = keys();
-  const server = await oscoreServer(t, gateway);
+  const server = await oscoreServer(t, [gateway]);
   const c = await client(t, server.port, device);
   const tampered = await c.send({ method: 'POST', path: '/telemetry/temp', body: { t: 1 }, tamperCiphertext: true });
   t.equal(tampered.code, '4.00', 'one ciphertext bit flipped: 4.00');
@@ -290,7 +167,7 @@ t.test('inner Block1 upload: each block its own protected request; inner Block2:
   const { device, gateway } = keys();
   const uploaded: Buffer[] = [];
   const big = randomBytes(700);
-  const server = await oscoreServer(t, gateway, {
+  const server = await oscoreServer(t, [gateway], {
     answer: (inner) => {
       const block1 = inner.options.find((o) => o.number === BLOCK1)?.value;
       const block2 = inner.options.find((o) => o.number === BLOCK2)?.value;
@@ -325,7 +202,7 @@ t.test('inner Block1 upload: each block its own protected request; inner Block2:
 
 t.test('a client of a context refuses misuse; a request in clear still works when asked for', async (t) => {
   const { device, gateway } = keys();
-  const server = await oscoreServer(t, gateway);
+  const server = await oscoreServer(t, [gateway]);
   const c = await client(t, server.port, device);
   const clear = await c.send({ method: 'POST', path: '/telemetry/temp', body: { t: 1 }, protection: 'none' });
   t.equal(clear.code, '4.01', 'the server refuses a request in clear');
