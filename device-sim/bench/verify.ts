@@ -34,8 +34,8 @@ try {
   const verified: VerifiedToken = await cold(cwt, ACCESS_TOKEN_TYP);
   const signing = fixture.keystore.signingKey();
   // Each cold mint a token the table has not seen (another jti), so each costs one signature.
-  const minted = createBackendTokens({ keystore: fixture.keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, nowMs: Date.now, maxEntries: 1000 });
-  const held = createBackendTokens({ keystore: fixture.keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, nowMs: Date.now, maxEntries: 1000 });
+  const minted = createBackendTokens({ keystore: fixture.keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, nowMs: Date.now, ttlSec: DEFAULTS.tokenTtlSec, maxEntries: 1000 });
+  const held = createBackendTokens({ keystore: fixture.keystore, issuer: DEFAULTS.issuer, audience: DEFAULTS.audience, nowMs: Date.now, ttlSec: DEFAULTS.tokenTtlSec, maxEntries: 1000 });
   await held.jwtFor(verified);
   let i = 0;
   let mints = 0;

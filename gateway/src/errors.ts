@@ -26,6 +26,16 @@ export const ERRORS = {
   GW_ERR_AUTH_TOKEN_INVALID: { coap: '4.01', http: 401, wire: WireError.tokenInvalid },
   GW_ERR_AUTH_ADDRESS_UNVERIFIED: { coap: '4.01', http: 401, wire: WireError.echoRequired },
   GW_ERR_AUTH_FORBIDDEN: { coap: '4.03', http: 403, wire: WireError.forbidden },
+  // RFC 8613 section 8.2: an OSCORE request that cannot be verified gets these unprotected.
+  GW_ERR_OSCORE_BAD_OPTION: { coap: '4.02', http: 400, wire: WireError.badOption },
+  GW_ERR_OSCORE_UNKNOWN_CONTEXT: { coap: '4.01', http: 401, wire: WireError.oscoreUnknownContext },
+  GW_ERR_OSCORE_DECRYPT_FAILED: { coap: '4.00', http: 400, wire: WireError.oscoreDecryptFailed },
+  GW_ERR_OSCORE_REPLAY: { coap: '4.01', http: 401, wire: WireError.oscoreReplay },
+  // Protected answers to verified requests.
+  GW_ERR_OSCORE_ECHO_REQUIRED: { coap: '4.01', http: 401, wire: WireError.echoRequired },
+  GW_ERR_OSCORE_BAD_INNER: { coap: '4.00', http: 400, wire: WireError.badRequest },
+  GW_ERR_OSCORE_DEVICE_MISMATCH: { coap: '4.01', http: 401, wire: WireError.tokenInvalid },
+  GW_ERR_OSCORE_REQUIRED: { coap: '4.01', http: 401, wire: WireError.oscoreRequired },
   GW_ERR_NOT_FOUND: { coap: '4.04', http: 404, wire: WireError.notFound },
   GW_ERR_METHOD_NOT_ALLOWED: { coap: '4.05', http: 405, wire: WireError.methodNotAllowed },
   GW_ERR_NOT_ACCEPTABLE: { coap: '4.06', http: 406, wire: WireError.notAcceptable },
@@ -136,6 +146,9 @@ export class RequestError extends GatewayError {}
 
 /** Who is this, and may they? Credentials, tokens and scopes. */
 export class AuthError extends GatewayError {}
+
+/** An OSCORE-protected request that cannot be verified, or one in clear that had to be protected (RFC 8613). */
+export class ProtectionError extends GatewayError {}
 
 /** Forwarding to the backend failed. */
 export class BridgeError extends GatewayError {}

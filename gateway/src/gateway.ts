@@ -5,6 +5,7 @@ import {
   createBackendTokens, createTokenIssuer, createTokenVerifier,
 } from './auth/index.ts';
 import { buildBridge, createRouter } from './bridge/index.ts';
+import { createOscoreContexts } from './auth/oscore/oscore-contexts.ts';
 import { buildCoapServer, type CoapServer } from './coap/index.ts';
 import type { GatewayConfig } from './config/index.ts';
 import { createLogger, type Logger } from './log/index.ts';
@@ -37,7 +38,10 @@ const KEY_MAINTENANCE_INTERVAL_MS = 1000;
 export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}): Promise<Gateway> {
   const nowMs = deps.nowMs ?? Date.now;
   const logger = deps.logger ?? createLogger(config.logLevel);
-  const store = deps.store ?? (await openStore(config.store, { stateDir: config.stateDir, nowMs, logger }));
+  const store = deps.store ?? (await openStore(config.store, {
+    stateDir: config.stateDir, nowMs, logger,
+    maxOscoreWindows: config.oscore.windowEntries, onOscoreWindowEvicted: () => metrics.evictions.inc({ table: 'oscore_windows' }),
+  }));
   const { tokens } = config;
   const reloadFailed = (what: string) => (err: unknown) => logger.error({ err }, `reloading ${what} failed`);
   const keystore = await Keystore.open({
@@ -54,8 +58,14 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     deviceViewEntries: () => devices.size(),
     nonceEntries: () => nonces.size(),
     backendTokenEntries: () => backendTokens.size(),
+    oscoreContexts: () => oscoreContexts.size(),
   });
   const devices = createDeviceView(store, { maxEntries: config.auth.deviceViewEntries, onEvicted: () => metrics.evictions.inc({ table: 'device_view' }) });
+  const oscoreContexts = createOscoreContexts({
+    devices, maxEntries: config.oscore.contextEntries, onEvicted: () => metrics.evictions.inc({ table: 'oscore_contexts' }),
+  });
+  const requiresOscore = (device: { security?: 'oscore' } | undefined): boolean =>
+    config.oscore.deviceSecurity === 'oscore' || device?.security === 'oscore';
   const limiter = createLoginLimiter(config.auth.loginFailuresPerMinute, nowMs, {
     onEvicted: () => metrics.evictions.inc({ table: 'login_limiter' }), limits: store.limits,
   });
@@ -111,10 +121,11 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     leewaySec: tokens.leewaySec, accessTtlSec: tokens.ttlSec, refreshTtlSec: tokens.refreshTtlSec, nowMs, logger,
     onLogin: (method, outcome) => metrics.logins.inc({ method, outcome }),
     onFamilyRevoked: () => metrics.familiesRevoked.inc(),
+    requiresOscore,
   });
   const bridge = buildBridge({ ...config.backend, nowMs });
   const backendTokens = createBackendTokens({
-    keystore, issuer: tokens.issuer, audience: tokens.audience, nowMs,
+    keystore, issuer: tokens.issuer, audience: tokens.audience, nowMs, ttlSec: tokens.ttlSec,
     // One per verified token: a device whose token the verifier still holds costs no signature.
     maxEntries: config.auth.verifiedTokenCacheEntries,
     onEvicted: () => metrics.evictions.inc({ table: 'backend_tokens' }),
@@ -123,6 +134,8 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
   const handler = createPipeline({
     auth, verifyToken, bridge, backendTokens, metrics, router: createRouter(config.routes), routes: config.routes,
     maxPayloadBytes: config.coap.maxPayloadBytes,
+    // A verified token's device is in the view by then.
+    requiresOscore: (deviceId) => requiresOscore(devices.peek(deviceId)),
   });
 
   // prom-client hashes the labels on every inc(); routes and codes are few, so keep each child.
@@ -154,6 +167,16 @@ export async function buildGateway(config: GatewayConfig, deps: GatewayDeps = {}
     async start() {
       server = await buildCoapServer({
         ...config.coap, handler, logger, nowMs,
+        oscore: {
+          contextOf: (kid) => oscoreContexts.contextOf(kid),
+          windows: store.oscoreWindows,
+          maxSequenceBlocks: config.oscore.sequenceBlocks,
+          onOutcome: (outcome) => {
+            metrics.oscoreRequests.inc({ outcome });
+            if (outcome === 'replay') metrics.oscoreReplays.inc();
+          },
+          onEchoRecovered: () => metrics.oscoreEchoRecoveries.inc(),
+        },
         observer: {
           answered: (route, code) => requestCounter(route ?? 'unmatched', code).inc(),
           dropped: (reason) => metrics.datagramsDropped.inc({ reason }),

@@ -44,21 +44,26 @@ export interface CoapResponse {
   size1Bytes?: number;
 }
 
-/** How a principal proved itself: an access token it presented, or the credentials of a login. */
-export type AuthenticatedBy = 'access-token' | 'secret' | 'assertion' | 'refresh';
+/**
+ * How a principal proved itself: an access token it presented, the credentials of a login, or
+ * its OSCORE security context alone (RFC 8613: the request verified under the device's context).
+ */
+export type AuthenticatedBy = 'access-token' | 'secret' | 'assertion' | 'refresh' | 'oscore';
 
 /** Who sent a request, once something proved it. */
 export interface Principal {
   readonly deviceId: string;
   readonly scopes: ReadonlySet<string>;
   readonly by: AuthenticatedBy;
+  /** The request was protected end to end by the device's OSCORE context; absent: it came in clear. */
+  readonly protection?: 'oscore';
 }
 
 /** What the layers below the pipeline found out about where a request came from. */
 export interface RequestSource {
   /** The request carried an Echo value this gateway made for its address (RFC 9175 section 2.4). */
   readonly addressProved: boolean;
-  /** Who a layer below proved the sender to be, before the pipeline looked (none does yet). */
+  /** Who a layer below proved the sender to be, before the pipeline looked: the OSCORE layer's device. */
   readonly principal?: Principal;
 }
 

@@ -4,7 +4,7 @@ import {
 } from './auth/index.ts';
 import { checkRequestContentFormat, type Bridge, type RouteMatch, type Router } from './bridge/index.ts';
 import type { RouteConfig } from './config/index.ts';
-import { AuthError, RequestError } from './errors.ts';
+import { AuthError, ProtectionError, RequestError } from './errors.ts';
 import { cut } from './log/index.ts';
 import type { Admitted, CoapRequest, Handled, Learned, Principal, RequestHandler, RequestSource } from './messages.ts';
 import { createWellKnownCore } from './well-known-core.ts';
@@ -20,6 +20,8 @@ export interface PipelineParts {
   bridge: Bridge;
   maxPayloadBytes: number;
   metrics: Metrics;
+  /** Whether this device must use OSCORE (its record, or the gateway's `deviceSecurity`): a token in clear is refused. */
+  requiresOscore: (deviceId: string) => boolean;
 }
 
 /** Login bodies are a device id and a secret or an assertion (at most 2048 characters): a few hundred bytes. */
@@ -30,11 +32,14 @@ const OWN_RESOURCES: ReadonlyMap<string, string> = new Map([
   [Paths.auth, 'POST'], [Paths.refresh, 'POST'], [Paths.nonce, 'POST'], [Paths.wellKnownCore, 'GET'],
 ]);
 
-/** A device proved by its access token: who it is, and the token the backend's JWT is minted for. */
+/**
+ * A device proved by its access token or its OSCORE context: who it is, and the token the
+ * backend's JWT is minted for (none for a request under OSCORE without one).
+ */
 interface Authorized {
   match: RouteMatch;
   principal: Principal;
-  token: VerifiedToken;
+  token: VerifiedToken | undefined;
 }
 
 /** A request refused, with what was learned before the refusal. */
@@ -75,10 +80,10 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
       switch (request.path) {
         case Paths.auth:
           checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
-          return { ...(await auth.login(request)), route };
+          return { ...(await auth.login(request, source)), route };
         case Paths.refresh:
           checkSize(request.payload.length, MAX_AUTH_BODY_BYTES);
-          return { ...(await auth.refresh(request)), route };
+          return { ...(await auth.refresh(request, source)), route };
         case Paths.nonce:
           return { ...(await auth.nonce(request, source)), route };
         default:
@@ -92,19 +97,32 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
   /**
    * Who sent the request, and may they use this route? Matched first so refusals are counted per
    * route, but 4.01 comes before 4.04 so that a request without a valid token cannot probe for
-   * paths beyond what /.well-known/core lists.
+   * paths beyond what /.well-known/core lists. Under OSCORE the context proved the device: without
+   * an Access-Token its record's scopes apply, with one the token must be that device's.
    */
-  const authorize = async (request: CoapRequest, bytes: number | undefined): Promise<Authorized | Refusal> => {
+  const authorize = async (request: CoapRequest, bytes: number | undefined, source: RequestSource): Promise<Authorized | Refusal> => {
     const match = router.match(request.segments);
     const route = match?.route.path;
-    if (request.accessToken === undefined) return { error: new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option'), route };
-    let token: VerifiedToken;
-    try {
-      token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP, true, { address: request.peer.address });
-    } catch (error) {
-      return { error, route };
+    const oscore = source.principal?.protection === 'oscore' ? source.principal : undefined;
+    let token: VerifiedToken | undefined;
+    let principal: Principal;
+    if (request.accessToken === undefined) {
+      if (oscore === undefined) return { error: new AuthError('GW_ERR_AUTH_TOKEN_MISSING', 'no Access-Token option'), route };
+      principal = oscore;
+    } else {
+      try {
+        token = await verifyToken(request.accessToken, ACCESS_TOKEN_TYP, true, { address: request.peer.address });
+        if (oscore !== undefined && token.sub !== oscore.deviceId) {
+          throw new ProtectionError('GW_ERR_OSCORE_DEVICE_MISMATCH', `a token of device "${cut(token.sub)}" under device "${cut(oscore.deviceId)}"'s OSCORE context`);
+        }
+        if (oscore === undefined && parts.requiresOscore(token.sub)) {
+          throw new ProtectionError('GW_ERR_OSCORE_REQUIRED', 'this device must use OSCORE: its token is refused in clear');
+        }
+      } catch (error) {
+        return { error, deviceId: oscore?.deviceId, principal: oscore, route };
+      }
+      principal = { deviceId: token.sub, scopes: token.scopes, by: 'access-token', ...(oscore === undefined ? {} : { protection: 'oscore' as const }) };
     }
-    const principal: Principal = { deviceId: token.sub, scopes: token.scopes, by: 'access-token' };
     try {
       if (match === undefined) throw new RequestError('GW_ERR_NOT_FOUND', `no route for ${cut(request.path)}`);
       if (!match.route.methods.includes(request.method as never)) {
@@ -120,7 +138,7 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
   };
 
   return {
-    async admit(request, _source, declaredBytes): Promise<Admitted> {
+    async admit(request, source, declaredBytes): Promise<Admitted> {
       if (OWN_RESOURCES.has(request.path)) {
         const route = request.path;
         try {
@@ -135,21 +153,25 @@ export function createPipeline(parts: PipelineParts): RequestHandler {
           return { error, route };
         }
       }
-      const authorized = await authorize(request, declaredBytes);
+      const authorized = await authorize(request, declaredBytes, source);
       if ('error' in authorized) return authorized;
       return { maxBodyBytes: parts.maxPayloadBytes, principal: authorized.principal, route: authorized.match.route.path };
     },
 
     async handle(request, source) {
       if (OWN_RESOURCES.has(request.path)) return own(request, source);
-      const authorized = await authorize(request, request.payload.length);
+      const authorized = await authorize(request, request.payload.length, source);
       if ('error' in authorized) return authorized;
       const { match, principal, token } = authorized;
       const route = match.route.path;
       try {
         // Backends verify full JWTs (iss, aud, scope...), which the compact tokens on the radio leave
         // out: each device token gets one with the same claims, minted once and held until it expires.
-        const accessToken = await parts.backendTokens.jwtFor(token);
+        // The backend also learns how the request was protected on the radio (claim `sec`).
+        const protection = principal.protection;
+        const accessToken = token === undefined
+          ? await parts.backendTokens.jwtForContext(principal.deviceId, principal.scopes)
+          : await parts.backendTokens.jwtFor(token, protection);
         const stopTimer = backendTimer(route).startTimer();
         try {
           return { ...(await bridge.forward({ request, match, deviceId: principal.deviceId, accessToken })), principal, route };

@@ -95,6 +95,12 @@ export function recorded(datagram: Buffer, peer: Peer): Sent {
   return { datagram: Buffer.from(datagram), peer, packet };
 }
 
+const NO_OSCORE_CONTEXTS: EndpointOptions['oscore'] = {
+  contextOf: async () => undefined,
+  windows: { accept: async () => 'unknown', establish: async () => undefined, reserveSequence: async () => 0 },
+  maxSequenceBlocks: 16,
+};
+
 export function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
   let now = 1_700_000_000_000;
   const handler = new StubHandler();
@@ -119,6 +125,8 @@ export function harness(t: Test, overrides: Partial<EndpointOptions> = {}) {
     blockBufferBytes: 1 << 20,
     blockLifetimeSec: 60,
     representationBytes: 1 << 20,
+    // No device has a security context here: OSCORE requests get the layer's refusals (oscore-layer.test.ts covers the rest).
+    oscore: NO_OSCORE_CONTEXTS,
     transmission: FAST,
     observer: {
       dropped: (reason) => { dropped.push(reason); },

@@ -23,9 +23,11 @@ export interface GatewayProcessOptions {
 }
 
 export interface GatewayProcess {
-  /** The gateway's CoAP port on 127.0.0.1. */
+  /** The gateway's CoAP port on 127.0.0.1 (a new one after `restart`). */
   port: number;
   pid: number;
+  /** Stops the process (SIGTERM) and starts it again with the same state and flags: what it held in memory is gone. */
+  restart(): Promise<void>;
   backend: TestBackend;
   stateDir: string;
   logFile: string;
@@ -94,7 +96,6 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
   }
   const logFile = join(stateDir, 'gateway.log');
   running = await spawnGateway(args, logFile);
-  const child = running.process;
   // The last line may be half written: only whole JSON lines count.
   const logLines = async () => (await readFile(logFile, 'utf8')).split('\n')
     .filter((line) => line.startsWith('{') && line.endsWith('}')).map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -123,13 +124,19 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
 
   const gateway: GatewayProcess = {
     port: running.port,
-    pid: child.pid!,
+    pid: running.process.pid!,
+    async restart() {
+      await stop(running!);
+      running = await spawnGateway(args, logFile);
+      gateway.port = running.port;
+      gateway.pid = running.process.pid!;
+    },
     backend, stateDir, logFile, devices, logLines, logLine,
-    alive: () => child.exitCode === null && child.signalCode === null,
+    alive: () => running!.process.exitCode === null && running!.process.signalCode === null,
     async rssKb() {
-      const status = await readFile(`/proc/${child.pid}/status`, 'utf8');
+      const status = await readFile(`/proc/${running!.process.pid}/status`, 'utf8');
       const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-      if (m === null) throw new Error(`no VmRSS in /proc/${child.pid}/status`);
+      if (m === null) throw new Error(`no VmRSS in /proc/${running!.process.pid}/status`);
       return Number(m[1]);
     },
     async login(index = 0) {
@@ -142,8 +149,8 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
       return tokens.accessToken;
     },
     async admin(method, path, body) {
-      if (adminPort === undefined || adminTls === undefined) throw new TypeError('started without the admin API');
-      const res = await adminRequest(adminPort, method, path, { tls: adminTls, ...(body !== undefined ? { body } : {}) });
+      if (running!.adminPort === undefined || adminTls === undefined) throw new TypeError('started without the admin API');
+      const res = await adminRequest(running!.adminPort, method, path, { tls: adminTls, ...(body !== undefined ? { body } : {}) });
       return { status: res.status, text: res.text };
     },
     async client() {
@@ -152,8 +159,8 @@ export async function startGatewayProcess(t: Test, options: GatewayProcessOption
       return client;
     },
     async metrics() {
-      if (adminPort === undefined || adminTls === undefined) throw new TypeError('started without the admin API');
-      const res = await adminRequest(adminPort, 'GET', '/metrics', { tls: adminTls });
+      if (running!.adminPort === undefined || adminTls === undefined) throw new TypeError('started without the admin API');
+      const res = await adminRequest(running!.adminPort, 'GET', '/metrics', { tls: adminTls });
       if (res.status !== 200) throw new Error(`GET /metrics: ${res.status}`);
       return parsePrometheusText(res.text);
     },

@@ -92,7 +92,7 @@ function alone(answer: (inbound: Inbound) => Answer) {
     exchange: { requestId: 'r', peer: PEER_A, endpointKey: 'a', budgetBytes },
     request: { id: 'r', method: 'GET', segments: [], path: '/', query: [], payload: Buffer.alloc(0), contentFormat: undefined, accept: undefined,
       etags: [], accessToken: undefined, peer: PEER_A },
-    options: { block1: undefined, block2: undefined, size1Bytes: undefined, wantsSize2: false, echo, blockKey: '' },
+    options: { block1: undefined, block2: undefined, size1Bytes: undefined, wantsSize2: false, echo, oscore: undefined, blockKey: '' },
     source: { addressProved: false },
   });
   return { layer, next, seen, inbound, echoFor: (address: string) => validator.challenge(address), advanceMs: (ms: number) => { now += ms; } };

@@ -87,7 +87,8 @@ t.test('optionNumber: coap-packet names, numbers left as text, and numbers', asy
 });
 
 t.test('judgeOption: every critical option outside the registry is bad, whatever a library calls it (4.02)', async (t) => {
-  for (const number of [1, 5, 9, 19, 31, 2049, 2053, 65001]) {
+  // OSCORE (9) is in the registry: the OSCORE layer judges its value (oscore-layer.test.ts).
+  for (const number of [1, 5, 19, 31, 2049, 2053, 65001]) {
     t.equal(judgeOption(number, 0, 0), 'bad-critical', `option ${number}`);
   }
 });
@@ -102,6 +103,8 @@ t.test('judgeOption: Proxy-Uri and Proxy-Scheme are proxying (5.05, section 5.7.
 });
 
 t.test('judgeOption: implemented options within their lengths are used', async (t) => {
+  t.equal(judgeOption(Option.oscore, 0, 0), 'use', 'OSCORE, empty: for the OSCORE layer to judge');
+  t.equal(judgeOption(Option.oscore, 256, 0), 'bad-critical', 'OSCORE of 256 bytes: 4.02');
   const cases: [string, number, number][] = [
     ['Uri-Host', 3, 1], ['ETag', 4, 8], ['Observe', 6, 3], ['Uri-Port', 7, 2], ['Uri-Path', 11, 0], ['Uri-Path', 11, 255],
     ['Content-Format', 12, 2], ['Uri-Query', 15, 255], ['Accept', 17, 0], ['Block2', 23, 3], ['Block1', 27, 3],

@@ -102,7 +102,6 @@ t.test('every critical option the gateway does not implement -> GW_ERR_BAD_OPTIO
   const cases: [string, number, Buffer][] = [
     ['If-Match', 1, Buffer.from('01', 'hex')],
     ['If-None-Match', 5, Buffer.alloc(0)],
-    ['OSCORE', 9, Buffer.from('09', 'hex')],
     ['Q-Block1', 19, Buffer.alloc(0)],
     ['Q-Block2', 31, Buffer.alloc(0)],
     ['OCF-Accept-Content-Format-Version', 2049, uint(2048)],
@@ -113,12 +112,20 @@ t.test('every critical option the gateway does not implement -> GW_ERR_BAD_OPTIO
     t.throws(() => read({ extra: [[number, value]] }), { name: 'RequestError', code: 'GW_ERR_BAD_OPTION' }, `${name} (${number})`);
   }
   try {
-    read({ extra: [[9, Buffer.alloc(0)]] });
-    t.fail('OSCORE must throw');
+    read({ extra: [[19, Buffer.alloc(0)]] });
+    t.fail('Q-Block1 must throw');
   } catch (err) {
     t.ok(err instanceof RequestError, 'a RequestError');
     t.equal((err as GatewayError).coapCode, '4.02');
   }
+});
+
+t.test('the OSCORE option (9) is read for the OSCORE layer: at most 255 bytes, once', async (t) => {
+  t.same(read({ extra: [[9, Buffer.from('0901', 'hex')]] }).oscore, Buffer.from('0901', 'hex'), 'its value');
+  t.same(read({ extra: [[9, Buffer.alloc(0)]] }).oscore, Buffer.alloc(0), 'an empty one too (the layer judges it)');
+  t.equal(read({}).oscore, undefined, 'absent: a request in clear');
+  t.throws(() => read({ extra: [[9, Buffer.alloc(256, 1)]] }), { code: 'GW_ERR_BAD_OPTION' }, '256 bytes: 4.02');
+  t.throws(() => read({ extra: [[9, Buffer.from('09', 'hex')], [9, Buffer.from('09', 'hex')]] }), { code: 'GW_ERR_BAD_OPTION' }, 'twice: 4.02');
 });
 
 t.test('Proxy-Uri and Proxy-Scheme -> GW_ERR_PROXYING_NOT_SUPPORTED (5.05)', async (t) => {

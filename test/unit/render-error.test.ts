@@ -22,13 +22,13 @@ function logger() {
   return { log: pino({ level: 'info' }, sink), lines };
 }
 
-/** The exact CBOR of {0: wire, 4: time}: map(2), uint 0, wire, uint 4, uint32 time. */
+/** The exact CBOR of {0: wire, 4: time}: map(2), uint 0, wire (0-23 in one byte, 24-255 as 0x18 and a byte), uint 4, uint32 time. */
 function expectedBody(wire: number, timeSec = SERVER_TIME_SEC): Buffer {
-  if (wire > 23) throw new TypeError('wire codes are one-byte CBOR integers (0-23)');
+  if (wire > 255) throw new TypeError('wire codes are CBOR integers of at most two bytes (0-255)');
   const time = Buffer.alloc(5);
   time[0] = 0x1a;
   time.writeUInt32BE(timeSec, 1);
-  return Buffer.concat([Buffer.from([0xa2, 0x00, wire, 0x04]), time]);
+  return Buffer.concat([Buffer.from([0xa2, 0x00, ...(wire > 23 ? [0x18, wire] : [wire]), 0x04]), time]);
 }
 
 t.test('the error body is the CBOR map {0: wire code, 4: server time} with integer keys, byte for byte', async (t) => {

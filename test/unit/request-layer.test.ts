@@ -43,10 +43,10 @@ t.test('an error answer is never larger than the request (RFC 7252 section 11.3)
   const roomyReply = await h.ask(roomy);
   t.equal(errorBody(roomyReply).get(ErrorKey.code), WireError.notFound, 'a request with room gets the body');
   t.ok(roomyReply.datagram.length <= roomy.length, `${roomyReply.datagram.length} <= ${roomy.length} bytes`);
-  const oscore = request({ path: [], token: '', extra: [[9, Buffer.alloc(0)]] });
-  const oscoreReply = await h.ask(oscore);
-  t.equal(oscoreReply.packet.code, '4.02', 'unimplemented critical option');
-  t.ok(oscoreReply.datagram.length <= oscore.length, `4.02: ${oscoreReply.datagram.length} <= ${oscore.length} bytes`);
+  const qBlock = request({ path: [], token: '', extra: [[19, Buffer.alloc(0)]] });
+  const qBlockReply = await h.ask(qBlock);
+  t.equal(qBlockReply.packet.code, '4.02', 'unimplemented critical option');
+  t.ok(qBlockReply.datagram.length <= qBlock.length, `4.02: ${qBlockReply.datagram.length} <= ${qBlock.length} bytes`);
 });
 
 t.test('an error answer with Max-Age or Size1 is never larger than a tiny request either', async (t) => {

@@ -61,6 +61,11 @@ export const TOKEN_FORMAT = coded('GW_ERR_ADMIN_BAD_TOKEN_FORMAT', z.enum(['jwt'
   error: (issue) => `token format must be "jwt" or "cwt", got ${JSON.stringify(String(issue.input).slice(0, 16))}`,
 }));
 
+/** Whether a device is refused without OSCORE: `oscore` (required) or `any` (the default: either way). */
+export const SECURITY = coded('GW_ERR_ADMIN_BAD_BODY', z.enum(['oscore', 'any'], {
+  error: (issue) => `security must be "oscore" or "any", got ${JSON.stringify(String(issue.input).slice(0, 16))}`,
+}));
+
 export const JTI = coded('GW_ERR_ADMIN_BAD_JTI', z.unknown().refine(
   (jti): jti is string => typeof jti === 'string' && /^[A-Za-z0-9._:-]{1,64}$/.test(jti),
   { error: (issue) => `bad jti ${JSON.stringify(String(issue.input).slice(0, 64))}: a token's jti is 1-64 of letters, digits and . _ : -` },

@@ -8,14 +8,14 @@ import { parseDevicePublicKey, type Keystore } from '../auth/index.ts';
 import { AdminError, type AdminErrorCode } from '../errors.ts';
 import { cut, type Logger } from '../log/index.ts';
 import type { Store } from '../store/index.ts';
-import { NEW_DEVICE_BODY, NEW_KEY_BODY, ROTATE_BODY } from './admin-bodies.ts';
+import { NEW_DEVICE_BODY, NEW_KEY_BODY, OSCORE_BODY, ROTATE_BODY } from './admin-bodies.ts';
 import { MethodNotAllowedError, renderAdminError, type AdminReply } from './admin-errors.ts';
 import { parseAdmin } from './admin-fields.ts';
 import type { FleetKeys } from './fleet-keys.ts';
 import type { Metrics } from './metrics.ts';
 import {
   addDeviceKey, listDeviceKeys, listDevices, provisionDevices, removeDevice, removeDeviceKey, revokeDevice, revokeToken,
-  setDeviceDisabled,
+  setDeviceDisabled, setDeviceOscore,
 } from './provision.ts';
 import { ADMIN_LIMITS, guardServer, readBody, timeoutOptions, type AdminLimits } from './server-limits.ts';
 
@@ -87,9 +87,21 @@ export async function buildAdminServer(options: AdminServerOptions) {
     ['POST', /^\/devices$/, async (_m, body) => {
       const input = await body(NEW_DEVICE_BODY);
       const key = input.publicKey === undefined ? undefined : await parseDevicePublicKey(input.publicKey, expiry(input.expires));
-      const [device] = await provisionDevices(store, [input.id], input.scopes,
-        { tokenFormat: input.tokenFormat, ...(key === undefined ? {} : { keys: () => [key], secret: input.secret === true }) });
+      const [device] = await provisionDevices(store, [input.id], input.scopes, {
+        tokenFormat: input.tokenFormat,
+        ...(key === undefined ? {} : { keys: () => [key] }),
+        ...(key !== undefined || input.oscore === true ? { secret: input.secret === true } : {}),
+        ...(input.oscore === true ? { oscore: true, security: input.security } : input.security !== undefined ? { security: input.security } : {}),
+      });
       return { status: 201, body: device };
+    }],
+    // The context is in the answer once, as a new device's secret is: never in a listing.
+    ['POST', /^\/devices\/([^/]+)\/oscore$/, async (m, body) => {
+      const input = await body(OSCORE_BODY);
+      const { made, rotated, security } = await setDeviceOscore(store, deviceParam(m), input);
+      return made === undefined
+        ? { status: 200, body: { device: deviceParam(m), security: security ?? 'any' } }
+        : { status: 201, body: { ...made, rotated, security: security ?? 'any' } };
     }],
     ['GET', /^\/devices\/([^/]+)\/keys$/, async (m) => ({ status: 200, body: await listDeviceKeys(store, deviceParam(m)) })],
     ['POST', /^\/devices\/([^/]+)\/keys$/, async (m, body) => {

@@ -17,6 +17,8 @@ export interface MetricSources {
   deviceViewEntries?: () => number;
   nonceEntries?: () => number;
   backendTokenEntries?: () => number;
+  /** OSCORE security contexts held derived in memory. */
+  oscoreContexts?: () => number;
 }
 
 export function createMetrics(keystore: () => Keystore | undefined, sources: MetricSources = {}) {
@@ -127,6 +129,25 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     registers: [registry],
     collect() { this.set(sources.backendTokenEntries?.() ?? 0); },
   });
+  const oscoreRequests = new Counter({
+    name: 'coap_gateway_oscore_requests_total',
+    help: 'OSCORE-protected requests (RFC 8613), by outcome: ok, bad_option, unknown_context, decrypt_failed, replay, echo_challenge, bad_inner',
+    labelNames: ['outcome'] as const, registers: [registry],
+  });
+  const oscoreReplays = new Counter({
+    name: 'coap_gateway_oscore_replays_total', help: 'OSCORE requests refused as replays (their Partial IV seen before, RFC 8613 section 7.4)',
+    registers: [registry],
+  });
+  const oscoreEchoRecoveries = new Counter({
+    name: 'coap_gateway_oscore_echo_recoveries_total',
+    help: 'OSCORE replay windows re-established with an Echo round trip (RFC 8613 Appendix B.1.2), after a restart or on a new context',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'coap_gateway_oscore_contexts', help: 'OSCORE security contexts held derived in memory (bounded; evictions under table="oscore_contexts")',
+    registers: [registry],
+    collect() { this.set(sources.oscoreContexts?.() ?? 0); },
+  });
   const evictions = new Counter({
     name: 'coap_gateway_evictions_total', help: 'Entries pushed out of a bounded table before their time, by table',
     labelNames: ['table'] as const, registers: [registry],
@@ -159,6 +180,9 @@ export function createMetrics(keystore: () => Keystore | undefined, sources: Met
     tokenBudgetRefusals,
     storeOutages,
     backendTokensMinted,
+    oscoreRequests,
+    oscoreReplays,
+    oscoreEchoRecoveries,
     text: () => registry.metrics(),
     contentType: registry.contentType,
   };

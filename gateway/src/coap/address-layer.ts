@@ -29,7 +29,8 @@ export function createAddressLayer(options: AddressLayerOptions): Layer {
       const { peer, budgetBytes } = inbound.exchange;
       const addressProved = addresses.verify(peer.address, inbound.options.echo);
       const answer = await next(addressProved ? { ...inbound, source: { ...inbound.source, addressProved } } : inbound);
-      if (answer.principal !== undefined || addressProved) return answer;
+      // A device proved below (OSCORE) or by the request itself (a token, a login) may have any answer.
+      if (answer.principal !== undefined || inbound.source.principal !== undefined || addressProved) return answer;
       const bytes = sizeOf(answer.reply);
       if (answer.provedAddressOnly !== true && bytes <= budgetBytes) return answer;
       options.onChallenged?.();

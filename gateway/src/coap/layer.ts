@@ -42,6 +42,11 @@ export interface AnswerLog {
   deviceId?: string;
   route?: string;
   backendStatus?: number;
+  /** The protected request's inner method and path (the outer ones are always POST or FETCH and '/'). */
+  method?: string;
+  path?: string;
+  /** 'oscore' when the request verified under a security context. */
+  protection?: 'oscore';
 }
 
 /** One answer on its way down, and what the layers below it need to know to send it. */

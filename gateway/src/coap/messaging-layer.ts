@@ -174,7 +174,8 @@ export function createMessagingLayer(options: MessagingOptions): Messaging {
       const error = sent.error ?? answer.error;
       logger.info({
         reqId: exchange.requestId, deviceId: answer.log.deviceId, route: answer.log.route,
-        method: METHODS.get(packet.code) ?? packet.code, path: cut(path), peer: endpointKey, code: sent.code,
+        method: answer.log.method ?? METHODS.get(packet.code) ?? packet.code, path: cut(answer.log.path ?? path), peer: endpointKey,
+        protection: answer.log.protection, code: sent.code,
         backendStatus: answer.log.backendStatus, err: error?.code, reason: cut(error?.reason, REASON_CHARS), latencyMs,
       }, 'coap request');
       if (answer.later !== undefined) void deliverLater(answer.later, peer, endpointKey, packet.token).catch(guard);

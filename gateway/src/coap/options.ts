@@ -17,6 +17,7 @@ export const Option = {
   observe: 6,
   uriPort: 7,
   locationPath: 8,
+  oscore: 9,
   uriPath: 11,
   contentFormat: 12,
   maxAge: 14,
@@ -42,8 +43,8 @@ interface OptionSpec {
 
 /**
  * The one registry of the request options the gateway implements (RFC 7252 section 5.10,
- * RFC 7959, RFC 9175), with the lengths the RFCs allow. Any other critical (odd) option, whether a
- * library knows its name or not (OSCORE, Q-Block, If-Match...), gets 4.02 (section 5.4.1); a
+ * RFC 7959, RFC 9175, RFC 8613), with the lengths the RFCs allow. Any other critical (odd) option, whether a
+ * library knows its name or not (Q-Block, If-Match...), gets 4.02 (section 5.4.1); a
  * malformed or repeated one is treated as unrecognized (sections 5.4.3 and 5.4.5).
  */
 const IMPLEMENTED: ReadonlyMap<number, OptionSpec> = new Map([
@@ -51,6 +52,8 @@ const IMPLEMENTED: ReadonlyMap<number, OptionSpec> = new Map([
   [Option.etag, { repeatable: true, minBytes: 1, maxBytes: 8 }],
   [Option.observe, { repeatable: false, minBytes: 0, maxBytes: 3 }],
   [Option.uriPort, { repeatable: false, minBytes: 0, maxBytes: 2 }],
+  // RFC 8613 section 6.1: at most 1 + 5 + 1 + 255 + kid bytes; longer than this is malformed (4.02).
+  [Option.oscore, { repeatable: false, minBytes: 0, maxBytes: 255 }],
   [Option.uriPath, { repeatable: true, minBytes: 0, maxBytes: 255 }],
   [Option.contentFormat, { repeatable: false, minBytes: 0, maxBytes: 2 }],
   [Option.uriQuery, { repeatable: true, minBytes: 0, maxBytes: 255 }],

@@ -19,6 +19,8 @@ export interface RequestOptions {
   wantsSize2: boolean;
   /** The Echo option (RFC 9175): a value this gateway sent, proving the source address. */
   echo: Buffer | undefined;
+  /** The OSCORE option (RFC 8613 section 6.1): the request is protected; its payload is the ciphertext. */
+  oscore: Buffer | undefined;
   /**
    * The request's identity for block-wise transfer: method, Uri-Path, Uri-Query, Content-Format,
    * Accept and Request-Tag (RFC 9175 section 3.4), never the CoAP token (RFC 7959 section 2.5).
@@ -49,6 +51,7 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
   let size1Bytes: number | undefined;
   let wantsSize2 = false;
   let echo: Buffer | undefined;
+  let oscore: Buffer | undefined;
   const requestTags: string[] = [];
   let previous = -1;
   let seen = 0;
@@ -78,6 +81,7 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
       case Option.size1: size1Bytes = readUint(value); break;
       case Option.size2: wantsSize2 = true; break;
       case Option.echo: echo = value; break;
+      case Option.oscore: oscore = value; break;
       case Option.requestTag: requestTags.push(value.toString('hex')); break;
       default: break;
     }
@@ -91,7 +95,7 @@ export function readRequest(packet: ParsedPacket, peer: { address: string; port:
   return {
     request,
     options: {
-      block1, block2, size1Bytes, wantsSize2, echo,
+      block1, block2, size1Bytes, wantsSize2, echo, oscore,
       // Only block-wise requests and large answers need it: computed on first use.
       get blockKey() {
         return (blockKey ??= JSON.stringify([method, segments, query, contentFormat ?? null, accept ?? null, requestTags]));

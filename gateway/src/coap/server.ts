@@ -6,11 +6,12 @@ import { createBlockWiseLayer } from './block-wise-layer.ts';
 import { createDrainLayer } from './drain-layer.ts';
 import { stackOf } from './layer.ts';
 import { createMessagingLayer, type MessagingEvictedTable, type MessagingObserver, type MessagingOptions } from './messaging-layer.ts';
+import { createOscoreLayer, type OscoreLayerOptions } from './oscore-layer.ts';
 import type { Peer } from './peer.ts';
 import { createRenderError } from './render-error.ts';
 import { createRequestLayer } from './request-layer.ts';
 
-export type EvictedTable = MessagingEvictedTable | 'uploads' | 'representations';
+export type EvictedTable = MessagingEvictedTable | 'uploads' | 'representations' | 'oscore_sequence_blocks';
 
 /** What the endpoint reports, for metrics; every callback optional. */
 export interface EndpointObserver extends Omit<MessagingObserver, 'evicted'> {
@@ -26,6 +27,8 @@ export interface EndpointOptions extends Omit<MessagingOptions, 'up' | 'render' 
   blockBufferBytes: number;
   blockLifetimeSec: number;
   representationBytes: number;
+  /** The OSCORE layer's contexts, windows and bounds (RFC 8613). */
+  oscore: Omit<OscoreLayerOptions, 'render' | 'nowMs' | 'onSequenceBlockEvicted'>;
   observer?: EndpointObserver;
 }
 
@@ -45,7 +48,7 @@ export interface Endpoint {
  * through `handle`, out through `send`. The stack, bottom to top (layer.ts says how layers meet):
  *
  *   messaging       decode, ping/RST, dedup, piggybacked or separate answers, retransmission, log
- *   (oscore)        next: unprotect each request, protect every answer coming down
+ *   oscore          verify and decrypt each protected request, protect every answer coming down
  *   drain           5.03 once the gateway is stopping
  *   address check   Echo before an unauthenticated answer larger than its request
  *   (observe)       next: relations and their notifications (`Answer.later`)
@@ -66,6 +69,7 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
     ...options,
     render,
     up: stackOf([
+      createOscoreLayer({ ...options.oscore, render, nowMs, onSequenceBlockEvicted: () => observer.evicted?.('oscore_sequence_blocks') }),
       drain,
       createAddressLayer({ nowMs, onChallenged: () => observer.challenged?.() }),
       blockWise,

@@ -119,6 +119,24 @@ export const GATEWAY_SETTINGS = {
       description: 'devices held in memory (those seen lately), so a cached token costs no store call',
     },
   },
+  oscore: {
+    deviceSecurity: {
+      key: 'deviceSecurity', kind: oneOf(['any', 'oscore'] as const), default: 'any',
+      description: 'oscore: every device must use OSCORE (RFC 8613), logins, refreshes and tokens in clear get 4.01; any: as each device\'s record says',
+    },
+    contextEntries: {
+      key: 'oscoreContextEntries', kind: wholeNumber(1, 10_000_000), default: 200_000,
+      description: 'OSCORE security contexts held derived in memory (about 250 bytes each), so a request costs no key derivation',
+    },
+    windowEntries: {
+      key: 'oscoreWindowEntries', kind: wholeNumber(1, 10_000_000), default: 200_000,
+      description: 'OSCORE replay windows held in memory with the file store (Redis holds them for the fleet); an evicted one is recovered with Echo',
+    },
+    sequenceBlocks: {
+      key: 'oscoreSequenceBlocks', kind: wholeNumber(1, 10_000_000), default: 100_000,
+      description: 'contexts holding a block of the gateway\'s own OSCORE sequence numbers (reserved from the store 64 at a time)',
+    },
+  },
   routes: { key: 'routes', kind: ROUTES_SETTING, default: DEFAULT_ROUTES, description: 'bridged routes: CoAP path, methods, scope, backend path' },
   logLevel: { key: 'logLevel', kind: oneOf(LOG_LEVELS), default: 'info', description: LOG_LEVELS.join('|') },
   /** Off (port undefined) unless configured. Always on loopback. */

@@ -9,6 +9,7 @@ export { SENDER_ID_COUNTERS, counterOfSenderId, isSenderIdHex, senderIdOfCounter
 export { createDeviceView, type DeviceView, type DeviceViewOptions } from './device-view.ts';
 export { openStore, type OpenStoreOptions } from './open-store.ts';
 export { buildFileStore, forEachLimited } from './file/index.ts';
+export { DEFAULT_MAX_OSCORE_WINDOWS } from './file/oscore-windows-file.ts';
 export { formatMode, logTightened, STATE_DIR_MODE, tightenStateDir, type StateDirTightened } from './state-dir-mode.ts';
 export { writeFileAtomic, readJsonIfExists } from './atomic-file.ts';
 export { watchStateDir } from './watch-state-dir.ts';

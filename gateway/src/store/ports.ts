@@ -246,7 +246,10 @@ export interface OscoreWindows {
   /**
    * Drops the context's window, and retires its sender sequence numbers (kept a while, so that a
    * gateway still holding the context never starts them over). The device registry does this by
-   * itself when a record's context is rotated, dropped or removed, on the backend's side.
+   * itself when a record's context is rotated, dropped or removed (Redis: in the same script; the
+   * file store: the sequence numbers on disk, and the window if this process holds it). A gateway
+   * on the file store whose context was ended by another process (the CLI) may call it for the
+   * window it holds, or leave that to the bound: a generation is never used again.
    */
   forget(generation: string): Promise<void>;
 }

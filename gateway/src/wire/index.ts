@@ -88,6 +88,14 @@ export const WireError = {
   proxyingNotSupported: 18,
   requestIncomplete: 19,
   echoRequired: 20,
+  /** RFC 8613: no security context for the request's kid (none, removed, rotated away, device disabled). */
+  oscoreUnknownContext: 21,
+  /** RFC 8613: the request does not decrypt under the context its kid names. */
+  oscoreDecryptFailed: 22,
+  /** RFC 8613 section 7.4: the request's Partial IV was seen before (or is older than the window). */
+  oscoreReplay: 23,
+  /** This device (or every device) must use OSCORE: the request came in clear. */
+  oscoreRequired: 24,
 } as const;
 
 export type WireErrorCode = (typeof WireError)[keyof typeof WireError];

@@ -1,5 +1,5 @@
 import type { AuthenticatedBy, CoapRequest, CoapResponse, Handled, RequestSource } from '../../messages.ts';
-import { AuthError, GatewayError, RequestError } from '../../errors.ts';
+import { AuthError, GatewayError, ProtectionError, RequestError } from '../../errors.ts';
 import type { Logger } from '../../log/index.ts';
 import {
   StoreUnavailableError, type DeviceRecord, type DeviceView, type RefreshFamilies, type RefreshFamily, type Revocations,
@@ -44,6 +44,8 @@ export interface AuthResourceOptions {
   /** Access token lifetime: a revoked family's access tokens have all expired this long after. */
   accessTtlSec: number;
   refreshTtlSec: number;
+  /** Whether the device must use OSCORE (its record says so, or the gateway's `deviceSecurity` does). */
+  requiresOscore: (device: DeviceRecord) => boolean;
   nowMs?: () => number;
   logger?: Logger;
   onLogin?: (method: LoginMethod, outcome: LoginOutcome) => void;
@@ -56,10 +58,13 @@ export interface AuthResourceOptions {
  * that got tokens proved who it is (the principal), so their answer may outgrow the request.
  */
 export interface AuthResource {
-  /** `POST /auth`: a device id and its secret or a signed assertion; a new token pair in a new refresh-token family. */
-  login(request: CoapRequest): Promise<Handled>;
+  /**
+   * `POST /auth`: a device id and its secret or a signed assertion; a new token pair in a new
+   * refresh-token family. Under OSCORE (`source.principal`) only for the context's own device.
+   */
+  login(request: CoapRequest, source: RequestSource): Promise<Handled>;
   /** `POST /auth/refresh`: an opaque refresh token, once; the next pair of its family. */
-  refresh(request: CoapRequest): Promise<Handled>;
+  refresh(request: CoapRequest, source: RequestSource): Promise<Handled>;
   /** `POST /auth/nonce`: a nonce for a device without a clock to put in its assertion; only to a proved address. */
   nonce(request: CoapRequest, source: RequestSource): Promise<Handled>;
 }
@@ -83,10 +88,24 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
   /** What `task` grants, or its refusal naming the device it was for. */
   const attempt = (deviceId: string, task: () => Promise<Handled>): Promise<Handled> =>
     task().catch((error: unknown) => ({ error, deviceId }));
+  /**
+   * Why a device that proved itself may not have tokens this way, if it may not: under OSCORE,
+   * the context must be the device's own; in clear, the device must not be one that must use OSCORE
+   * (so that a credential or token copied off the air before the switch is worth nothing).
+   */
+  const protectionProblem = (device: DeviceRecord, oscoreDevice: string | undefined): ProtectionError | undefined => {
+    if (oscoreDevice !== undefined) {
+      return oscoreDevice === device.id ? undefined
+        : new ProtectionError('GW_ERR_OSCORE_DEVICE_MISMATCH', `the OSCORE context is device "${oscoreDevice}"'s, the credentials another's`);
+    }
+    return options.requiresOscore(device) ? new ProtectionError('GW_ERR_OSCORE_REQUIRED', 'this device must use OSCORE: refused in clear') : undefined;
+  };
+  const oscoreDeviceOf = (source: RequestSource): string | undefined =>
+    source.principal?.protection === 'oscore' ? source.principal.deviceId : undefined;
 
   /** A new token pair for a device that just proved itself `by` its credentials. */
-  const grant = async (device: DeviceRecord, by: AuthenticatedBy, family: string, refreshToken: Buffer, asked: TokenFormatName | undefined)
-    : Promise<Handled> => {
+  const grant = async (device: DeviceRecord, by: AuthenticatedBy, family: string, refreshToken: Buffer, asked: TokenFormatName | undefined,
+    oscore: boolean): Promise<Handled> => {
     const format = asked ?? device.tokenFormat ?? 'jwt';
     const tokens = await issuer.issue({ id: device.id, scopes: device.scopes, recordId: recordIdOf(device) }, family, format);
     verifyToken.remember(tokens.accessToken, ACCESS_TOKEN_TYP, tokens.accessClaims);
@@ -97,11 +116,13 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       [AuthResponseKey.serverTimeSec, tokens.serverTimeSec],
     ]);
     const response: CoapResponse = { code: '2.01', contentFormat: ContentFormat.cbor, payload: encodeCbor(body) };
-    return { response, principal: { deviceId: device.id, scopes: new Set(device.scopes), by } };
+    return { response, principal: { deviceId: device.id, scopes: new Set(device.scopes), by, ...(oscore ? { protection: 'oscore' as const } : {}) } };
   };
   /** A login starts a new family (RFC 9700 section 4.14.2); the store ends the device's oldest past three. */
-  const startFamily = async (device: DeviceRecord, by: LoginMethod, address: string, format: TokenFormatName | undefined)
-    : Promise<Handled> => {
+  const startFamily = async (device: DeviceRecord, by: LoginMethod, address: string, format: TokenFormatName | undefined,
+    oscoreDevice: string | undefined): Promise<Handled> => {
+    const problem = protectionProblem(device, oscoreDevice);
+    if (problem !== undefined) throw problem;
     const next = newRefreshToken();
     await refreshFamilies.start({
       family: next.family, deviceId: device.id, recordId: recordIdOf(device), currentHash: next.hash,
@@ -109,7 +130,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
     });
     // Proved from this address: its tokens answer to the address's budget of forgeries only.
     verifyToken.trust(address, device.id);
-    return grant(device, by, next.family, next.token, format);
+    return grant(device, by, next.family, next.token, format, oscoreDevice !== undefined);
   };
   /** A failed login counts against the device id and the source; past the budget, 4.29. */
   const failed = async (err: AuthError, deviceId: string, address: string): Promise<never> => {
@@ -120,8 +141,8 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
     throw err;
   };
 
-  const secretLogin = async (deviceId: string, secret: Uint8Array, address: string, format: TokenFormatName | undefined)
-    : Promise<Handled> => {
+  const secretLogin = async (deviceId: string, secret: Uint8Array, address: string, format: TokenFormatName | undefined,
+    oscoreDevice: string | undefined): Promise<Handled> => {
     const device = await devices.get(deviceId);
     if (!secretMatches(secret, device?.secretHash) || device === undefined) {
       // The limit applies to failures only: a right secret always gets in, so nobody can lock
@@ -130,11 +151,11 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       return failed(new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', why), deviceId, address);
     }
     if (device.disabled === true) throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'device disabled');
-    return startFamily(device, 'secret', address, format);
+    return startFamily(device, 'secret', address, format, oscoreDevice);
   };
 
-  const assertionLogin = async (deviceId: string, assertion: string, address: string, format: TokenFormatName | undefined)
-    : Promise<Handled> => {
+  const assertionLogin = async (deviceId: string, assertion: string, address: string, format: TokenFormatName | undefined,
+    oscoreDevice: string | undefined): Promise<Handled> => {
     const device = await devices.get(deviceId);
     if (device === undefined) return failed(new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'unknown device'), deviceId, address);
     // A signature check costs a thousand times a secret's hash: none once the budget is spent.
@@ -150,11 +171,11 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       throw err;
     }
     if (device.disabled === true) throw new AuthError('GW_ERR_AUTH_BAD_CREDENTIALS', 'device disabled');
-    return startFamily(device, 'assertion', address, format);
+    return startFamily(device, 'assertion', address, format, oscoreDevice);
   };
 
   return {
-    async login(request) {
+    async login(request, source) {
       let body: Map<unknown, unknown>;
       try {
         body = decodeMap(request);
@@ -175,12 +196,12 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
       return tally(method, await attempt(deviceId, () => {
         failClosed();
         return method === 'secret'
-          ? secretLogin(deviceId, secret as Uint8Array, request.peer.address, format)
-          : assertionLogin(deviceId, assertion as string, request.peer.address, format);
+          ? secretLogin(deviceId, secret as Uint8Array, request.peer.address, format, oscoreDeviceOf(source))
+          : assertionLogin(deviceId, assertion as string, request.peer.address, format, oscoreDeviceOf(source));
       }));
     },
 
-    async refresh(request) {
+    async refresh(request, source) {
       let rotated: Rotated;
       try {
         rotated = await rotate(request);
@@ -202,8 +223,14 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
           await refreshFamilies.end(family.family);
           throw new AuthError('GW_ERR_AUTH_TOKEN_INVALID', `refresh refused: ${why}`);
         }
+        // The token is spent by now: its family ends, and the device logs in again the right way.
+        const problem = protectionProblem(device, oscoreDeviceOf(source));
+        if (problem !== undefined) {
+          await refreshFamilies.end(family.family);
+          throw problem;
+        }
         verifyToken.trust(request.peer.address, device.id);
-        return grant(device, 'refresh', family.family, token, format);
+        return grant(device, 'refresh', family.family, token, format, oscoreDeviceOf(source) !== undefined);
       }));
     },
 
@@ -212,7 +239,7 @@ export function createAuthResource(options: AuthResourceOptions): AuthResource {
         if (request.payload.length > 0) throw new RequestError('GW_ERR_BAD_REQUEST', 'POST /auth/nonce takes no body');
         // A nonce is state kept for whoever asked: only for an address that proved it receives
         // there. Refused without one, and marked so that the transport asks for the Echo round trip.
-        if (!source.addressProved) {
+        if (!source.addressProved && source.principal === undefined) {
           return { error: new AuthError('GW_ERR_AUTH_ADDRESS_UNVERIFIED', 'a nonce, to an unverified address'), provedAddressOnly: true };
         }
         failClosed();
