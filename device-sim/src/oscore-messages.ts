@@ -1,4 +1,4 @@
-import { ACCESS_TOKEN_OPTION, ContentFormat, decodeCbor } from '../../gateway/src/wire/index.ts';
+import { ACCESS_TOKEN_OPTION, ContentFormat, WireError, decodeCbor } from '../../gateway/src/wire/index.ts';
 import type { CoapMessage, CoapOption } from '../../gateway/src/wire/oscore/index.ts';
 
 /** The option numbers a device's inner request and answer use (RFC 7252 section 12.2, RFC 7959, RFC 9175). */
@@ -16,15 +16,14 @@ export const InnerOption = {
 } as const;
 
 /**
- * The wire codes (key 0 of the error body) of the gateway's answers in clear to a protected
- * request (RFC 8613 section 8.2), with the CoAP code each comes with. They are the wire
- * contract's WireError values: badOption, oscoreUnknownContext, oscoreDecryptFailed, oscoreReplay.
+ * The gateway's answers in clear to a protected request (RFC 8613 section 8.2): the CoAP code
+ * and the wire code (key 0 of the error body) of each.
  */
 export const OscoreRefusal = {
-  malformedOption: { code: '4.02', wireError: 16 },
-  unknownContext: { code: '4.01', wireError: 21 },
-  decryptFailed: { code: '4.00', wireError: 22 },
-  replay: { code: '4.01', wireError: 23 },
+  malformedOption: { code: '4.02', wireError: WireError.badOption },
+  unknownContext: { code: '4.01', wireError: WireError.oscoreUnknownContext },
+  decryptFailed: { code: '4.00', wireError: WireError.oscoreDecryptFailed },
+  replay: { code: '4.01', wireError: WireError.oscoreReplay },
 } as const;
 
 const METHOD_CODES = { GET: '0.01', POST: '0.02', PUT: '0.03', DELETE: '0.04' } as const;

@@ -5,7 +5,7 @@ import type { Test } from 'tap';
 import { DeviceOscoreContext } from '../../device-sim/src/oscore-context.ts';
 import { OscoreRefusal } from '../../device-sim/src/oscore-messages.ts';
 import { optionNumber } from '../../gateway/src/coap/options.ts';
-import { ContentFormat, ErrorKey, encodeCbor } from '../../gateway/src/wire/index.ts';
+import { ContentFormat, ErrorKey, WireError, encodeCbor } from '../../gateway/src/wire/index.ts';
 import {
   OscoreError, ReplayWindow, deriveContext, protectResponse, readOscoreOption, unprotectRequest,
   type CoapMessage, type CoapOption, type SecurityContext,
@@ -21,10 +21,6 @@ export const ECHO = 252;
 export const BLOCK1 = 27;
 export const BLOCK2 = 23;
 export const CBOR_FORMAT = Buffer.of(ContentFormat.cbor);
-/** The gateway's wire code for a request in clear where OSCORE is required. */
-const OSCORE_REQUIRED = 24;
-/** The gateway's wire code for an unknown kid. */
-const UNKNOWN_CONTEXT = OscoreRefusal.unknownContext;
 
 export interface OscoreKeys {
   device: DeviceOscoreContext;
@@ -117,7 +113,7 @@ export async function oscoreServer(t: Test, contexts: readonly SecurityContext[]
     const entry: Seen = { datagram: Buffer.from(datagram), packet };
     seen.push(entry);
     const value = packet.options.find((o) => optionNumber(o.name) === 9)?.value;
-    if (value === undefined) return refuse(packet, peer, { code: '4.01', wireError: OSCORE_REQUIRED });
+    if (value === undefined) return refuse(packet, peer, { code: '4.01', wireError: WireError.oscoreRequired });
     let option;
     try {
       option = readOscoreOption(value);
@@ -126,7 +122,7 @@ export async function oscoreServer(t: Test, contexts: readonly SecurityContext[]
     }
     entry.kid = option.kid?.toString('hex');
     const device = entry.kid === undefined ? undefined : held.get(entry.kid);
-    if (device === undefined) return refuse(packet, peer, option.kid === undefined ? OscoreRefusal.malformedOption : UNKNOWN_CONTEXT);
+    if (device === undefined) return refuse(packet, peer, option.kid === undefined ? OscoreRefusal.malformedOption : OscoreRefusal.unknownContext);
     let verified;
     try {
       verified = unprotectRequest(device.context, option, packet.payload);
