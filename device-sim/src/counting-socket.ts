@@ -42,6 +42,8 @@ export class CountingSocket extends Socket {
   bytesReceived = 0;
   datagramsSent = 0;
   framesSent = 0;
+  /** The last datagram sent (a view of the sender's buffer, not a copy): what a capture of the air would hold. */
+  lastSent: Buffer | undefined;
 
   constructor(options: SocketOptions) {
     // @types/node declares no constructor for dgram.Socket; at run time it is
@@ -52,8 +54,13 @@ export class CountingSocket extends Socket {
 
   // node-coap calls send(msg, offset, length, port, address, callback); the one-buffer forms count the buffer.
   override send(...args: unknown[]): void {
-    const [msg, , length] = args;
+    const [msg, offset, length] = args;
     const bytes = typeof length === 'number' ? length : msg instanceof Uint8Array ? msg.length : undefined;
+    if (Buffer.isBuffer(msg) && bytes !== undefined) {
+      // send(msg, offset, length, port, ...) or send(msg, port, ...): an offset only with a length.
+      const from = typeof length === 'number' && typeof offset === 'number' ? offset : 0;
+      this.lastSent = msg.subarray(from, from + bytes);
+    }
     if (bytes !== undefined) {
       this.bytesSent += bytes;
       this.datagramsSent += 1;

@@ -24,6 +24,8 @@ export interface ReceivedRequest {
   requestId: string | undefined;
   contentType: string | undefined;
   body: unknown;
+  /** The verified token's `sec` claim: 'oscore' when the request crossed the radio protected by OSCORE (absent: in clear). */
+  sec: string | undefined;
 }
 
 /**
@@ -44,12 +46,14 @@ export async function buildDemoBackend(options: DemoBackendOptions = {}) {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const raw = await readBody(req);
     const deviceId = header(req, 'x-device-id');
+    let sec: string | undefined;
     if (getKey !== undefined) {
       const token = /^Bearer (.+)$/.exec(header(req, 'authorization') ?? '')?.[1];
       try {
         if (token === undefined) throw new Error('no bearer token');
         const { payload } = await jwtVerify(token, getKey, { issuer: options.issuer, audience: options.audience });
         if (payload.sub !== deviceId) throw new Error('token subject differs from X-Device-Id');
+        if (typeof payload.sec === 'string') sec = payload.sec;
       } catch {
         refused += 1;
         return send(res, 401, { error: 'invalid token' });
@@ -58,7 +62,7 @@ export async function buildDemoBackend(options: DemoBackendOptions = {}) {
     let body: unknown = raw.toString('utf8');
     if (header(req, 'content-type')?.startsWith('application/json') === true) body = JSON.parse(raw.toString('utf8'));
     const path = req.url ?? '/';
-    received.push({ method: req.method ?? '', path, deviceId, requestId: header(req, 'x-request-id'), contentType: header(req, 'content-type'), body });
+    received.push({ method: req.method ?? '', path, deviceId, requestId: header(req, 'x-request-id'), contentType: header(req, 'content-type'), body, sec });
     if (/^\/devices\/[^/]+\/telemetry\/[^/]+$/.test(path) && (req.method === 'POST' || req.method === 'PUT')) {
       return req.method === 'POST' ? send(res, 201, { stored: true, seq: received.length }) : send(res, 204);
     }

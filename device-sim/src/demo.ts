@@ -6,7 +6,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ErrorKey, WireError, type TokenFormatName } from '../../gateway/src/wire/index.ts';
 import { buildDemoBackend } from './demo-backend.ts';
+import { framesFor } from './counting-socket.ts';
 import { DeviceClient, tokenFormatOf, type AccessToken, type Tokens } from './device-client.ts';
+import { replayDatagram } from './eavesdropper.ts';
+import { DeviceOscoreContext, type OscoreHexCredentials } from './oscore-context.ts';
+import { OscoreRefusal } from './oscore-messages.ts';
 import { tamperToken } from './scenarios.ts';
 import { gatewayCli, spawnGateway } from './spawn-gateway.ts';
 
@@ -23,6 +27,10 @@ export interface DemoOptions {
 export const DEFAULT_CERTS_DIR = fileURLToPath(new URL('../../certs/out', import.meta.url));
 const TOKEN_TTL_SEC = 4;
 const LEEWAY_SEC = 1;
+/** The device the demo provisions with an OSCORE context, beside the others. */
+const OSCORE_DEVICE = 'demo-oscore-01';
+/** What `gateway devices add ID --oscore --with-secret` prints on stdout, once. */
+interface OscoreProvisioned { device: string; oscore: OscoreHexCredentials; secret: string }
 
 /**
  * The demo: provisions devices with the CLI, starts a demo backend (HTTPS with the dev CA,
@@ -45,6 +53,12 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const secret = (await gatewayCli(['devices', 'add', id, '--scope', 'telemetry:write', 'config:read', '--state', state])).trim();
     fleet.push({ id, secret: Buffer.from(secret, 'hex') });
   }
+  // One more, with an OSCORE security context (RFC 8613) printed once, as firmware would be given it.
+  const printed = JSON.parse(await gatewayCli(['devices', 'add', OSCORE_DEVICE, '--oscore', '--with-secret',
+    '--scope', 'telemetry:write', 'config:read', '--state', state])) as OscoreProvisioned;
+  const oscoreDevice = { id: printed.device, secret: Buffer.from(printed.secret, 'hex'), oscore: DeviceOscoreContext.fromHex(printed.oscore) };
+  log(`   and ${oscoreDevice.id} with \`gateway devices add ${oscoreDevice.id} --oscore --with-secret\`: `
+    + `an OSCORE context (Sender ID ${printed.oscore.senderId || "''"}, 16-byte master secret, 8-byte salt) and a secret`);
 
   const tlsDir = options.certsDir;
   const https = existsSync(join(tlsDir, 'backend.cert.pem'));
@@ -64,6 +78,9 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     ...(https ? ['--backend-ca', join(tlsDir, 'ca.cert.pem')] : []),
   ], logFile);
   log(`3. gateway listening on coap://127.0.0.1:${gateway.port} (token TTL ${TOKEN_TTL_SEC} s, leeway ${LEEWAY_SEC} s)`);
+  // The backend's keys now that the gateway has made them: read at the first reading instead (a
+  // CLI process, seconds on a busy machine), they could come after the 4-second tokens expired.
+  jwks = JSON.parse(await gatewayCli(['keys', 'jwks', '--state', state])) as { keys: object[] };
 
   const clients: DeviceClient[] = [];
   const request = { tokenFormat: options.tokenFormat };
@@ -79,12 +96,14 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     }));
     let sent = 0;
     let created = 0;
+    let clearReadingBytes = 0;
     for (let r = 0; r < options.readings; r += 1) {
       await Promise.all(sessions.map(async (s, i) => {
         const celsius = Math.round((20 + i + Math.sin(r) * 2) * 10) / 10;
         const answer = await s.client.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius, seq: r }, token: s.tokens.accessToken });
         sent += 1;
         if (answer.code === '2.01') created += 1;
+        if (i === 0) clearReadingBytes = s.client.lastRequestDatagram?.length ?? 0;
       }));
     }
     expect(created === sent, `${created}/${sent} readings answered 2.01 Created`);
@@ -93,14 +112,47 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const config = await sessions[0]!.client.send({ path: '/config', token: sessions[0]!.tokens.accessToken });
     expect(config.code === '2.05', `GET /config -> ${config.code} ${JSON.stringify(Object.fromEntries(config.body as Map<string, unknown>))} (Max-Age ${config.maxAgeSec})`);
 
-    log('5. a tampered token (its signature changed) is refused');
+    log(`5. ${oscoreDevice.id} under OSCORE (RFC 8613): every request protected end to end, readings without a token`);
+    const protectedClient = await DeviceClient.open('127.0.0.1', gateway.port, { timeoutMs: 10_000, oscore: oscoreDevice.oscore });
+    clients.push(protectedClient);
+    const clearBytes = clearReadingBytes;
+    const beforeProtected = backend.received.length;
+    let protectedCreated = 0;
+    let protectedBytes = 0;
+    for (let r = 0; r < options.readings; r += 1) {
+      const answer = await protectedClient.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius: Math.round((19 + Math.cos(r)) * 10) / 10, seq: r } });
+      if (answer.code === '2.01' && answer.protection === 'oscore') protectedCreated += 1;
+      protectedBytes = protectedClient.lastRequestDatagram?.length ?? 0;
+    }
+    const recoveries = protectedClient.oscoreStats().echoRecoveries;
+    expect(protectedCreated === options.readings, `${protectedCreated}/${options.readings} protected readings answered 2.01, each answer verified `
+      + `(the first after ${recoveries} Echo round trip: the gateway held no replay window for the new context)`);
+    const arrived = backend.received.slice(beforeProtected).filter((q) => q.path.includes('/telemetry/'));
+    expect(arrived.length === options.readings && arrived.every((q) => q.sec === 'oscore' && q.deviceId === oscoreDevice.id),
+      `backend received ${arrived.length} readings from ${oscoreDevice.id}, each JWT with sec=oscore`);
+    log(`   a reading: ${protectedBytes} bytes on the wire under OSCORE, no token (${framesFor(protectedBytes)} 802.15.4 frame); `
+      + `${clearBytes} bytes in clear with the ${tokenFormatOf(sessions[0]!.tokens.accessToken).toUpperCase()} (${framesFor(clearBytes)} frames), `
+      + 'its path, token and reading readable by anyone in range (both with node-coap\'s 8-byte CoAP token)');
+    const recorded = protectedClient.lastRequestDatagram!;
+    const protectedConfig = await protectedClient.send({ path: '/config' });
+    expect(protectedConfig.code === '2.05' && protectedConfig.protection === 'oscore', `GET /config under OSCORE, no token: ${protectedConfig.code} (the device record's scopes)`);
+    const beforeReplay = backend.received.length;
+    const replayed = await replayDatagram('127.0.0.1', gateway.port, recorded, 10_000);
+    expect(replayed.code === OscoreRefusal.replay.code && errorCode(replayed.body) === OscoreRefusal.replay.wireError
+      && backend.received.length === beforeReplay,
+    `its last reading, copied off the air and sent again from another address -> ${replayed.code} (wire error ${errorCode(replayed.body)}: replay), backend untouched`);
+    const oscoreLogin = await protectedClient.login(oscoreDevice.id, oscoreDevice.secret, request);
+    expect(oscoreLogin.answer.code === '2.01' && oscoreLogin.answer.protection === 'oscore',
+      `${oscoreDevice.id} logs in under OSCORE: ${oscoreLogin.answer.code} (its secret and its token never cross the radio in clear)`);
+
+    log('6. a tampered token (its signature changed) is refused');
     const tamperedToken = tamperToken(sessions[0]!.tokens.accessToken);
     const beforeTampered = backend.received.length;
     const tampered = await sessions[0]!.client.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius: 99 }, token: tamperedToken });
     expect(tampered.code === '4.01' && errorCode(tampered.body) === WireError.tokenInvalid && backend.received.length === beforeTampered,
       `tampered token -> ${tampered.code} (wire error ${errorCode(tampered.body)}), backend untouched`);
 
-    log(`6. an expired token is refused (waiting out TTL + leeway, ${TOKEN_TTL_SEC + LEEWAY_SEC} s), then the device refreshes`);
+    log(`7. an expired token is refused (waiting out TTL + leeway, ${TOKEN_TTL_SEC + LEEWAY_SEC} s), then the device refreshes`);
     const late = sessions[1 % sessions.length]!;
     await waitUntilExpired(late.tokens);
     const expired = await late.client.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius: 21 }, token: late.tokens.accessToken });
@@ -110,21 +162,22 @@ export async function runDemo(options: DemoOptions): Promise<number> {
     const again = await late.client.send({ method: 'POST', path: '/telemetry/temperature', body: { celsius: 21 }, token: refreshed.tokens?.accessToken ?? null });
     expect(refreshed.answer.code === '2.01' && again.code === '2.01', `refresh -> ${refreshed.answer.code}, next reading -> ${again.code}`);
 
-    log('7. a forged token sent straight to the backend is refused by the backend itself');
+    log('8. a forged token sent straight to the backend is refused by the backend itself');
     expect(await backendRefusesForgery(backend.url, https ? readFileSync(join(tlsDir, 'ca.cert.pem')) : undefined),
       `backend refused a self-signed token (refused so far: ${backend.refusedCount()})`);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     const code = await gateway.stop();
     await backend.close();
-    log(`8. gateway stopped (exit ${code})`);
+    log(`9. gateway stopped (exit ${code})`);
     // The state holds the demo devices' secrets and the signing keys: keep it only to debug a failure.
     if (failures.length === 0) await rm(state, { recursive: true, force: true });
     else log(`   state and gateway log kept in ${state}`);
   }
   log('');
   log(failures.length === 0
-    ? `demo passed: ${options.devices} devices, ${options.devices * options.readings} readings bridged, expired and tampered tokens refused`
+    ? `demo passed: ${options.devices} devices, ${options.devices * options.readings} readings bridged, expired and tampered tokens refused; `
+      + `${OSCORE_DEVICE} under OSCORE, ${options.readings} protected readings, a replayed datagram refused`
     : `demo FAILED: ${failures.length} expectation(s) not met: ${failures.join('; ')}`);
   return failures.length;
 }

@@ -5,6 +5,7 @@ import type { DeviceCredentials } from './devices-file.ts';
 import { DeviceClock } from './device-clock.ts';
 import { serverTimeOf } from './exchange-recorder.ts';
 import type { ResolvedFleetOptions } from './fleet-options.ts';
+import type { DeviceOscoreContext } from './oscore-context.ts';
 
 /** RFC 7252 section 5.10.5: Max-Age defaults to 60 s when a 4.29 or 5.03 does not carry it. */
 export const DEFAULT_MAX_AGE_SEC = 60;
@@ -20,6 +21,8 @@ export class DeviceSession {
   readonly id: string;
   readonly secret: Buffer | undefined;
   readonly privateJwk: DevicePrivateJwk | undefined;
+  /** The device's OSCORE context (with its sequence number), when it has one. */
+  readonly oscore: DeviceOscoreContext | undefined;
   readonly clock: DeviceClock;
   client: DeviceClient | undefined;
   /** A JWT (text) or a CWT (bytes), as the gateway issued it. */
@@ -43,6 +46,7 @@ export class DeviceSession {
     this.id = creds.id;
     this.secret = creds.secret;
     this.privateJwk = creds.privateJwk;
+    this.oscore = creds.oscore;
     // skew scenario: even devices run ahead, odd ones behind. A device without a clock starts
     // at the epoch, as one without a battery-backed clock does, until the gateway tells it the time.
     const skewMs = !o.scenario.hasClock ? -o.clock.nowMs() : o.skewSec * 1000 * (index % 2 === 0 ? 1 : -1);

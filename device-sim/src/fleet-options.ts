@@ -2,7 +2,9 @@ import { TokenFormat, type TokenFormatName } from '../../gateway/src/wire/index.
 import { missingCredential, type DeviceCredentials } from './devices-file.ts';
 import { realClock, type WallClock } from './device-clock.ts';
 import { SimError } from './errors.ts';
-import { SCENARIOS, SCENARIO_NAMES, isScenarioName, type Scenario, type ScenarioName } from './scenarios.ts';
+import {
+  SCENARIOS, SCENARIO_NAMES, SECURITY_MODES, isScenarioName, underSecurity, type Scenario, type ScenarioName, type SecurityMode,
+} from './scenarios.ts';
 
 export type FleetPhase = 'open' | 'login' | 'before' | 'hold' | 'warmup' | 'load' | 'drain' | 'after' | 'close';
 
@@ -84,6 +86,16 @@ export interface FleetOptions {
   revocationWaitMs?: number;
   /** Do not log in; send this token (the benchmark's echo server has no /auth). */
   staticToken?: string;
+  /**
+   * 'oscore': every request is protected with the device's OSCORE context (each device needs
+   * one, `gateway devices add --oscore`); see underSecurity for what each scenario then does.
+   * Default 'none': requests in clear.
+   */
+  security?: SecurityMode;
+  /** Under OSCORE: the tokenless scenarios (normal, wrong-scope, tampered, replay) log in and carry the token inside the protection. */
+  withToken?: boolean;
+  /** Bytes of each request's CoAP token (1-8); default node-coap's 8. A constrained device uses 0-2. */
+  tokenBytes?: number;
   /** The devices' wall clock (default: real time). Durations and latencies always use real time. */
   clock?: WallClock;
   /** Stops the load early (Ctrl-C); requests in flight still finish. */
@@ -121,6 +133,9 @@ export interface ResolvedFleetOptions {
   revokeConcurrency: number;
   revocationWaitMs: number;
   staticToken: string | undefined;
+  security: SecurityMode;
+  withToken: boolean;
+  tokenBytes: number | undefined;
   clock: WallClock;
   signal: AbortSignal | undefined;
   onProgress: (progress: FleetProgress) => void;
@@ -181,6 +196,10 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
   check(options.ratePerSec === undefined || options.concurrency === undefined, '--rate and --concurrency exclude each other: choose open or closed loop');
   check(options.refreshWith === undefined || options.refreshWith === 'login' || options.refreshWith === 'refresh-token',
     `--refresh-with: expected login or refresh-token, got ${String(options.refreshWith)}`);
+  check(options.security === undefined || (SECURITY_MODES as readonly string[]).includes(options.security),
+    `--security: expected ${SECURITY_MODES.join(' or ')}, got ${String(options.security)}`);
+  check(options.tokenBytes === undefined || (Number.isInteger(options.tokenBytes) && options.tokenBytes >= 1 && options.tokenBytes <= 8),
+    `--coap-token-bytes: expected a whole number from 1 to 8, got ${options.tokenBytes}`);
   check(options.tokenFormat === undefined || Object.hasOwn(TokenFormat, options.tokenFormat),
     `--token-format: expected ${Object.keys(TokenFormat).join(' or ')}, got ${String(options.tokenFormat)}`);
   const telemetryName = options.telemetryName ?? FLEET_DEFAULTS.telemetryName;
@@ -192,8 +211,18 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     `--concurrency ${concurrency}: at most one request in flight per device (CoAP NSTART = 1), and there are ${options.devices.length} devices`);
   if (problems.length > 0) throw new SimError('SIM_ERR_BAD_OPTION', problems.join('; '));
 
-  const scenario = SCENARIOS[options.scenario];
+  const security = options.security ?? 'none';
+  const withToken = options.withToken ?? false;
+  const scenario = underSecurity(SCENARIOS[options.scenario], security, withToken);
   const staticToken = options.staticToken !== undefined;
+  if (security === 'oscore') {
+    if (staticToken) throw new SimError('SIM_ERR_BAD_OPTION', 'a static token and --security oscore exclude each other');
+    const missing = missingCredential(options.devices, 'oscore');
+    if (missing !== undefined) {
+      throw new SimError('SIM_ERR_DEVICES_FILE', `--security oscore protects every request with the device's OSCORE context, but ${missing}; `
+        + 'provision with `gateway devices add --count N --oscore --out devices.json`');
+    }
+  }
   if (!staticToken) checkCredentials(scenario, options);
   if (!staticToken && scenario.before.concat(scenario.after).some((step) => step.kind === 'revoke') && options.revokeDevice === undefined) {
     throw new SimError('SIM_ERR_BAD_OPTION', `--scenario ${scenario.name}: the operator revokes every device with \`gateway devices revoke ID\`; `
@@ -228,6 +257,9 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
     revokeConcurrency: options.revokeConcurrency ?? FLEET_DEFAULTS.revokeConcurrency,
     revocationWaitMs: options.revocationWaitMs ?? FLEET_DEFAULTS.revocationWaitMs,
     staticToken: options.staticToken,
+    security,
+    withToken,
+    tokenBytes: options.tokenBytes,
     clock: options.clock ?? realClock,
     signal: options.signal,
     onProgress: options.onProgress ?? (() => undefined),
@@ -235,8 +267,11 @@ export function resolveFleetOptions(options: FleetOptions): ResolvedFleetOptions
   };
 }
 
-/** Every device must hold what the scenario logs in with; the error names those that do not. */
+/** Every device must hold what the scenario logs in with (if it logs in); the error names those that do not. */
 function checkCredentials(scenario: Scenario, options: FleetOptions): void {
+  const logsIn = scenario.logsIn || scenario.turn === 'login'
+    || scenario.before.concat(scenario.after).some((step) => step.kind === 'login' || step.kind === 'refresh');
+  if (!logsIn) return;
   const needsKey = scenario.login !== 'secret';
   const missing = missingCredential(options.devices, needsKey ? 'privateJwk' : 'secret');
   if (missing === undefined) return;

@@ -14,7 +14,9 @@ export async function openSockets(sessions: DeviceSession[], o: ResolvedFleetOpt
     for (let i = 0; i < sessions.length; i += o.openBatch) {
       const batch = sessions.slice(i, i + o.openBatch);
       const results = await Promise.allSettled(batch.map(async (s) => {
-        s.client = await DeviceClient.open(o.host, o.port, { timeoutMs: o.timeoutMs });
+        s.client = await DeviceClient.open(o.host, o.port, {
+          timeoutMs: o.timeoutMs, tokenBytes: o.tokenBytes, ...(o.security === 'oscore' ? { oscore: s.oscore! } : {}),
+        });
       }));
       count += results.filter((r) => r.status === 'fulfilled').length;
       onOpened(count);

@@ -1,8 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import { AuthRequestKey, TokenFormat, WireError } from '../../gateway/src/wire/index.ts';
-import type { CoapAnswer, SendOptions } from './device-client.ts';
+import type { CoapAnswer, OscoreClientStats, SendOptions } from './device-client.ts';
 import type { DeviceCredentials } from './devices-file.ts';
 import { DEFAULT_MAX_AGE_SEC, DeviceSession } from './device-session.ts';
+import { replayDatagram } from './eavesdropper.ts';
 import { ExchangeRecorder, serverTimeOf, wireErrorOf } from './exchange-recorder.ts';
 import { createAuthenticate } from './fleet-login.ts';
 import { resolveFleetOptions, type FleetOptions, type FleetPhase } from './fleet-options.ts';
@@ -32,7 +33,7 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
   const logins = new ExchangeRecorder(errorSamples);
   /** Access tokens issued by format, over every login and refresh (the login phase, renewals, steps). */
   const tokensIssued = { jwt: 0, cwt: 0 };
-  const counters = { asExpected: 0, backoffs: 0, refreshes: 0, inFlight: 0 };
+  const counters = { asExpected: 0, backoffs: 0, refreshes: 0, inFlight: 0, replays: 0 };
   const phasesSec = { open: 0, login: 0, before: 0, hold: 0, warmup: 0, load: 0, drain: 0, after: 0 };
   const steps: StepReport[] = [];
   const sessions = o.devices.map((creds, i) => new DeviceSession(i, creds, o));
@@ -73,6 +74,10 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
         return { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading(), token };
       case 'tampered-reading':
         return { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading(), token: token === null ? null : tamperToken(token) };
+      case 'tampered-ciphertext':
+        return { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading(), token, tamperCiphertext: true };
+      case 'replayed-reading':
+        return { method: 'POST', path: `/telemetry/${o.telemetryName}`, body: s.nextReading(), token };
       case 'config':
         return { method: 'GET', path: '/config', token };
       case 'login': {
@@ -98,7 +103,9 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
     // Open loop: latency counts from when the request was due (a login before it is counted
     // under logins instead); closed loop: from when it was sent.
     const startMs = dueMs !== undefined && !renewed ? Math.min(dueMs, performance.now()) : performance.now();
-    const answer = await requests.measure(client, () => client.send(request), startMs);
+    const answer = await requests.measure(client, o.scenario.turn === 'replayed-reading'
+      ? () => sendThenReplay(client, request)
+      : () => client.send(request), startMs);
     if (answer === undefined) return;
     const wire = wireErrorOf(answer);
     if (meets(o.scenario.expect, answer.code, wire)) counters.asExpected += 1;
@@ -113,8 +120,18 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
     if (wire === WireError.tokenExpired && o.scenario.refreshes) s.markTokenStale();
   };
 
+  /** replay scenario: the reading, then (once it was answered 2.01) an eavesdropper's copy of its datagram; the copy's answer counts. */
+  const sendThenReplay = async (client: NonNullable<DeviceSession['client']>, request: SendOptions): Promise<CoapAnswer> => {
+    const first = await client.send(request);
+    const datagram = client.lastRequestDatagram;
+    if (first.code !== '2.01' || datagram === undefined) return first;
+    counters.replays += 1;
+    return replayDatagram(o.host, o.port, datagram, o.timeoutMs);
+  };
+
   let opened: DeviceSession[] = [];
   let warmupRequests = 0;
+  const oscoreTotals: OscoreClientStats = { protectedRequests: 0, echoRecoveries: 0, unprotectedErrors: 0, refusedAnswers: 0 };
   try {
     opened = await openSockets(sessions, o, (n) => { phaseDone = () => n; });
     phasesSec.open = enter('login', () => logins.answered + logins.timeouts + logins.errors, opened.length);
@@ -166,6 +183,10 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
     enter('close', () => 0, undefined);
   } finally {
     clearInterval(progressTimer);
+    for (const s of opened) {
+      const stats = s.client!.oscoreStats();
+      for (const key of Object.keys(oscoreTotals) as (keyof OscoreClientStats)[]) oscoreTotals[key] += stats[key];
+    }
     for (let i = 0; i < opened.length; i += CLOSE_BATCH) await Promise.all(opened.slice(i, i + CLOSE_BATCH).map((s) => s.client!.close()));
   }
 
@@ -183,6 +204,12 @@ export async function runFleet(input: FleetOptions): Promise<FleetReport> {
       tokenFormat: o.tokenFormat ?? null,
     },
     tokensIssued,
+    security: {
+      mode: o.security,
+      withToken: o.withToken,
+      coapTokenBytes: o.tokenBytes ?? null,
+      oscore: o.security === 'oscore' ? { ...oscoreTotals, replaysSent: counters.replays } : null,
+    },
     frameModel: FRAME_MODEL,
     target: o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`,
     startedAt,

@@ -2,15 +2,18 @@ import { TokenFormat, type TokenFormatName } from '../../gateway/src/wire/index.
 import {
   COAP_BYTES_PER_FRAME, FRAME_ASSUMPTION, IEEE802154_FRAME_BYTES, IEEE802154_MAC_OVERHEAD_BYTES, LOWPAN_IPHC_UDP_BYTES,
 } from './counting-socket.ts';
-import { SCENARIO_NAMES, type LoginKind, type ScenarioName, type StepKind } from './scenarios.ts';
+import {
+  SCENARIO_NAMES, SECURITY_MODES, tokenlessUnderOscore, type LoginKind, type ScenarioName, type SecurityMode, type StepKind,
+} from './scenarios.ts';
 import type { LatencySummary } from './stats.ts';
 
 /**
  * 2: the scenario's login kind, its steps before and after the load, and those phases' times.
  * 3: the requested token format and the formats issued; each exchange's datagrams and estimated
  * IEEE 802.15.4 frames (`radio`) and the frame model they assume (`frameModel`).
+ * 4: `security`: requests in clear or under OSCORE, and what the OSCORE requests came to.
  */
-export const FLEET_REPORT_SCHEMA_ID = 'device-sim/fleet-report/3';
+export const FLEET_REPORT_SCHEMA_ID = 'device-sim/fleet-report/4';
 
 /** The frame model of every `radio` figure (see counting-socket.ts). */
 export const FRAME_MODEL = {
@@ -70,6 +73,26 @@ export interface FleetReport {
   };
   /** Access tokens the gateway issued by format, over every login and refresh of the run (the login scenario's load not included). */
   tokensIssued: Record<TokenFormatName, number>;
+  security: {
+    /** 'oscore': every request protected with its device's OSCORE context (RFC 8613); 'none': in clear. */
+    mode: SecurityMode;
+    /** Under OSCORE, the tokenless scenarios logged in and carried their tokens inside the protection. */
+    withToken: boolean;
+    /** Bytes of each request's CoAP token, when set (--coap-token-bytes); null: node-coap's 8. */
+    coapTokenBytes: number | null;
+    /** Over every exchange of the run (logins, steps and warm-up included); null in clear. */
+    oscore: {
+      protectedRequests: number;
+      /** The gateway held no replay window for a context and asked for an Echo (RFC 8613 Appendix B.1.2): the request was repeated with it. */
+      echoRecoveries: number;
+      /** Errors the gateway answered in clear (RFC 8613 section 8.2), taken as answers. */
+      unprotectedErrors: number;
+      /** Answers refused: a success in clear, or a protected answer that did not verify (counted under `errors`). */
+      refusedAnswers: number;
+      /** replay scenario: copies of protected datagrams an eavesdropper sent again. */
+      replaysSent: number;
+    } | null;
+  };
   /** The assumptions behind every `radio.frames*` figure. */
   frameModel: typeof FRAME_MODEL;
   target: string;
@@ -114,6 +137,8 @@ type FieldType =
   | { enum: readonly (string | null)[] }
   /** An array whose every element has this type. */
   | { each: FieldType }
+  /** null, or a value of this type. */
+  | { orNull: FieldType }
   | { [field: string]: FieldType };
 
 const LATENCY: FieldType = { p50: 'number', p90: 'number', p99: 'number', max: 'number', mean: 'number' };
@@ -138,6 +163,12 @@ export const FLEET_REPORT_SCHEMA: FieldType = {
     tokenFormat: { enum: [...TOKEN_FORMAT_NAMES, null] },
   },
   tokensIssued: Object.fromEntries(TOKEN_FORMAT_NAMES.map((name): [string, FieldType] => [name, 'count'])),
+  security: {
+    mode: { enum: SECURITY_MODES },
+    withToken: 'boolean',
+    coapTokenBytes: 'count|null',
+    oscore: { orNull: { protectedRequests: 'count', echoRecoveries: 'count', unprotectedErrors: 'count', refusedAnswers: 'count', replaysSent: 'count' } },
+  },
   frameModel: { frameBytes: 'count', macOverheadBytes: 'count', lowpanHeaderBytes: 'count', coapBytesPerFrame: 'count' },
   target: 'string',
   startedAt: 'string',
@@ -232,6 +263,10 @@ function checkField(value: unknown, type: FieldType, path: string, problems: str
     if (!(type.enum as readonly unknown[]).includes(value)) fail(`one of ${type.enum.map(String).join(', ')}`);
     return;
   }
+  if ('orNull' in type && Object.keys(type).length === 1) {
+    if (value !== null) checkField(value, type.orNull as FieldType, path, problems);
+    return;
+  }
   if ('each' in type && Object.keys(type).length === 1) {
     if (!Array.isArray(value)) fail('an array');
     else value.forEach((element, i) => checkField(element, type.each as FieldType, `${path}[${i}]`, problems));
@@ -287,6 +322,7 @@ export function formatFleetReport(report: FleetReport): string[] {
     ['frame model', FRAME_ASSUMPTION],
     ['token format', `${scenario.tokenFormat === null ? 'none asked (each device\'s default)' : `${scenario.tokenFormat} asked (key 6)`}; issued `
       + Object.entries(report.tokensIssued).map(([name, n]) => `${name} ${n}`).join(', ')],
+    ['security', securityText(report.security, scenario.name)],
   ];
   if (l.sent > 0) {
     rows.push(
@@ -315,6 +351,15 @@ const LOGIN_TEXT: Readonly<Record<LoginKind, string>> = {
   assertion: 'signed assertions',
   'nonce-assertion': 'nonces and signed assertions',
 };
+
+function securityText(security: FleetReport['security'], scenario: ScenarioName): string {
+  const token = security.coapTokenBytes === null ? '' : `; ${security.coapTokenBytes}-byte CoAP tokens`;
+  const o = security.oscore;
+  if (security.mode === 'none' || o === null) return `none: requests in clear${token}`;
+  const how = tokenlessUnderOscore(scenario, security.withToken) ? 'no tokens: the context authenticates each device' : 'tokens inside the protection';
+  return `OSCORE (RFC 8613), ${how}${token}; protected requests ${o.protectedRequests}, Echo recoveries ${o.echoRecoveries}, `
+    + `errors in clear ${o.unprotectedErrors}, answers refused ${o.refusedAnswers}${o.replaysSent > 0 ? `, datagrams replayed ${o.replaysSent}` : ''}`;
+}
 
 function expectText(expect: { code: string; wireError: number | null }): string {
   return expect.wireError === null ? expect.code : `${expect.code} (wire error ${expect.wireError})`;

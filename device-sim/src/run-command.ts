@@ -6,7 +6,8 @@ import { runFleet } from './fleet.ts';
 import { FLEET_DEFAULTS } from './fleet-options.ts';
 import { createProgressView, type ProgressMode } from './progress.ts';
 import { FLEET_REPORT_SCHEMA_ID, formatFleetReport } from './report.ts';
-import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
+import { openSequenceFile } from './oscore-sequence-file.ts';
+import { SCENARIOS, SCENARIO_NAMES, SECURITY_MODES, type ScenarioName, type SecurityMode } from './scenarios.ts';
 import { SimError } from './errors.ts';
 import { gatewayCli } from './spawn-gateway.ts';
 
@@ -16,7 +17,11 @@ interface RunFlags {
   loginConcurrency: string; refreshWith: string; skewSec: string; clockCorrection: boolean;
   leewaySec: string; maxHoldSec: string; telemetryName: string; audience: string; noncesInFlight: string;
   state?: string; store?: string; revocationWaitMs: string; json?: string; progress: string; tokenFormat?: string;
+  security: string; withToken?: boolean; coapTokenBytes?: string; sequenceFile?: string;
 }
+
+/** Where `run --security oscore` keeps the devices' OSCORE sequence numbers unless --sequence-file says: beside the devices file. */
+export const sequenceFileFor = (devicesFile: string) => `${devicesFile}.oscore-seq.json`;
 
 const num = (value: string | undefined): number | undefined => (value === undefined ? undefined : Number(value));
 
@@ -52,6 +57,13 @@ export function registerRunCommand(program: Command, log: (line: string) => void
     .option('--store <store>', 'revoked scenario: the gateway\'s --store (file or a redis:// URL), passed to `gateway devices revoke`')
     .option('--revocation-wait-ms <ms>', 'revoked scenario: how long the gateway may take to refuse a revoked device\'s token',
       String(FLEET_DEFAULTS.revocationWaitMs))
+    .option('--security <mode>', `${SECURITY_MODES.join(' | ')}: oscore protects every request (logins, tokens, readings) end to end with `
+      + 'the device\'s OSCORE context (RFC 8613; `gateway devices add --oscore`); normal, wrong-scope, tampered and replay then send no token, '
+      + 'the context authenticates the device', 'none')
+    .option('--with-token', 'with --security oscore: normal, wrong-scope, tampered and replay log in too and carry the token inside the protection')
+    .option('--coap-token-bytes <n>', 'bytes of each request\'s CoAP token, 1-8 (default node-coap\'s 8; constrained devices use 0-2)')
+    .option('--sequence-file <file>', 'with --security oscore: where the devices\' OSCORE sender sequence numbers are kept between runs, '
+      + 'so that none is used twice (default: the devices file + .oscore-seq.json)')
     .option('--json <file>', `also write the report as JSON (schema ${FLEET_REPORT_SCHEMA_ID})`)
     .option('--progress <mode>', 'auto (a bar on a terminal, lines otherwise) | bar | lines | off', 'auto')
     .addHelpText('after', `\nScenarios:\n${scenarios}\n\nExit code: 0 when every device logged in and every request (and every step before and after the load) `
@@ -62,6 +74,14 @@ export function registerRunCommand(program: Command, log: (line: string) => void
       if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) {
         throw new SimError('SIM_ERR_BAD_OPTION', `--devices: expected a whole number >= 1, got ${flags.devices}`);
       }
+      const devices = limit !== undefined ? all.slice(0, limit) : all;
+      if (!(SECURITY_MODES as readonly string[]).includes(flags.security)) {
+        throw new SimError('SIM_ERR_BAD_OPTION', `--security: expected ${SECURITY_MODES.join(' or ')}, got ${flags.security}`);
+      }
+      if (flags.sequenceFile !== undefined && flags.security !== 'oscore') throw new SimError('SIM_ERR_BAD_OPTION', '--sequence-file is for --security oscore');
+      // Under OSCORE each device continues its sequence numbers from the last run (RFC 8613 Appendix B.1.1).
+      const sequences = flags.security === 'oscore' ? await openSequenceFile(flags.sequenceFile ?? sequenceFileFor(flags.devicesFile)) : undefined;
+      if (sequences !== undefined) for (const device of devices) device.oscore?.persistIn(sequences);
       const progressMode = flags.progress === 'auto' ? (process.stdout.isTTY ? 'bar' : 'lines') : flags.progress;
       if (!['bar', 'lines', 'off'].includes(progressMode)) {
         throw new SimError('SIM_ERR_BAD_OPTION', `--progress: expected auto, bar, lines or off, got ${flags.progress}`);
@@ -80,7 +100,8 @@ export function registerRunCommand(program: Command, log: (line: string) => void
       let report;
       try {
         report = await runFleet({
-          host: flags.host, port: Number(flags.port), devices: limit !== undefined ? all.slice(0, limit) : all,
+          host: flags.host, port: Number(flags.port), devices,
+          security: flags.security as SecurityMode, withToken: flags.withToken === true, tokenBytes: num(flags.coapTokenBytes),
           scenario: flags.scenario as ScenarioName, ratePerSec: num(flags.rate), concurrency: num(flags.concurrency),
           durationSec: num(flags.duration), count: num(flags.count), timeoutMs: Number(flags.timeoutMs), warmup: flags.warmup === true,
           loginConcurrency: Number(flags.loginConcurrency), refreshWith: flags.refreshWith as 'login',
@@ -93,6 +114,10 @@ export function registerRunCommand(program: Command, log: (line: string) => void
       } finally {
         view.stop();
         process.off('SIGINT', onSignal);
+        if (sequences !== undefined) {
+          await Promise.all(devices.map((device) => device.oscore?.saveExact()));
+          await sequences.close();
+        }
       }
       log('');
       for (const line of formatFleetReport(report)) log(line);

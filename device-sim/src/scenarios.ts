@@ -1,10 +1,16 @@
 import { WireError } from '../../gateway/src/wire/index.ts';
 import type { AccessToken } from './device-client.ts';
+import { SimError } from './errors.ts';
+import { OscoreRefusal } from './oscore-messages.ts';
 
 export const SCENARIO_NAMES = [
-  'normal', 'expired', 'tampered', 'skew', 'wrong-scope', 'login', 'assertion', 'clockless', 'revoked', 'refresh-reuse',
+  'normal', 'expired', 'tampered', 'skew', 'wrong-scope', 'login', 'assertion', 'clockless', 'revoked', 'refresh-reuse', 'replay',
 ] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
+
+/** How the devices' requests travel: in clear, or protected end to end with each device's OSCORE context (RFC 8613). */
+export const SECURITY_MODES = ['none', 'oscore'] as const;
+export type SecurityMode = (typeof SECURITY_MODES)[number];
 
 /** What one device does on its turn. */
 export type TurnKind =
@@ -12,6 +18,13 @@ export type TurnKind =
   | 'reading'
   /** The same, with one character of the token's signature changed. */
   | 'tampered-reading'
+  /** Under OSCORE: a protected reading with one bit of its ciphertext flipped. */
+  | 'tampered-ciphertext'
+  /**
+   * Under OSCORE: a protected reading, then, once it is answered, an eavesdropper's copy of its
+   * datagram sent again unchanged from another socket (only the answer to the copy is counted).
+   */
+  | 'replayed-reading'
   /** GET /config: a route that needs `config:read`, which `gateway devices add` does not grant by default. */
   | 'config'
   /** POST /auth with the device's credentials. */
@@ -78,6 +91,8 @@ export interface Scenario {
   before: readonly Step[];
   /** Fleet-wide steps after the load, in order. */
   after: readonly Step[];
+  /** Runs only with --security oscore. */
+  oscoreOnly?: boolean;
 }
 
 const CREATED = { code: '2.01' } as const;
@@ -136,7 +151,46 @@ export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
     ],
     after: [{ kind: 'login', expect: CREATED }, { kind: 'reading', expect: CREATED }],
   },
+  replay: {
+    ...PLAIN, name: 'replay', summary: 'under OSCORE: a protected reading, then an eavesdropper\'s copy of its datagram sent again from another socket: refused as a replay',
+    turn: 'replayed-reading', expect: OscoreRefusal.replay, logsIn: false, refreshes: false, oscoreOnly: true,
+  },
 };
+
+/** Under OSCORE, the scenarios whose requests the context alone authenticates (no token unless --with-token). */
+const TOKENLESS_UNDER_OSCORE: ReadonlySet<ScenarioName> = new Set(['normal', 'wrong-scope', 'tampered', 'replay']);
+
+/** Whether the scenario's requests under OSCORE carry no token: the context alone authenticates them. */
+export function tokenlessUnderOscore(name: ScenarioName, withToken: boolean): boolean {
+  return !withToken && TOKENLESS_UNDER_OSCORE.has(name);
+}
+
+/**
+ * The scenario as it runs under `security`. Under OSCORE every request, logins and refreshes
+ * included, is protected with the device's context, which proves the device: normal,
+ * wrong-scope, tampered and replay send no token (the gateway applies the device record's
+ * scopes) unless `withToken`, which logs in (under OSCORE) and carries the token inside the
+ * protection; tampered flips a bit of the ciphertext instead of the token's signature (4.00,
+ * wire error 22). The other scenarios are about tokens and logins, and keep them, protected.
+ * revoked cannot run under OSCORE: revoking a device ends its context too, so it could not log in again.
+ */
+export function underSecurity(scenario: Scenario, security: SecurityMode, withToken: boolean): Scenario {
+  if (security === 'none') {
+    if (scenario.oscoreOnly === true) throw new SimError('SIM_ERR_BAD_OPTION', `--scenario ${scenario.name} needs --security oscore`);
+    if (withToken) throw new SimError('SIM_ERR_BAD_OPTION', '--with-token is for --security oscore (in clear every scenario that can uses a token)');
+    return scenario;
+  }
+  if (scenario.name === 'revoked') {
+    throw new SimError('SIM_ERR_BAD_OPTION', '--scenario revoked cannot run under --security oscore: `gateway devices revoke` ends the device\'s '
+      + 'OSCORE context too (its requests are then answered 4.01, wire error 21), so it cannot log in again without a new context');
+  }
+  let adapted = scenario;
+  if (scenario.name === 'tampered') adapted = { ...adapted, turn: 'tampered-ciphertext', expect: OscoreRefusal.decryptFailed };
+  if (TOKENLESS_UNDER_OSCORE.has(scenario.name)) {
+    adapted = tokenlessUnderOscore(scenario.name, withToken) ? { ...adapted, logsIn: false, refreshes: false } : { ...adapted, logsIn: true, refreshes: true };
+  }
+  return adapted;
+}
 
 export function isScenarioName(value: unknown): value is ScenarioName {
   return typeof value === 'string' && (SCENARIO_NAMES as readonly string[]).includes(value);
