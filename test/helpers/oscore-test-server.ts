@@ -7,8 +7,9 @@ import { OscoreRefusal } from '../../device-sim/src/oscore-messages.ts';
 import { optionNumber } from '../../gateway/src/coap/options.ts';
 import { ContentFormat, ErrorKey, WireError, encodeCbor } from '../../gateway/src/wire/index.ts';
 import {
-  OscoreError, ReplayWindow, deriveContext, protectResponse, readOscoreOption, unprotectRequest,
+  OscoreError, emptyWindow, slideWindow, deriveContext, protectResponse, readOscoreOption, unprotectRequest,
   type CoapMessage, type CoapOption, type SecurityContext,
+  type ReplayWindow,
 } from '../../gateway/src/wire/oscore/index.ts';
 
 // A small OSCORE server of the gateway's kind, for the simulator's client tests while no gateway
@@ -81,7 +82,7 @@ export async function oscoreServer(t: Test, contexts: readonly SecurityContext[]
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
   t.teardown(() => new Promise<void>((resolve) => socket.close(() => resolve())));
   const held = new Map<string, Held>(contexts.map((context) => [context.recipientId.toString('hex'), {
-    context, window: new ReplayWindow(), windowKnown: plan.echoFirst !== true, echo: randomBytes(8), ownSequence: 0,
+    context, window: emptyWindow(), windowKnown: plan.echoFirst !== true, echo: randomBytes(8), ownSequence: 0,
   }]));
   /** Every request datagram, retransmissions included; `seen` has each exchange once (deduplicated by peer and Message ID, RFC 7252 section 4.5). */
   const datagrams: Buffer[] = [];
@@ -143,7 +144,9 @@ export async function oscoreServer(t: Test, contexts: readonly SecurityContext[]
       }
       device.windowKnown = true;
     }
-    if (!device.window.accept(verified.sequenceNumber)) return refuse(packet, peer, OscoreRefusal.replay);
+    const slid = slideWindow(device.window, verified.sequenceNumber);
+    if (slid === undefined) return refuse(packet, peer, OscoreRefusal.replay);
+    device.window = slid;
     const answer = (plan.answer ?? ((_inner, s) => ({
       code: '2.01', options: [opt(12, CBOR_FORMAT)], payload: encodeCbor(new Map([['seq', s.sequenceNumber]])),
     })))(message, entry);
