@@ -59,10 +59,12 @@ const PROVISION_COMMAND_TIMEOUT_MS = 120_000;
 /**
  * Provisions `count` devices (`sim-...`) as an operator does, with one `gateway devices add
  * --count`: into the file store in `stateDir` or, with `store` a Redis URL (as `gateway serve
- * --store` takes it), into Redis under the gateway's default key prefix.
+ * --store` takes it), into Redis under the gateway's default key prefix. `extra` are more flags
+ * of that command (`--oscore`: each device gets an OSCORE context too).
  */
-export async function provision(stateDir: string, count: number, scopes = ['telemetry:write'], store = 'file'): Promise<SecretCredentials[]> {
-  const flags = ['--prefix', 'sim-', '--scope', ...scopes, '--state', stateDir];
+export async function provision(stateDir: string, count: number, scopes = ['telemetry:write'], store = 'file',
+  extra: readonly string[] = []): Promise<SecretCredentials[]> {
+  const flags = ['--prefix', 'sim-', '--scope', ...scopes, '--state', stateDir, ...extra];
   if (store !== 'file') {
     // The CLI reads the object form of `store`, with its timeouts, from a gateway config file.
     const config = join(stateDir, 'provision-config.json');
@@ -81,12 +83,17 @@ export function round1(value: number): number {
  * `gateway serve` process (with --profile under --cpu-prof; --gateway-args passes extra flags,
  * e.g. '--log-level warn').
  */
-export async function startGatewayScenario(statePrefix: string, options: { traceGcWhileProfiling: boolean }) {
+export async function startGatewayScenario(statePrefix: string, options: {
+  traceGcWhileProfiling: boolean;
+  /** Provisioning as `gateway devices add --count` takes it: the scopes, more flags (`--oscore`). */
+  scopes?: string[];
+  provisionFlags?: readonly string[];
+}) {
   const deviceCount = Number(flag('devices') ?? 1000);
   const profile = hasFlag('profile');
   const gatewayArgs = (flag('gateway-args') ?? '').split(' ').filter(Boolean);
   const state = await tempDir(statePrefix);
-  const devices = await provision(state.path, deviceCount);
+  const devices = await provision(state.path, deviceCount, options.scopes, 'file', options.provisionFlags);
   const backend = await startBackendProcess();
   const gateway = await startGatewayProcess({
     stateDir: state.path, backendUrl: backend.url, traceGc: !profile || options.traceGcWhileProfiling, args: gatewayArgs,

@@ -49,6 +49,11 @@ const TARGETS: readonly Target[] = [
   { name: 'gateway RSS on Redis, 100k provisioned, 10k active (MB)', field: 'rss_mb_100k_devices_redis', compare: '<=', limit: 200 },
   { name: 'store calls per request with a cached token, file', field: 'store_calls_per_cached_request_file', compare: '<=', limit: 0 },
   { name: 'store calls per request with a cached token, Redis', field: 'store_calls_per_cached_request_redis', compare: '<=', limit: 0 },
+  // OSCORE on the device leg: the AEAD costs a few microseconds beside the cached CWT's path, a
+  // protected 25-byte reading fits one 802.15.4 frame, a forged datagram costs no signature.
+  { name: 'OSCORE CPU per request / CWT (cached), same run', field: 'oscore_vs_cwt_cpu', compare: '<=', limit: 1.1 },
+  { name: '25-byte reading to /telemetry/temp under OSCORE (bytes)', field: 'wire_reading_bytes_oscore', compare: '<=', limit: 70 },
+  { name: 'gateway CPU per forged OSCORE datagram (us)', field: 'oscore_flood_gateway_cpu_us_per_forgery', compare: '<=', limit: 20 },
 ];
 
 const isMet = (t: Target, value: number) => (t.compare === '>=' ? value >= t.limit : value <= t.limit);
@@ -82,6 +87,10 @@ const STEPS: readonly BenchStep[] = [
   { name: 'rss-100k-redis', file: 'rss-100k-redis.ts', args: (_, q) => (q ? ['--provisioned', '20000', '--active', '2000'] : []) },
   // Legitimate load with and without a forged-signature flood, same gateway, same run.
   { name: 'forged-flood', file: 'forged-flood.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
+  // OSCORE: protected readings beside cached CWTs (throughput, CPU, bytes on the wire), and a
+  // flood of forged OSCORE datagrams beside legitimate protected traffic.
+  { name: 'oscore', file: 'oscore.ts', args: (_, q) => (q ? ['--duration', '2', '--devices', '300', '--rounds', '1'] : []) },
+  { name: 'oscore-flood', file: 'oscore-flood.ts', args: (_, q) => (q ? QUICK_LOAD : []) },
   // The store layer: round trips per request on each backend; file vs Redis vs two gateways on one
   // Redis at one open-loop rate; the file store with a million devices (registry-million.ts).
   { name: 'store-calls', file: 'store-calls.ts', args: (_, q) => (q ? ['--devices', '200', '--rounds', '2'] : []) },
@@ -187,6 +196,11 @@ function derive(results: Results): void {
   ratio('cpu_ratio_at_half_load', 'echo_cpu_us_per_request_at_half_load_rate', 'half_load_gateway_cpu_us_per_request', 3);
   ratio('p99_half_load_vs_echo', 'p99_ms_at_half_load', 'echo_p99_ms_at_half_load_rate', 3);
   ratio('flood_legit_p99_vs_noflood', 'flood_legit_p99_ms', 'noflood_legit_p99_ms', 2);
+  ratio('oscore_vs_cwt_rps', 'oscore_rps', 'oscore_step_cwt_rps', 3);
+  ratio('oscore_vs_cwt_cpu', 'oscore_cpu_us_per_request', 'oscore_step_cwt_cpu_us_per_request', 3);
+  ratio('wire_reading_cwt_vs_oscore', 'wire_reading_bytes_cwt', 'wire_reading_bytes_oscore', 2);
+  ratio('wire_reading_jwt_vs_oscore', 'wire_reading_bytes_jwt', 'wire_reading_bytes_oscore', 2);
+  ratio('oscore_flood_legit_p99_vs_noflood', 'oscore_flood_legit_p99_ms', 'oscore_noflood_legit_p99_ms', 2);
   for (const [name, numerator, denominator] of [['redis_vs_file', 'redis', 'file'], ['two_vs_redis', 'two', 'redis']] as const) {
     ratio(`fleet_${name}_rps`, `fleet_${numerator}_rps`, `fleet_${denominator}_rps`, 3);
     ratio(`fleet_${name}_p50`, `fleet_${numerator}_p50_ms`, `fleet_${denominator}_p50_ms`, 2);

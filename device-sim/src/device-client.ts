@@ -77,7 +77,7 @@ export interface DeviceClientOptions {
   localAddress?: string;
   /** The device's OSCORE context (RFC 8613): every request is protected with it, unless one says otherwise. */
   oscore?: DeviceOscoreContext;
-  /** Bytes of the CoAP token, 1 to 8; unset: node-coap's 8. Constrained devices use 0 to 2, which is what the air then carries. */
+  /** Bytes of the CoAP token, 1 to 8; unset: node-coap's 8. A constrained device often uses 1 or 2, which is what the air then carries. */
   tokenBytes?: number;
 }
 

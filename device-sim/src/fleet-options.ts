@@ -94,7 +94,7 @@ export interface FleetOptions {
   security?: SecurityMode;
   /** Under OSCORE: the tokenless scenarios (normal, wrong-scope, tampered, replay) log in and carry the token inside the protection. */
   withToken?: boolean;
-  /** Bytes of each request's CoAP token (1-8); default node-coap's 8. A constrained device uses 0-2. */
+  /** Bytes of each request's CoAP token (1-8); default node-coap's 8. A constrained device often uses 1 or 2. */
   tokenBytes?: number;
   /** The devices' wall clock (default: real time). Durations and latencies always use real time. */
   clock?: WallClock;

@@ -1,6 +1,10 @@
 import { ACCESS_TOKEN_OPTION, ContentFormat, WireError, decodeCbor } from '../../gateway/src/wire/index.ts';
 import type { CoapMessage, CoapOption } from '../../gateway/src/wire/oscore/index.ts';
 
+// For the benchmarks, which reach the wire contract through the simulator: the OSCORE option
+// (RFC 8613 section 6.1) as a forger writes one.
+export { OSCORE_OPTION, writeOscoreOption } from '../../gateway/src/wire/oscore/index.ts';
+
 /** The option numbers a device's inner request and answer use (RFC 7252 section 12.2, RFC 7959, RFC 9175). */
 export const InnerOption = {
   uriPath: 11,

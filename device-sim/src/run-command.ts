@@ -61,7 +61,7 @@ export function registerRunCommand(program: Command, log: (line: string) => void
       + 'the device\'s OSCORE context (RFC 8613; `gateway devices add --oscore`); normal, wrong-scope, tampered and replay then send no token, '
       + 'the context authenticates the device', 'none')
     .option('--with-token', 'with --security oscore: normal, wrong-scope, tampered and replay log in too and carry the token inside the protection')
-    .option('--coap-token-bytes <n>', 'bytes of each request\'s CoAP token, 1-8 (default node-coap\'s 8; constrained devices use 0-2)')
+    .option('--coap-token-bytes <n>', 'bytes of each request\'s CoAP token, 1-8 (default node-coap\'s 8; a constrained device often uses 1 or 2)')
     .option('--sequence-file <file>', 'with --security oscore: where the devices\' OSCORE sender sequence numbers are kept between runs, '
       + 'so that none is used twice (default: the devices file + .oscore-seq.json)')
     .option('--json <file>', `also write the report as JSON (schema ${FLEET_REPORT_SCHEMA_ID})`)

@@ -102,6 +102,15 @@ t.test('the simulator under OSCORE, against the gateway process', async (t) => {
     t.equal(telemetry(gw).length, before + COUNT, 'the backend got each reading once, its copy never');
   });
 
+  await t.test('bad usage exits 2 and says why', async (t) => {
+    const bad = await runSimulator(gw, devicesFile, 'bad', ['--scenario', 'revoked', '--state', gw.stateDir]);
+    t.equal(bad.code, 2, 'revoked under OSCORE: exit 2');
+    t.match(bad.stderr, /cannot run under --security oscore/);
+    const plain = await runSimulator(gw, join(gw.stateDir, 'provisioned.json'), 'plain', ['--concurrency', '1']);
+    t.equal(plain.code, 2, 'devices without contexts: exit 2');
+    t.match(plain.stderr, /have no OSCORE context.*devices add --count N --oscore/);
+  });
+
   await t.test('--with-token: logins under OSCORE, the CWT inside the protection', async (t) => {
     const report = reportOf(t, await runSimulator(gw, devicesFile, 'with-token', ['--with-token', '--token-format', 'cwt']));
     t.same(report.requests.byCode, { '2.01': COUNT });
