@@ -8,7 +8,8 @@
 // was answered, the gateway's CPU per second in each phase and, from the difference, its CPU
 // per forged datagram (all of it: receiving, the context lookup, the failed decryption, the
 // answer in clear, the log line).
-// Flags: --rate, --duration (each phase), --devices, --flood-rate, --flood-sockets, --profile (phase B).
+// Flags: --rate (`make bench` passes half the OSCORE peak of the oscore step), --duration (each
+// phase), --devices, --flood-rate, --flood-sockets, --profile (phase B).
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Socket } from 'node:dgram';
 import { generate } from 'coap-packet';
